@@ -1,0 +1,37 @@
+#include "resin/backend/backend.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "resin/backend/cpu/cpu_backend.h"
+#include "resin/backend/ref/ref_backend.h"
+
+namespace resin::backend {
+namespace {
+std::atomic<bool> g_force_ref{[] {
+  const char* e = std::getenv("RESIN_BACKEND");
+  return e && std::strcmp(e, "ref") == 0;
+}()};
+}  // namespace
+
+Backend& ref_backend() {
+  static RefBackend ref;
+  return ref;
+}
+
+static Backend& cpu_backend() {
+  static CpuBackend cpu;
+  return cpu;
+}
+
+Backend& backend_for(const Tensor& t) {
+  RESIN_CHECK(t.device().type == DeviceType::cpu, "no backend for device ", t.device(), " in this build");
+  if (g_force_ref.load() || t.dtype() != DType::f32) return ref_backend();
+  return cpu_backend();
+}
+
+void set_force_reference(bool on) { g_force_ref.store(on); }
+bool force_reference() { return g_force_ref.load(); }
+
+}  // namespace resin::backend

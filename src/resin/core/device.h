@@ -1,0 +1,20 @@
+// Where a tensor lives. CPU always; CUDA when built with RESIN_WITH_CUDA.
+#pragma once
+#include <ostream>
+#include <string>
+
+namespace resin {
+
+enum class DeviceType : uint8_t { cpu, cuda };
+
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+  bool operator==(const Device&) const = default;
+  std::string str() const { return type == DeviceType::cpu ? "cpu" : "cuda:" + std::to_string(index); }
+  static Device cpu() { return {}; }
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.str(); }
+
+}  // namespace resin

@@ -1,0 +1,30 @@
+// Errors: every failed precondition throws resin::Error with a message that names the op,
+// what was expected and what was got.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace resin {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Concatenates anything streamable. GCC 12 has no std::format.
+template <class... Args>
+std::string str_cat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+}  // namespace resin
+
+#define RESIN_CHECK(cond, ...)                                   \
+  do {                                                           \
+    if (!(cond)) throw ::resin::Error(::resin::str_cat(__VA_ARGS__)); \
+  } while (0)
+
+#define RESIN_FAIL(...) throw ::resin::Error(::resin::str_cat(__VA_ARGS__))

@@ -1,0 +1,44 @@
+// Helpers shared by the op implementations (not part of the public API).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "resin/autograd/grad_mode.h"
+#include "resin/autograd/node.h"
+#include "resin/backend/backend.h"
+#include "resin/ops/ops.h"
+
+namespace resin::detail {
+
+using autograd::Node;
+
+// A view of base's storage with the given geometry (no autograd history).
+inline Tensor make_view(const Tensor& base, const Shape& shape, const Strides& strides, int64_t offset) {
+  return Tensor(std::make_shared<TensorImpl>(base.impl()->storage(), shape, strides, offset, base.dtype()));
+}
+
+// Records `node` as the grad_fn of `outputs` when any input requires grad.
+template <class NodeT>
+void record(const std::shared_ptr<NodeT>& node, const std::vector<const Tensor*>& inputs,
+            const std::vector<Tensor*>& outputs) {
+  autograd::set_history(node, inputs, outputs);
+}
+
+inline void check_defined(const Tensor& t, const char* op, const char* what) {
+  RESIN_CHECK(t.defined(), op, ": ", what, " is undefined");
+}
+
+inline void check_floating(const Tensor& t, const char* op) {
+  RESIN_CHECK(t.defined(), op, ": input is undefined");
+  RESIN_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor (f32, f64 or bf16), got ", t.dtype());
+  RESIN_CHECK(t.dtype() != DType::bf16, op, ": bf16 tensors are storage-only; convert with .to(DType::f32)");
+}
+
+inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
+  RESIN_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch, ", a.dtype(), " vs ", b.dtype());
+  RESIN_CHECK(a.device() == b.device(), op, ": device mismatch, ", a.device(), " vs ", b.device());
+}
+
+inline backend::Backend& be(const Tensor& t) { return backend::backend_for(t); }
+
+}  // namespace resin::detail

@@ -1,0 +1,191 @@
+// Softmax, losses, dropout and embedding.
+#include "resin/ops/detail.h"
+
+namespace resin {
+using namespace detail;
+
+namespace {
+
+struct SoftmaxBackward : Node {
+  Tensor y;
+  int64_t dim = 0;
+  bool log = false;
+  std::string name() const override { return log ? "LogSoftmaxBackward" : "SoftmaxBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { y = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    Tensor gy = g[0].strides() == y.strides() ? g[0] : g[0].contiguous();
+    Tensor yy = gy.strides() == y.strides() ? y : y.contiguous();
+    Tensor gx = empty_like(yy);
+    be(yy).softmax_backward(yy, gy, gx, dim, log);
+    return {gx};
+  }
+};
+
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  const char* op = log ? "log_softmax" : "softmax";
+  check_floating(x, op);
+  dim = wrap_dim(dim, x.dim(), op);
+  Tensor xc = x.is_non_overlapping_dense() ? x.detach() : x.detach().contiguous();
+  Tensor y = empty_like(xc);
+  if (x.numel() > 0) be(xc).softmax_forward(xc, y, dim, log);
+  if (autograd::any_requires_grad({&x})) {
+    auto n = std::make_shared<SoftmaxBackward>();
+    n->y = y.detach();
+    n->dim = dim;
+    n->log = log;
+    record(n, {&x}, {&y});
+  }
+  return y;
+}
+
+struct NllLossBackward : Node {
+  Tensor target;
+  Shape in_shape;
+  std::string name() const override { return "NllLossBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { target = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    be(gx).scatter_rows_add(neg(g[0]).contiguous(), target, gx);
+    return {gx};
+  }
+};
+
+void check_targets(const Tensor& target, int64_t n, int64_t classes, const char* op) {
+  RESIN_CHECK(target.dtype() == DType::i64, op, ": expected i64 class indices, got ", target.dtype());
+  RESIN_CHECK(target.dim() == 1 && target.size(0) == n, op, ": expected target of shape [", n, "], got ",
+              target.shape());
+  const int64_t* t = target.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    RESIN_CHECK(t[i * target.stride(0)] >= 0 && t[i * target.stride(0)] < classes, op, ": target ",
+                t[i * target.stride(0)], " at index ", i, " is out of range [0, ", classes, ")");
+}
+
+Tensor reduce_loss(const Tensor& per_sample, Reduction r) {
+  switch (r) {
+    case Reduction::none: return per_sample;
+    case Reduction::sum: return sum(per_sample);
+    case Reduction::mean: return mean(per_sample);
+  }
+  return per_sample;
+}
+
+struct DropoutBackward : Node {
+  Tensor mask;
+  std::string name() const override { return "DropoutBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { mask = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override { return {mul(g[0], mask)}; }
+};
+
+struct EmbeddingBackward : Node {
+  Tensor index;
+  Shape weight_shape;
+  std::string name() const override { return "EmbeddingBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { index = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    Tensor gw = zeros(weight_shape, {.dtype = g[0].dtype()});
+    be(gw).index_add(g[0].contiguous().reshape({index.numel(), weight_shape[1]}), index, gw);
+    return {gw};
+  }
+};
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction r) {
+  check_floating(logp, "nll_loss");
+  RESIN_CHECK(logp.dim() == 2, "nll_loss: expected log-probabilities [N, C], got ", logp.shape());
+  check_targets(target, logp.size(0), logp.size(1), "nll_loss");
+  Tensor picked = empty(Shape{logp.size(0)}, {.dtype = logp.dtype()});
+  be(logp).gather_rows(logp.detach(), target, picked);
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = neg(picked);
+  }
+  if (autograd::any_requires_grad({&logp})) {
+    auto n = std::make_shared<NllLossBackward>();
+    n->target = target;
+    n->in_shape = logp.shape();
+    record(n, {&logp}, {&out});
+  }
+  return reduce_loss(out, r);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& o) {
+  check_floating(logits, "cross_entropy");
+  RESIN_CHECK(logits.dim() == 2, "cross_entropy: expected logits [N, C], got ", logits.shape());
+  RESIN_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
+              o.label_smoothing);
+  check_targets(target, logits.size(0), logits.size(1), "cross_entropy");
+  Tensor logp = log_softmax(logits, 1);
+  Tensor loss = nll_loss(logp, target, Reduction::none);
+  if (o.label_smoothing > 0) {
+    // (1 - eps) * nll + eps * mean over classes of -log p  (torch's definition)
+    Tensor smooth = neg(mean(logp, {1}));
+    loss = add(mul(loss, 1.0 - o.label_smoothing), mul(smooth, o.label_smoothing));
+  }
+  return reduce_loss(loss, o.reduction);
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
+  check_floating(input, "mse_loss");
+  check_same_dtype(input, target, "mse_loss");
+  RESIN_CHECK(input.shape() == target.shape(), "mse_loss: input shape ", input.shape(), " vs target ", target.shape());
+  Tensor d = sub(input, target);
+  return reduce_loss(mul(d, d), r);
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  check_floating(x, "dropout");
+  RESIN_CHECK(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  Tensor mask;
+  if (p == 1) {
+    mask = zeros(x.shape(), {.dtype = x.dtype()});
+  } else {
+    NoGradGuard ng;
+    mask = mul(gt(rand(x.shape(), {.dtype = x.dtype()}, gen), p), 1.0 / (1.0 - p));
+  }
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = mul(x.detach(), mask);
+  }
+  if (autograd::any_requires_grad({&x})) {
+    auto n = std::make_shared<DropoutBackward>();
+    n->mask = mask;
+    record(n, {&x}, {&out});
+  }
+  return out;
+}
+
+Tensor embedding(const Tensor& indices, const Tensor& weight) {
+  check_floating(weight, "embedding");
+  RESIN_CHECK(weight.dim() == 2, "embedding: expected weight [num_embeddings, dim], got ", weight.shape());
+  RESIN_CHECK(indices.dtype() == DType::i64, "embedding: expected i64 indices, got ", indices.dtype());
+  Tensor idx = indices.contiguous().reshape({indices.numel()});
+  const int64_t* ip = idx.data<int64_t>();
+  for (int64_t i = 0; i < idx.numel(); ++i)
+    RESIN_CHECK(ip[i] >= 0 && ip[i] < weight.size(0), "embedding: index ", ip[i], " at position ", i,
+                " is out of range [0, ", weight.size(0), ")");
+  Tensor out = empty(Shape{idx.numel(), weight.size(1)}, {.dtype = weight.dtype()});
+  be(weight).index_select(weight.detach(), idx, out);
+  Shape s = indices.shape();
+  s.push_back(weight.size(1));
+  out = make_view(out, s, contiguous_strides(s), 0);
+  if (autograd::any_requires_grad({&weight})) {
+    auto n = std::make_shared<EmbeddingBackward>();
+    n->index = idx;
+    n->weight_shape = weight.shape();
+    record(n, {&weight}, {&out});
+  }
+  return out;
+}
+
+}  // namespace resin

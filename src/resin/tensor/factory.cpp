@@ -1,0 +1,94 @@
+#include <cmath>
+
+#include "resin/core/rng.h"
+#include "resin/tensor/tensor.h"
+
+namespace resin {
+
+Tensor empty_strided(const Shape& s, const Strides& st, TensorOptions o) {
+  for (auto d : s) RESIN_CHECK(d >= 0, "empty: negative dimension in shape ", s);
+  int64_t span = 1;
+  for (size_t i = 0; i < s.size(); ++i) span += (s[i] - 1) * st[i];
+  if (s.numel() == 0) span = 0;
+  auto storage = Storage::allocate(static_cast<size_t>(span) * dtype_size(o.dtype), o.device);
+  Tensor t(std::make_shared<TensorImpl>(storage, s, st, 0, o.dtype));
+  if (o.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+Tensor empty(const Shape& s, TensorOptions o) { return empty_strided(s, contiguous_strides(s), o); }
+
+Tensor empty_like(const Tensor& t, MemoryFormat f) {
+  const Strides st = f == MemoryFormat::channels_last ? channels_last_strides(t.shape())
+                                                      : contiguous_strides(t.shape());
+  return empty_strided(t.shape(), st, {.dtype = t.dtype(), .device = t.device()});
+}
+
+Tensor empty_like(const Tensor& t) {
+  if (t.is_non_overlapping_dense())
+    return empty_strided(t.shape(), t.strides(), {.dtype = t.dtype(), .device = t.device()});
+  return empty_like(t, t.suggest_memory_format());
+}
+
+namespace {
+template <class F>
+Tensor fill_with(const Shape& s, TensorOptions o, F&& value_at) {
+  Tensor t = empty(s, {.dtype = o.dtype, .device = o.device});
+  dispatch_dtype(o.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data<T>();
+    const int64_t n = t.numel();
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (std::is_same_v<T, BFloat16>) p[i] = BFloat16(static_cast<float>(value_at(i)));
+      else p[i] = static_cast<T>(value_at(i));
+    }
+  });
+  if (o.requires_grad) t.set_requires_grad(true);
+  return t;
+}
+}  // namespace
+
+Tensor full(const Shape& s, double value, TensorOptions o) {
+  return fill_with(s, o, [value](int64_t) { return value; });
+}
+Tensor zeros(const Shape& s, TensorOptions o) { return full(s, 0.0, o); }
+Tensor ones(const Shape& s, TensorOptions o) { return full(s, 1.0, o); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor scalar_tensor(double value, TensorOptions o) { return full(Shape{}, value, o); }
+
+Tensor arange(double start, double end, double step, TensorOptions o) {
+  RESIN_CHECK(step != 0, "arange: step must be non-zero");
+  RESIN_CHECK((end - start) / step >= 0, "arange: empty range from ", start, " to ", end,
+              " with step ", step);
+  const auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  return fill_with(Shape{n}, o, [&](int64_t i) { return start + static_cast<double>(i) * step; });
+}
+
+Tensor randn(const Shape& s, TensorOptions o, Generator* g) {
+  Generator& gen = g ? *g : default_generator();
+  return fill_with(s, o, [&](int64_t) { return gen.normal(); });
+}
+
+Tensor rand(const Shape& s, TensorOptions o, Generator* g) { return uniform(s, 0.0, 1.0, o, g); }
+
+Tensor uniform(const Shape& s, double lo, double hi, TensorOptions o, Generator* g) {
+  Generator& gen = g ? *g : default_generator();
+  return fill_with(s, o, [&](int64_t) { return lo + (hi - lo) * gen.uniform(); });
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& s, TensorOptions o, Generator* g) {
+  RESIN_CHECK(high > low, "randint: expected low < high, got ", low, " and ", high);
+  Generator& gen = g ? *g : default_generator();
+  return fill_with(s, o, [&](int64_t) {
+    return static_cast<double>(low + static_cast<int64_t>(gen.below(static_cast<uint64_t>(high - low))));
+  });
+}
+
+Tensor from_vector(const std::vector<double>& v, const Shape& s, TensorOptions o) {
+  RESIN_CHECK(static_cast<int64_t>(v.size()) == s.numel(), "from_vector: ", v.size(),
+              " values for shape ", s, " (", s.numel(), " elements)");
+  return fill_with(s, o, [&](int64_t i) { return v[static_cast<size_t>(i)]; });
+}
+
+}  // namespace resin
