@@ -1,5 +1,6 @@
 // 2-D convolution. The output keeps the input's physical layout.
 #include "resin/ops/detail.h"
+#include "resin/ops/profile.h"
 
 namespace resin {
 using namespace detail;
@@ -70,6 +71,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   Tensor y = x.suggest_memory_format() == MemoryFormat::channels_last
                  ? empty_strided(ys, channels_last_strides(ys), {.dtype = x.dtype()})
                  : empty(ys, {.dtype = x.dtype()});
+  MacCounter::add(ys.numel() * w.size(1) * kh * kw);
   be(x).conv2d_forward(x.detach(), w.detach(), bias.defined() ? bias.detach() : Tensor(), y, p);
   if (autograd::any_requires_grad({&x, &w, &bias})) {
     auto n = std::make_shared<Conv2dBackward>();

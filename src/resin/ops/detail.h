@@ -1,5 +1,6 @@
 // Helpers shared by the op implementations (not part of the public API).
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <vector>
 

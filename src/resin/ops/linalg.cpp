@@ -1,5 +1,6 @@
 // matmul with torch.matmul semantics, and linear.
 #include "resin/ops/detail.h"
+#include "resin/ops/profile.h"
 
 namespace resin {
 using namespace detail;
@@ -58,6 +59,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor a3 = as_batched3(a.detach(), batch), b3 = as_batched3(b.detach(), batch);
   Tensor o3 = make_view(out, Shape{std::max<int64_t>(batch.numel(), 1), M, N},
                         Strides{M * N, N, 1}, 0);
+  MacCounter::add(out.numel() * K);
   if (batch.numel() != 0) be(out).matmul(a3, b3, o3);
   if (autograd::any_requires_grad({&a, &b})) {
     auto n = std::make_shared<MatmulBackward>();

@@ -97,6 +97,8 @@ class Tensor {
   Tensor transpose(int64_t a, int64_t b) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor select(int64_t dim, int64_t index) const;
+  // Python's x[..., start:end:step, ...] along one dim (step > 0); a view.
+  Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor expand(const Shape& s) const;
   Tensor unsqueeze(int64_t dim) const;
   Tensor squeeze(int64_t dim) const;
