@@ -1,0 +1,12 @@
+// Subcommands of the `resin` CLI. Each takes the arguments after its name and returns an exit code.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace resin::app {
+
+int cmd_train(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+int cmd_zoo(const std::vector<std::string>& args);
+
+}  // namespace resin::app
