@@ -58,7 +58,7 @@ bool Args::parse(const std::vector<std::string>& argv) {
     RESIN_CHECK(!values_.count(name), "option --", name, " given twice");
     if (s->is_flag) {
       RESIN_CHECK(!has_inline, "--", name, " takes no value");
-      values_[name] = "1";
+      values_[name] = std::string(1, '1');
       continue;
     }
     if (!has_inline) {
