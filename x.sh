@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The two README commands.
+#   ./x.sh train [resin train options]   install what is missing, build Release, train ResNet-20 on
+#                                         Fashion-MNIST and report the test accuracy
+#   ./x.sh test                           install what is missing, build, run the whole test suite
+# Environment: BUILD_DIR (default build), JOBS (default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")"
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+configure_and_build() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  train)
+    scripts/install-deps.sh --build-only
+    configure_and_build "$BUILD_DIR" -DRESIN_BUILD_TESTS=OFF -DRESIN_BUILD_BENCH=OFF
+    exec "$BUILD_DIR/resin" train --model resnet20 --data fashion-mnist --out runs/resnet20-fashion "$@"
+    ;;
+  test)
+    scripts/install-deps.sh
+    configure_and_build "$BUILD_DIR"
+    cd "$BUILD_DIR"
+    ctest --output-on-failure -j "$JOBS"
+    ;;
+  *)
+    echo "usage: ./x.sh train [resin train options] | ./x.sh test" >&2
+    exit 2
+    ;;
+esac
