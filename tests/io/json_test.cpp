@@ -26,6 +26,19 @@ TEST(Json, ParsesNestedValues) {
   EXPECT_EQ(v.find("missing"), nullptr);
 }
 
+TEST(Json, ParsesNumbers) {
+  const JsonValue v = parse_json("[0, -0, 1.5, -2.5e-3, 1E2, 0.1, 12345678901234567890.0]", "n");
+  EXPECT_EQ(v.array[0].kind, JsonValue::Kind::integer);
+  EXPECT_EQ(v.array[1].integer, 0);
+  EXPECT_EQ(v.array[2].kind, JsonValue::Kind::number);
+  EXPECT_EQ(v.array[2].number, 1.5);
+  EXPECT_EQ(v.array[3].number, -2.5e-3);
+  EXPECT_EQ(v.array[4].kind, JsonValue::Kind::number);
+  EXPECT_EQ(v.array[4].number, 100.0);
+  EXPECT_EQ(v.array[5].number, 0.1);  // correctly rounded
+  EXPECT_EQ(v.array[6].number, 12345678901234567890.0);
+}
+
 TEST(Json, QuoteRoundTrips) {
   const std::string s = std::string("a\"b\\c\n\x01\x1f") + "\xc3\xa9";
   EXPECT_EQ(parse_json(json_quote(s), "q").string, s);
@@ -40,8 +53,12 @@ TEST(Json, RejectsMalformedInput) {
       {"[1 2]", "expected ',' or ']'"},
       {"{\"a\":1,\"a\":2}", "duplicate key \"a\""},
       {"{} x", "trailing data"},
-      {"[1.5]", "only integers"},
-      {"[1e3]", "only integers"},
+      {"[1.]", "expected a digit after the decimal point"},
+      {"[.5]", "unexpected character"},
+      {"[1e]", "expected a digit in the exponent"},
+      {"[1e+]", "expected a digit in the exponent"},
+      {"[1e999]", "number out of range"},
+      {"[-01.5]", "leading zeros"},
       {"[01]", "leading zeros"},
       {"[-]", "expected a digit"},
       {"[9223372036854775808]", "does not fit"},

@@ -139,7 +139,7 @@ std::vector<Hostile> hostile_files() {
       {"bad json: trailing garbage", file_with("{} }", ""), "trailing data"},
       {"bad json: duplicate key", file_with("{" + ok_entry + "," + ok_entry + "}", data8), "duplicate key \"x\""},
       {"bad json: float in shape", one(R"("x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]})", data8),
-       "only integers"},
+       "shape entries must be integers, got number"},
       {"bad json: invalid utf-8 name", file_with("{\"\xff\":1}", ""), "UTF-8"},
       {"bad json: deep nesting", file_with("{\"x\":" + std::string(500, '[') + std::string(500, ']') + "}", ""),
        "nesting deeper"},

@@ -1,5 +1,7 @@
 #include "resin/io/json.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -18,6 +20,7 @@ const char* json_kind_name(JsonValue::Kind k) {
     case JsonValue::Kind::null: return "null";
     case JsonValue::Kind::boolean: return "boolean";
     case JsonValue::Kind::integer: return "integer";
+    case JsonValue::Kind::number: return "number";
     case JsonValue::Kind::string: return "string";
     case JsonValue::Kind::array: return "array";
     case JsonValue::Kind::object: return "object";
@@ -68,8 +71,7 @@ class Parser {
       v.kind = JsonValue::Kind::string;
       v.string = parse_string();
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = JsonValue::Kind::integer;
-      v.integer = parse_integer();
+      parse_number(v);
     } else if (c == 't') {
       expect_literal("true");
       v.kind = JsonValue::Kind::boolean;
@@ -146,26 +148,52 @@ class Parser {
     }
   }
 
-  int64_t parse_integer() {
+  // Integers that fit in int64 become Kind::integer (exactly); anything with a fraction or
+  // exponent becomes Kind::number.
+  void parse_number(JsonValue& v) {
+    const size_t start = pos_;
     const bool negative = peek() == '-';
     if (negative) ++pos_;
-    if (at_end() || peek() < '0' || peek() > '9') fail("expected a digit");
-    if (peek() == '0' && pos_ + 1 < s_.size() && s_[pos_ + 1] >= '0' && s_[pos_ + 1] <= '9')
+    auto digits = [&] {
+      const size_t b = pos_;
+      while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
+      return pos_ - b;
+    };
+    const size_t int_start = pos_;
+    if (digits() == 0) fail("expected a digit");
+    if (s_[int_start] == '0' && pos_ - int_start > 1) {
+      pos_ = int_start;
       fail("leading zeros are not allowed");
-    // Accumulate as a negative number so INT64_MIN fits.
-    int64_t v = 0;
-    while (!at_end() && peek() >= '0' && peek() <= '9') {
-      const int d = peek() - '0';
-      if (v < (INT64_MIN + d) / 10) fail("integer does not fit in 64 bits");
-      v = v * 10 - d;
+    }
+    bool is_integer = true;
+    if (peek() == '.') {
       ++pos_;
+      is_integer = false;
+      if (digits() == 0) fail("expected a digit after the decimal point");
     }
-    if (peek() == '.' || peek() == 'e' || peek() == 'E') fail("only integers are supported");
-    if (!negative) {
-      if (v == INT64_MIN) fail("integer does not fit in 64 bits");
-      v = -v;
+    if (peek() == 'e' || peek() == 'E') {
+      ++pos_;
+      is_integer = false;
+      if (peek() == '+' || peek() == '-') ++pos_;
+      if (digits() == 0) fail("expected a digit in the exponent");
     }
-    return v;
+    const char* b = s_.data() + start;
+    const char* e = s_.data() + pos_;
+    if (is_integer) {
+      v.kind = JsonValue::Kind::integer;
+      const auto r = std::from_chars(b, e, v.integer);
+      if (r.ec != std::errc() || r.ptr != e) {
+        pos_ = start;
+        fail("integer does not fit in 64 bits");
+      }
+    } else {
+      v.kind = JsonValue::Kind::number;
+      const auto r = std::from_chars(b, e, v.number);
+      if (r.ec != std::errc() || r.ptr != e || !std::isfinite(v.number)) {
+        pos_ = start;
+        fail("number out of range");
+      }
+    }
   }
 
   unsigned hex4() {

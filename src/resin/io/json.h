@@ -1,8 +1,9 @@
 // A small, strict JSON reader and writer for file headers (safetensors) and test specs.
 //
 // Accepted: objects, arrays, strings (all JSON escapes, \u surrogate pairs, UTF-8 validated),
-// integers that fit in int64, true, false, null. Rejected with resin::Error: numbers with a
-// fraction or exponent, leading zeros, duplicate object keys, control characters in strings,
+// integers that fit in int64 (kind integer), other JSON numbers (kind number, a double), true,
+// false, null. Rejected with resin::Error: malformed numbers (leading zeros, "1.", ".5", "1e"),
+// integers outside int64, non-finite numbers, duplicate object keys, control characters in strings,
 // nesting deeper than kMaxJsonDepth, and anything but whitespace after the top-level value.
 // Errors name the source and the byte offset of the problem.
 #pragma once
@@ -16,10 +17,11 @@ namespace resin::io {
 inline constexpr int kMaxJsonDepth = 64;
 
 struct JsonValue {
-  enum class Kind { null, boolean, integer, string, array, object };
+  enum class Kind { null, boolean, integer, number, string, array, object };
   Kind kind = Kind::null;
   bool boolean = false;
   int64_t integer = 0;
+  double number = 0;  // kind number only
   std::string string;
   std::vector<JsonValue> array;
   std::vector<std::pair<std::string, JsonValue>> object;  // in file order, keys unique
