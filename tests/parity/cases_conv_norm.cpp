@@ -118,6 +118,11 @@ void add_conv_norm_cases(std::vector<Case>& out, DType t) {
       {"5x5 kernel on 5x5 input (1x1 output)", 1, 3, 5, 5, 2, 5, 5, {1, 1}, {0, 0}, {1, 1}, 1, true, C, C},
       {"stride 3 (rows skipped in backward)", 2, 2, 10, 10, 3, 3, 3, {3, 3}, {1, 1}, {1, 1}, 1, true, C, C},
       {"stride 2 pad 0 on odd size (trailing rows unused)", 2, 3, 8, 8, 4, 3, 3, {2, 2}, {0, 0}, {1, 1}, 1, true, C, C},
+      // Channel counts a vectorised backend blocks by 8/16.
+      {"16->32 3x3 channels_last", 2, 16, 10, 10, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, false, CL, C},
+      {"32->64 1x1 stride 2", 2, 32, 8, 8, 64, 1, 1, {2, 2}, {0, 0}, {1, 1}, 1, false, C, C},
+      {"depthwise 32 channels, stride 2", 2, 32, 9, 9, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 32, true, C, C},
+      {"16->24 3x3 stride 2, 15x15", 1, 16, 15, 15, 24, 3, 3, {2, 2}, {1, 1}, {1, 1}, 1, true, C, C},
   };
   for (const ConvSpec& s : convs) conv_case(out, t, d, s);
   ConvSpec fixed_w = convs[1];
@@ -144,6 +149,8 @@ void add_conv_norm_cases(std::vector<Case>& out, DType t) {
       {"eval inference (no gradients)", {2, 3, 4, 4}, C, false, true, true, false},
       {"eval inference channels_last, no affine", {2, 3, 4, 5}, CL, false, false, true, false},
       {"eval [N, C]", {5, 3}, C, false, true, true, true},
+      {"training 16 channels channels_last", {4, 16, 5, 5}, CL, true, true, true, true},
+      {"training 32 channels", {2, 32, 4, 4}, C, true, true, true, true},
   };
   for (const BnSpec& s : bns) bn_case(out, t, d, s);
 

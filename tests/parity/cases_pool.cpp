@@ -43,6 +43,8 @@ void add_pool_cases(std::vector<Case>& out, DType t) {
       {"batch 1, strided input, 2x2 stride 1", {1, 3, 5, 5}, {2, 2}, {1, 1}, {0, 0}, Layout::strided},
       {"3x3 stride 1 pad 1, transposed input", {2, 3, 5, 6}, {3, 3}, {1, 1}, {1, 1}, Layout::transposed},
       {"4x4 stride 3 pad 2", {1, 2, 10, 11}, {4, 4}, {3, 3}, {2, 2}, C},
+      {"16 channels channels_last 3x3 stride 2 pad 1", {2, 16, 10, 10}, {3, 3}, {2, 2}, {1, 1}, CL},
+      {"32 channels 2x2", {2, 32, 6, 6}, {2, 2}, {2, 2}, {0, 0}, C},
   };
   for (const PoolSpec& s : specs) {
     pool_cases(out, t, d, s, true);
@@ -57,7 +59,7 @@ void add_pool_cases(std::vector<Case>& out, DType t) {
   const Adaptive ads[] = {
       {{2, 3, 5, 7}, 3, 4, C},  {{2, 3, 7, 7}, 1, 1, C}, {{2, 3, 8, 8}, 4, 4, C},
       {{1, 4, 6, 5}, 4, 3, C},  {{2, 3, 7, 5}, 3, 2, CL}, {{2, 2, 3, 3}, 5, 5, C},
-      {{2, 3, 6, 6}, 1, 1, CL}, {{2, 3, 9, 10}, 4, 3, Layout::strided},
+      {{2, 3, 6, 6}, 1, 1, CL}, {{2, 3, 9, 10}, 4, 3, Layout::strided}, {{2, 16, 7, 7}, 1, 1, CL},
   };
   for (const Adaptive& a : ads) {
     const int64_t oh = a.oh, ow = a.ow;

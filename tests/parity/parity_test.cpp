@@ -7,8 +7,10 @@
 //   f32: |resin - torch| <= 1e-4  * |torch| + 1e-5  * max(1, max|torch|)
 // f32 cases run twice: on the default backend for f32 and on the reference backend.
 // Without an importable torch every test FAILS (run scripts/install-deps.sh); none is skipped.
+// torch's results are cached in the build tree keyed by a hash of everything sent to it.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -97,12 +99,29 @@ Oracle run_oracle() {
   const std::string spec = spec_json(o.cases, o.ids);
   io::parse_json(spec, "parity spec");
 
+  // torch's answers depend only on the spec, the input bytes and the oracle script, so they are
+  // cached in the build tree under a hash of those: ctest runs each test in its own process, and
+  // importing torch costs seconds. RESIN_PARITY_NO_CACHE=1 forces a fresh torch run.
+  const std::string script = std::string(RESIN_SOURCE_DIR) + "/tests/parity/torch_oracle.py";
+  const std::string input_bytes = io::serialize_safetensors(inputs);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  const std::string script_text = io::read_file(script);
+  for (const std::string* part : {&spec, &input_bytes, &script_text})
+    for (const char ch : *part) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  const std::string cache = std::string(RESIN_BINARY_DIR) + "/parity-oracle-" + hex + ".safetensors";
+  const char* no_cache = std::getenv("RESIN_PARITY_NO_CACHE");
+  if (!(no_cache && std::string(no_cache) == "1") && ::access(cache.c_str(), R_OK) == 0) {
+    o.results = io::load_safetensors(cache);
+    return o;
+  }
+
   testing::TempDir dir;
   const std::string spec_path = dir.file("spec.json"), in_path = dir.file("inputs.safetensors"),
                     out_path = dir.file("outputs.safetensors"), log_path = dir.file("oracle.log");
   io::atomic_write_file(spec_path, spec);
-  io::save_safetensors(in_path, inputs);
-  const std::string script = std::string(RESIN_SOURCE_DIR) + "/tests/parity/torch_oracle.py";
+  io::atomic_write_file(in_path, input_bytes);
   const std::string cmd = "/usr/bin/python3 '" + script + "' '" + spec_path + "' '" + in_path + "' '" + out_path +
                           "' > '" + log_path + "' 2>&1";
   const int status = std::system(cmd.c_str());
@@ -118,7 +137,9 @@ Oracle run_oracle() {
   } else if (rc != 0) {
     o.error = "torch_oracle.py failed with exit status " + std::to_string(rc) + ":\n" + log;
   } else {
-    o.results = io::load_safetensors(out_path);
+    const std::string bytes = io::read_file(out_path);
+    o.results = io::parse_safetensors(bytes, out_path);
+    io::atomic_write_file(cache, bytes);  // parallel test processes race benignly: same bytes
   }
   return o;
 }
@@ -186,10 +207,16 @@ std::string compare(const Tensor& got, const Tensor& want, DType dtype) {
   return buf;
 }
 
-// Runs one case with resin and compares everything torch computed. Returns the failures.
-std::vector<std::string> check_case(const Case& c, const std::string& id, const io::SafetensorsFile& res) {
+struct CheckResult {
   std::vector<std::string> fails;
-  if (auto it = res.metadata.find(id); it != res.metadata.end()) return {"torch raised:\n" + it->second};
+  int outputs = 0, grads = 0, states = 0;  // tensors compared
+};
+
+// Runs one case with resin and compares everything torch computed.
+CheckResult check_case(const Case& c, const std::string& id, const io::SafetensorsFile& res) {
+  CheckResult result;
+  std::vector<std::string>& fails = result.fails;
+  if (auto it = res.metadata.find(id); it != res.metadata.end()) return {{"torch raised:\n" + it->second}};
   std::vector<Tensor> ins, leaves;
   std::vector<size_t> leaf_index;
   for (size_t k = 0; k < c.inputs.size(); ++k) {
@@ -204,13 +231,14 @@ std::vector<std::string> check_case(const Case& c, const std::string& id, const 
   try {
     outs = c.run(ins);
   } catch (const Error& e) {
-    return {std::string("resin threw: ") + e.what()};
+    return {{std::string("resin threw: ") + e.what()}};
   }
   size_t torch_outs = 0;
   while (res.tensors.count(id + "/out" + std::to_string(torch_outs))) ++torch_outs;
-  if (torch_outs != outs.size()) return {str_cat("resin gave ", outs.size(), " outputs, torch ", torch_outs)};
+  if (torch_outs != outs.size()) return {{str_cat("resin gave ", outs.size(), " outputs, torch ", torch_outs)}};
   for (size_t k = 0; k < outs.size(); ++k) {
     const std::string m = compare(outs[k], res.tensors.at(id + "/out" + std::to_string(k)), c.dtype);
+    ++result.outputs;
     if (!m.empty()) fails.push_back(str_cat("output ", k, ": ", m));
     if (c.expect_channels_last && !outs[k].is_channels_last())
       fails.push_back(str_cat("output ", k, " is not channels-last (strides ", outs[k].strides(),
@@ -226,12 +254,12 @@ std::vector<std::string> check_case(const Case& c, const std::string& id, const 
       roots.push_back(outs[k]);
       rs.push_back(cotangent(outs[k].shape(), static_cast<int64_t>(k), c.dtype));
     }
-    if (!fails.empty()) return fails;
+    if (!fails.empty()) return result;
     std::vector<Tensor> grads;
     try {
       grads = autograd::grad(roots, leaves, rs);
     } catch (const Error& e) {
-      return {std::string("resin backward threw: ") + e.what()};
+      return {{std::string("resin backward threw: ") + e.what()}};
     }
     for (size_t j = 0; j < leaves.size(); ++j) {
       const std::string name = id + "/grad" + std::to_string(leaf_index[j]);
@@ -240,15 +268,17 @@ std::vector<std::string> check_case(const Case& c, const std::string& id, const 
         continue;
       }
       const std::string m = compare(grads[j], res.tensors.at(name), c.dtype);
+      ++result.grads;
       if (!m.empty()) fails.push_back(str_cat("gradient of input ", leaf_index[j], ": ", m));
     }
   }
   for (size_t k = 0; k < c.inputs.size(); ++k) {
     if (!c.inputs[k].state) continue;
     const std::string m = compare(ins[k], res.tensors.at(id + "/state" + std::to_string(k)), c.dtype);
+    ++result.states;
     if (!m.empty()) fails.push_back(str_cat("input ", k, " after the call (running statistic): ", m));
   }
-  return fails;
+  return result;
 }
 
 class TorchParityOp : public ::testing::TestWithParam<std::string> {};
@@ -265,9 +295,18 @@ TEST_P(TorchParityOp, MatchesTorch) {
     if (c.dtype == DType::f32) force_ref.push_back(true);  // f64 always runs on the reference loops
     for (bool ref : force_ref) {
       backend::ForceReferenceGuard guard(ref);
-      for (const std::string& f : check_case(c, o.ids[i], o.results))
-        ADD_FAILURE() << c.op << " [" << dtype_name(c.dtype) << ", " << (ref ? "ref" : "default")
-                      << " backend] " << c.label << " (case " << o.ids[i] << "): " << f;
+      const CheckResult r = check_case(c, o.ids[i], o.results);
+      const std::string where = str_cat(c.op, " [", dtype_name(c.dtype), ", ", ref ? "ref" : "default", " backend] ",
+                                        c.label, " (case ", o.ids[i], "): ");
+      for (const std::string& f : r.fails) ADD_FAILURE() << where << f;
+      if (!r.fails.empty()) continue;
+      // Guard against a harness that silently compares nothing.
+      const auto count = [&](bool Input::*flag) {
+        return static_cast<int>(std::count_if(c.inputs.begin(), c.inputs.end(), [&](const Input& in) { return in.*flag; }));
+      };
+      EXPECT_GT(r.outputs, 0) << where;
+      EXPECT_EQ(r.grads, count(&Input::grad)) << where << "gradients compared";
+      EXPECT_EQ(r.states, count(&Input::state)) << where << "running statistics compared";
     }
   }
   EXPECT_GT(n, 0) << "no parity cases for " << GetParam();
