@@ -66,7 +66,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     be(x).batch_norm_forward_inference(x4, weight.defined() ? weight.detach() : Tensor(),
                                        bias.defined() ? bias.detach() : Tensor(), running_mean.detach(),
                                        running_var.detach(), y4, eps);
-    return y4.reshape(x.shape());
+    // reshape would copy a channels-last 4-D result to contiguous; only 2-D/3-D inputs need it.
+    return x.dim() == 4 ? y4 : y4.reshape(x.shape());
   }
   RESIN_CHECK(per_channel > 1, "batch_norm: expected more than 1 value per channel when training, got input ",
               x.shape());

@@ -81,7 +81,9 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
     }
     rows.push_back(concat(cols, 3));
   }
-  return concat(rows, 2);
+  // The [N, C, 1, 1] pieces look contiguous, so concat loses a channels-last input's layout.
+  Tensor y = concat(rows, 2);
+  return x.suggest_memory_format() == MemoryFormat::channels_last ? y.contiguous(MemoryFormat::channels_last) : y;
 }
 
 }  // namespace resin

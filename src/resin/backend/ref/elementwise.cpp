@@ -64,7 +64,8 @@ T unary_derivative(Unary op, T x, T y, UnaryParams p) {
       const T bx = static_cast<T>(p.alpha) * x;
       return bx > static_cast<T>(p.beta) ? T(1) : T(1) / (T(1) + std::exp(-bx));
     }
-    case Unary::pow: return static_cast<T>(p.alpha) * std::pow(x, static_cast<T>(p.alpha - 1));
+    case Unary::pow:  // x^0 is constant: 0, not 0 * x^-1 (NaN at x = 0), as torch
+      return p.alpha == 0 ? T(0) : static_cast<T>(p.alpha) * std::pow(x, static_cast<T>(p.alpha - 1));
     case Unary::clamp: return (x >= static_cast<T>(p.alpha) && x <= static_cast<T>(p.beta)) ? T(1) : T(0);
   }
   return T(0);
