@@ -16,6 +16,7 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   RESIN_CHECK(opt_.batch_size > 0, "DataLoader: batch_size must be positive, got ", opt_.batch_size);
   RESIN_CHECK(opt_.num_workers >= 0 && opt_.num_workers <= 256, "DataLoader: num_workers must be in [0, 256], got ",
               opt_.num_workers);
+  RESIN_CHECK(opt_.u8_divisor > 0, "DataLoader: u8_divisor must be positive, got ", opt_.u8_divisor);
   RESIN_CHECK(opt_.prefetch_per_worker >= 1, "DataLoader: prefetch_per_worker must be >= 1, got ",
               opt_.prefetch_per_worker);
   n_ = dataset_->size();
@@ -98,13 +99,14 @@ Batch DataLoader::make_batch_from(const std::vector<int64_t>& order, int64_t epo
     labels[k] = ex.label;
     float* o = dst + k * per;
     if (ex.image.dtype() == DType::u8) {
-      const float scale = opt_.u8_scale;
+      // Divide (not multiply by the reciprocal) to match torchvision's ToTensor bit for bit.
+      const float div = opt_.u8_divisor;
       if (ex.image.is_contiguous()) {
         const uint8_t* in = ex.image.data<uint8_t>();
-        for (int64_t j = 0; j < per; ++j) o[j] = static_cast<float>(in[j]) * scale;
+        for (int64_t j = 0; j < per; ++j) o[j] = static_cast<float>(in[j]) / div;
       } else {
         const auto v = ex.image.values<uint8_t>();
-        for (int64_t j = 0; j < per; ++j) o[j] = static_cast<float>(v[static_cast<size_t>(j)]) * scale;
+        for (int64_t j = 0; j < per; ++j) o[j] = static_cast<float>(v[static_cast<size_t>(j)]) / div;
       }
     } else if (ex.image.is_contiguous()) {
       std::memcpy(o, ex.image.data<float>(), static_cast<size_t>(per) * sizeof(float));

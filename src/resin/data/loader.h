@@ -52,7 +52,8 @@ struct DataLoaderOptions {
   uint64_t seed = 0;
   int64_t num_workers = 0;    // 0: no threads
   int64_t prefetch_per_worker = 2;
-  float u8_scale = 1.0f / 255.0f;  // u8 pixels become f32 pixel * u8_scale (f32 images are copied as-is)
+  float u8_divisor = 255.0f;  // u8 pixels become f32 pixel / u8_divisor, as torchvision ToTensor (f32 images
+                             // are copied as they are)
 };
 
 class DataLoader {

@@ -19,18 +19,19 @@ void check_batch(const Tensor& b, const std::string& who) {
 
 }  // namespace
 
-Tensor to_float(const Tensor& images, float scale) {
+Tensor to_float(const Tensor& images, float divisor) {
   RESIN_CHECK(images.defined(), "to_float: tensor is undefined");
+  RESIN_CHECK(divisor > 0, "to_float: divisor must be positive, got ", divisor);
   if (images.dtype() == DType::f32) return images;
   RESIN_CHECK(images.dtype() == DType::u8, "to_float: expected u8 or f32, got ", images.dtype());
   Tensor out = empty(images.shape(), {.dtype = DType::f32});
   float* o = out.data<float>();
   if (images.is_contiguous()) {
     const uint8_t* in = images.data<uint8_t>();
-    for (int64_t i = 0, n = images.numel(); i < n; ++i) o[i] = static_cast<float>(in[i]) * scale;
+    for (int64_t i = 0, n = images.numel(); i < n; ++i) o[i] = static_cast<float>(in[i]) / divisor;
   } else {
     const std::vector<uint8_t> v = images.values<uint8_t>();
-    for (size_t i = 0; i < v.size(); ++i) o[i] = static_cast<float>(v[i]) * scale;
+    for (size_t i = 0; i < v.size(); ++i) o[i] = static_cast<float>(v[i]) / divisor;
   }
   return out;
 }

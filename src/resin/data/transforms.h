@@ -26,9 +26,9 @@
 
 namespace resin::data {
 
-// u8 -> f32 times `scale` (default 1/255, giving [0, 1]); an f32 input is returned unchanged (no copy).
-// Any shape; the result is contiguous.
-Tensor to_float(const Tensor& images, float scale = 1.0f / 255.0f);
+// u8 -> f32 divided by `divisor` (default 255, giving [0, 1] exactly as torchvision's ToTensor); an f32
+// input is returned unchanged (no copy). Any shape; a converted result is contiguous.
+Tensor to_float(const Tensor& images, float divisor = 255.0f);
 
 class Transform {
  public:
