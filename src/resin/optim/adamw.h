@@ -26,7 +26,6 @@ class AdamW : public Optimizer {
   AdamW(std::vector<ParamGroup> groups, AdamWOptions o = {});
   AdamW(std::vector<Tensor> params, double lr = 1e-3, double weight_decay = 1e-2, AdamWOptions o = {});
 
-  std::string type_name() const override { return "AdamW"; }
   const AdamWOptions& adamw_options() const { return o_; }
 
  protected:

@@ -69,7 +69,7 @@ bool is_scalar(const Tensor& t) { return t.defined() && t.numel() == 1; }
 
 }  // namespace
 
-Optimizer::Optimizer(std::vector<ParamGroup> groups) {
+Optimizer::Optimizer(std::string type_name, std::vector<ParamGroup> groups) : name_(std::move(type_name)) {
   RESIN_CHECK(!groups.empty(), "optimizer: got an empty list of parameter groups");
   for (auto& g : groups) add_param_group(std::move(g));
 }
@@ -81,7 +81,7 @@ std::string Optimizer::param_label(size_t g, size_t i) const {
 }
 
 void Optimizer::check_group(const ParamGroup& g, size_t index) const {
-  const std::string who = type_name();
+  const std::string& who = type_name();
   RESIN_CHECK(g.names.empty() || g.names.size() == g.params.size(), who, ": group ", index, " has ",
               g.params.size(), " parameters but ", g.names.size(), " names");
   RESIN_CHECK(g.lr >= 0, who, ": group ", index, " has invalid learning rate ", g.lr);

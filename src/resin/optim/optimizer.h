@@ -54,7 +54,8 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  virtual std::string type_name() const = 0;
+  // "SGD", "AdamW": prefixes error messages.
+  const std::string& type_name() const { return name_; }
 
   // One update of every parameter that has a gradient.
   void step();
@@ -81,7 +82,7 @@ class Optimizer {
     bool* flag = nullptr;
   };
 
-  explicit Optimizer(std::vector<ParamGroup> groups);
+  Optimizer(std::string type_name, std::vector<ParamGroup> groups);
 
   // Updates p in place from grad (same dtype and layout as p, never to be written). `state` is
   // empty on the parameter's first update and must be filled with state_names()' entries.
@@ -96,6 +97,7 @@ class Optimizer {
   void check_group(const ParamGroup& g, size_t index) const;
   std::string param_label(size_t g, size_t i) const;
 
+  std::string name_;
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]
 };

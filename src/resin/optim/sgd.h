@@ -26,7 +26,6 @@ class Sgd : public Optimizer {
   // One group holding `params`.
   Sgd(std::vector<Tensor> params, double lr, double weight_decay = 0.0, SgdOptions o = {});
 
-  std::string type_name() const override { return "SGD"; }
   const SgdOptions& sgd_options() const { return o_; }
 
  protected:
