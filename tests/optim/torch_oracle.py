@@ -116,7 +116,10 @@ def run_optimizers(lines):
 
 
 def run_schedules(lines):
+    import warnings
     from torch.optim import lr_scheduler as L
+    # SequentialLR calls step(0) on the next scheduler at a milestone, which warns each time.
+    warnings.filterwarnings("ignore", message="The epoch parameter")
     env = {k: getattr(L, k) for k in dir(L) if not k.startswith("_")}
     out = []
     for line in lines:
