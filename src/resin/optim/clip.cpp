@@ -1,0 +1,185 @@
+#include "resin/optim/clip.h"
+
+#include <cmath>
+
+#include "resin/autograd/grad_mode.h"
+#include "resin/optim/detail.h"
+
+namespace resin::optim {
+
+namespace {
+
+// g itself when dense in memory (any order: norms and finiteness do not care), else a copy.
+Tensor dense(const Tensor& g) { return g.is_non_overlapping_dense() ? g : g.contiguous(); }
+
+// sum |x|^p (p finite) or max |x| (p = inf, NaN propagating) over a dense tensor, in double.
+// Partial results per fixed-size chunk are combined in chunk order, so the value does not depend
+// on the number of threads.
+template <class T>
+double reduce_abs(const T* x, int64_t n, double p) {
+  constexpr int64_t kChunk = 1 << 15;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(chunks, 1)), 0.0);
+  const bool inf = std::isinf(p);
+  detail::parallel_chunks(n, [&](int64_t b, int64_t e) {
+    double acc = 0;
+    for (int64_t k = b; k < e; ++k) {
+      const double a = std::abs(static_cast<double>(x[k]));
+      if (inf) acc = (std::isnan(a) || std::isnan(acc)) ? acc + a : std::max(acc, a);
+      else if (p == 2) acc += a * a;
+      else if (p == 1) acc += a;
+      else acc += std::pow(a, p);
+    }
+    part[static_cast<size_t>(b / kChunk)] = acc;
+  });
+  double total = 0;
+  for (double v : part) total = inf ? ((std::isnan(v) || std::isnan(total)) ? total + v : std::max(total, v)) : total + v;
+  return total;
+}
+
+double root(double s, double p) {
+  if (std::isinf(p) || p == 1) return s;
+  if (p == 2) return std::sqrt(s);
+  return std::pow(s, 1.0 / p);
+}
+
+std::vector<Tensor> defined_grads(const std::vector<Tensor>& params) {
+  std::vector<Tensor> out;
+  for (const auto& p : params) {
+    RESIN_CHECK(p.defined(), "clip_grad_norm: got an undefined parameter");
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    RESIN_CHECK(g.dtype() == DType::f32 || g.dtype() == DType::f64,
+                "clip_grad_norm: gradients must be f32 or f64, got ", g.dtype());
+    RESIN_CHECK(g.device() == Device::cpu(), "clip_grad_norm: gradients must be on the CPU, got ", g.device());
+    out.push_back(g);
+  }
+  return out;
+}
+
+// The total norm in the result dtype R (as torch.stack promotes), returned as double.
+double total_norm(const std::vector<Tensor>& grads, double p) {
+  RESIN_CHECK(p > 0, "clip_grad_norm: norm_type must be > 0 (or infinity), got ", p);
+  bool any_f64 = false;
+  for (const auto& g : grads) any_f64 |= g.dtype() == DType::f64;
+  auto run = [&](auto rtag) {
+    using R = decltype(rtag);
+    std::vector<R> norms;
+    for (const auto& g : grads) {
+      const Tensor d = dense(g);
+      const double s = d.dtype() == DType::f64 ? reduce_abs(d.data<double>(), d.numel(), p)
+                                               : reduce_abs(d.data<float>(), d.numel(), p);
+      // torch.norm(g) is in g's dtype, then promoted by torch.stack.
+      const double n = d.dtype() == DType::f64 ? root(s, p) : static_cast<double>(static_cast<float>(root(s, p)));
+      norms.push_back(static_cast<R>(n));
+    }
+    const double s = reduce_abs(norms.data(), static_cast<int64_t>(norms.size()), p);
+    return static_cast<double>(static_cast<R>(root(s, p)));
+  };
+  return any_f64 ? run(double{}) : run(float{});
+}
+
+template <class T>
+double clip_coef(double max_norm, double total) {
+  const T coef = static_cast<T>(max_norm) / (static_cast<T>(total) + static_cast<T>(1e-6));
+  return static_cast<double>(coef > T(1) ? T(1) : coef);  // clamp(max=1) keeps NaN
+}
+
+template <class T>
+Tensor scaled(const Tensor& g, double coef_d) {
+  const T coef = static_cast<T>(coef_d);
+  Tensor out = empty_like(g);
+  const Tensor src = detail::match_layout(g, out);
+  const T* s = src.data<T>();
+  T* o = out.data<T>();
+  detail::parallel_chunks(out.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) o[k] = s[k] * coef;
+  });
+  return out;
+}
+
+double clip_impl(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite,
+                 const std::vector<std::string>* names) {
+  NoGradGuard no_grad;
+  const std::vector<Tensor> grads = defined_grads(params);
+  if (grads.empty()) return 0.0;
+  const double total = total_norm(grads, norm_type);
+  if (error_if_nonfinite && !std::isfinite(total)) {
+    std::string culprits;
+    if (names) {
+      std::vector<std::pair<std::string, Tensor>> named;
+      for (size_t i = 0; i < params.size(); ++i) named.emplace_back((*names)[i], params[i]);
+      for (const auto& n : nonfinite_grads(named)) culprits += (culprits.empty() ? "" : ", ") + n;
+      culprits = "; parameters with non-finite gradients: " + culprits;
+    }
+    RESIN_FAIL("clip_grad_norm: the total norm of order ", norm_type, " of the gradients is non-finite (", total,
+               "), so it cannot be clipped", culprits);
+  }
+  bool any_f64 = false;
+  for (const auto& g : grads) any_f64 |= g.dtype() == DType::f64;
+  const double coef = any_f64 ? clip_coef<double>(max_norm, total) : clip_coef<float>(max_norm, total);
+  // Multiplying by a coefficient of exactly 1 changes nothing; skip the copies then.
+  if (coef >= 1.0) return total;
+  for (const auto& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    p.set_grad(g.dtype() == DType::f64 ? scaled<double>(g, coef) : scaled<float>(g, coef));
+  }
+  return total;
+}
+
+template <class T>
+bool all_finite(const T* x, int64_t n) {
+  bool ok = true;
+  for (int64_t k = 0; k < n; ++k) ok &= std::isfinite(x[k]);
+  return ok;
+}
+
+bool grad_finite(const Tensor& g) {
+  const Tensor d = dense(g);
+  return d.dtype() == DType::f64 ? all_finite(d.data<double>(), d.numel()) : all_finite(d.data<float>(), d.numel());
+}
+
+}  // namespace
+
+double grad_norm(const std::vector<Tensor>& params, double norm_type) {
+  NoGradGuard no_grad;
+  const std::vector<Tensor> grads = defined_grads(params);
+  return grads.empty() ? 0.0 : total_norm(grads, norm_type);
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type, bool error_if_nonfinite) {
+  return clip_impl(params, max_norm, norm_type, error_if_nonfinite, nullptr);
+}
+
+double clip_grad_norm(const std::vector<std::pair<std::string, Tensor>>& named, double max_norm, double norm_type,
+                      bool error_if_nonfinite) {
+  std::vector<Tensor> params;
+  std::vector<std::string> names;
+  for (const auto& [n, p] : named) {
+    names.push_back(n);
+    params.push_back(p);
+  }
+  return clip_impl(params, max_norm, norm_type, error_if_nonfinite, &names);
+}
+
+std::vector<std::string> nonfinite_grads(const std::vector<std::pair<std::string, Tensor>>& named) {
+  NoGradGuard no_grad;
+  std::vector<std::string> out;
+  for (const auto& [n, p] : named) {
+    const Tensor g = p.grad();
+    if (g.defined() && !grad_finite(g)) out.push_back(n);
+  }
+  return out;
+}
+
+bool grads_finite(const std::vector<Tensor>& params) {
+  NoGradGuard no_grad;
+  for (const auto& p : params) {
+    const Tensor g = p.grad();
+    if (g.defined() && !grad_finite(g)) return false;
+  }
+  return true;
+}
+
+}  // namespace resin::optim
