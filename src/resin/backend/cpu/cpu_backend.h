@@ -28,10 +28,15 @@
 
 namespace resin::backend {
 
+// Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
+// lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
+// asking oneDNN; `executed` counts oneDNN primitive executions, reorders included.
 struct PrimitiveCacheStats {
   int64_t hits = 0;
   int64_t misses = 0;
   int64_t entries = 0;
+  int64_t rejected = 0;
+  int64_t executed = 0;
 };
 
 class CpuBackend : public RefBackend {

@@ -1,6 +1,7 @@
 // Engine, stream, primitive cache, descriptors, staging and scratch for the oneDNN kernels.
 #include "resin/backend/cpu/dnnl_context.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <list>
 #include <mutex>
@@ -28,6 +29,7 @@ struct Cache {
   std::list<std::pair<std::string, std::shared_ptr<void>>> lru;
   std::unordered_map<std::string, decltype(lru)::iterator> index;
   int64_t hits = 0, misses = 0;
+  std::atomic<int64_t> rejected{0}, executed{0};
 };
 
 Cache& cache() {
@@ -74,6 +76,8 @@ void cache_insert(const std::string& key, std::shared_ptr<void> entry) {
     c.lru.pop_back();
   }
 }
+
+void count_rejected() { ++cache().rejected; }
 
 }  // namespace detail
 
@@ -214,6 +218,7 @@ void Arg::out_done(const memory& m, const Tensor& t) const {
 }
 
 void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
+  ++cache().executed;
   try {
     p.execute(stream(), args);
     stream().wait();
@@ -229,7 +234,7 @@ namespace resin::backend {
 PrimitiveCacheStats CpuBackend::cache_stats() {
   auto& c = onednn::cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return {c.hits, c.misses, static_cast<int64_t>(c.lru.size())};
+  return {c.hits, c.misses, static_cast<int64_t>(c.lru.size()), c.rejected.load(), c.executed.load()};
 }
 
 void CpuBackend::clear_cache() {

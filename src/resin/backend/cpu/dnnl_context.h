@@ -55,19 +55,24 @@ class Key {
 namespace detail {
 std::optional<std::shared_ptr<void>> cache_lookup(const std::string& key);  // counts a hit or miss
 void cache_insert(const std::string& key, std::shared_ptr<void> entry);
+void count_rejected();
 }  // namespace detail
 
 // The entry for `key`, built by make() -> std::shared_ptr<T> on a miss. A dnnl::error thrown by
 // make() (no implementation for this configuration) caches and returns null.
 template <class T, class F>
 std::shared_ptr<T> cached(const Key& key, F&& make) {
-  if (auto hit = detail::cache_lookup(key.str())) return std::static_pointer_cast<T>(*hit);
+  if (auto hit = detail::cache_lookup(key.str())) {
+    if (!*hit) detail::count_rejected();
+    return std::static_pointer_cast<T>(*hit);
+  }
   std::shared_ptr<T> entry;
   try {
     entry = make();
   } catch (const dnnl::error&) {
     entry = nullptr;
   }
+  if (!entry) detail::count_rejected();
   detail::cache_insert(key.str(), entry);
   return entry;
 }

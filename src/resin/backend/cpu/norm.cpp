@@ -1,8 +1,10 @@
 // Batch normalisation and layer normalisation on oneDNN.
 //
 // oneDNN 2.6 flags: use_scale / use_shift (separate scale and shift memories; the older packed
-// use_scale_shift is not used). Backward always runs with use_scale | use_shift, passing ones when
-// there is no gamma, so diff_scale = sum(gy * xhat) and diff_shift = sum(gy) exist whenever asked.
+// use_scale_shift is not used). Backward always runs as prop_kind::backward with use_scale (ones
+// when there is no gamma) | use_shift: diff_scale = sum(gy * xhat) and diff_shift = sum(gy) are
+// what diff_src needs anyway, so unwanted ones go to scratch (2.6 rejects backward_data with these
+// flags).
 #include <cmath>
 
 #include "resin/backend/cpu/dnnl_context.h"
@@ -32,6 +34,8 @@ void* ones(Scratch& s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) p[i] = 1.0f;
   return p;
 }
+
+const normalization_flags kBwdFlags = normalization_flags::use_scale | normalization_flags::use_shift;
 
 // Output memory for a tensor that may be undefined (its result is then dropped into scratch).
 memory out_or_scratch(const Arg& a, const Tensor& t, Scratch& s) {
@@ -67,12 +71,12 @@ struct BnBwd {
   Arg diff_dst, diff_src;
 };
 
-std::shared_ptr<BnBwd> make_bn_bwd(const Tensor& x, const Tensor& gy, const Tensor& gx, bool params, double eps) {
+std::shared_ptr<BnBwd> make_bn_bwd(const Tensor& x, const Tensor& gy, const Tensor& gx, double eps) {
   const memory::desc xu = md_of(x);
-  const auto f = normalization_flags::use_scale | normalization_flags::use_shift;
+  const auto f = kBwdFlags;
   dnnl::batch_normalization_forward::desc fd(prop_kind::forward_training, xu, static_cast<float>(eps), f);
   dnnl::batch_normalization_forward::primitive_desc hint(fd, engine());
-  dnnl::batch_normalization_backward::desc d(params ? prop_kind::backward : prop_kind::backward_data, xu, xu,
+  dnnl::batch_normalization_backward::desc d(prop_kind::backward, xu, xu,
                                              static_cast<float>(eps), f);
   dnnl::batch_normalization_backward::primitive_desc pd(d, engine(), hint);
   auto e = std::make_shared<BnBwd>();
@@ -158,21 +162,21 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Te
   if (bn_usable(x, {&gamma, &ggamma, &gbeta, &mean, &var}, {&x, &gy, &gx}) && mean.defined() && var.defined() &&
       (gx.defined() || params))
     e = cached<BnBwd>(bn_key("bn_bwd", {&x, &gy, &gx, &ggamma, &gbeta}, eps),
-                      [&] { return make_bn_bwd(x, gy, gx, params, eps); });
+                      [&] { return make_bn_bwd(x, gy, gx, eps); });
   if (!e) return RefBackend::batch_norm_backward(x, gy, mean, var, gamma, gx, ggamma, gbeta, eps);
   Scratch s;
   const int64_t C = x.size(1);
   const memory::desc c = stat_md(C);
   memory diff_src = out_or_scratch(e->diff_src, gx, s);
+  const memory scale = gamma.defined() ? wrap(c, gamma) : wrap(c, ones(s, C));
+  // With use_shift oneDNN insists on a shift argument even though backward never reads it.
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, wrap(md_of(x), x)},         {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
-      {DNNL_ARG_MEAN, wrap(c, mean)},            {DNNL_ARG_VARIANCE, wrap(c, var)},
-      {DNNL_ARG_SCALE, gamma.defined() ? wrap(c, gamma) : wrap(c, ones(s, C))},
-      {DNNL_ARG_DIFF_SRC, diff_src}};
-  if (params) {
-    args.emplace(DNNL_ARG_DIFF_SCALE, ggamma.defined() ? wrap(c, ggamma) : wrap(c, s.get(c.get_size())));
-    args.emplace(DNNL_ARG_DIFF_SHIFT, gbeta.defined() ? wrap(c, gbeta) : wrap(c, s.get(c.get_size())));
-  }
+      {DNNL_ARG_SRC, wrap(md_of(x), x)}, {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
+      {DNNL_ARG_MEAN, wrap(c, mean)},    {DNNL_ARG_VARIANCE, wrap(c, var)},
+      {DNNL_ARG_SCALE, scale},           {DNNL_ARG_DIFF_SRC, diff_src}};
+  args.emplace(DNNL_ARG_SHIFT, scale);  // demanded with use_shift, never read by backward
+  args.emplace(DNNL_ARG_DIFF_SCALE, ggamma.defined() ? wrap(c, ggamma) : wrap(c, s.get(c.get_size())));
+  args.emplace(DNNL_ARG_DIFF_SHIFT, gbeta.defined() ? wrap(c, gbeta) : wrap(c, s.get(c.get_size())));
   execute("batch_norm_backward", e->prim, args);
   done_if(e->diff_src, diff_src, gx);
 }
@@ -218,14 +222,14 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Te
       (!gamma.defined() || dense_vec(gamma, N)) && (!ggamma.defined() || dense_vec(ggamma, N)) &&
       (!gbeta.defined() || dense_vec(gbeta, N))) {
     Key k("ln_bwd");
-    k.add(x).add(params);
+    k.add(x);
     e = cached<LnBwd>(k, [&] {
       // The interface passes rstd and no eps: hand oneDNN variance = 1/rstd^2 with eps = 0.
       const memory::desc xd = md_of(x), m = stat_md(M);
-      const auto f = normalization_flags::use_scale | normalization_flags::use_shift;
+      const auto f = kBwdFlags;
       dnnl::layer_normalization_forward::desc fd(prop_kind::forward_training, xd, m, 0.0f, f);
       dnnl::layer_normalization_forward::primitive_desc hint(fd, engine());
-      dnnl::layer_normalization_backward::desc d(params ? prop_kind::backward : prop_kind::backward_data, xd, xd, m,
+      dnnl::layer_normalization_backward::desc d(prop_kind::backward, xd, xd, m,
                                                  0.0f, f);
       return std::make_shared<LnBwd>(LnBwd{dnnl::layer_normalization_backward(
           dnnl::layer_normalization_backward::primitive_desc(d, engine(), hint))});
@@ -237,15 +241,15 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Te
   auto* var = static_cast<float*>(s.get(m.get_size()));
   const float* r = rstd.data<float>();
   for (int64_t i = 0; i < M; ++i) var[i] = 1.0f / (r[i] * r[i]);  // per row, a plain loop
+  const memory scale = gamma.defined() ? wrap(n, gamma) : wrap(n, ones(s, N));
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, wrap(xd, x)},    {DNNL_ARG_DIFF_DST, wrap(xd, gy)},
       {DNNL_ARG_MEAN, wrap(m, mean)}, {DNNL_ARG_VARIANCE, wrap(m, var)},
-      {DNNL_ARG_SCALE, gamma.defined() ? wrap(n, gamma) : wrap(n, ones(s, N))},
+      {DNNL_ARG_SCALE, scale},
       {DNNL_ARG_DIFF_SRC, gx.defined() ? wrap(xd, gx) : wrap(xd, s.get(xd.get_size()))}};
-  if (params) {
-    args.emplace(DNNL_ARG_DIFF_SCALE, ggamma.defined() ? wrap(n, ggamma) : wrap(n, s.get(n.get_size())));
-    args.emplace(DNNL_ARG_DIFF_SHIFT, gbeta.defined() ? wrap(n, gbeta) : wrap(n, s.get(n.get_size())));
-  }
+  args.emplace(DNNL_ARG_SHIFT, scale);  // demanded with use_shift, never read by backward
+  args.emplace(DNNL_ARG_DIFF_SCALE, ggamma.defined() ? wrap(n, ggamma) : wrap(n, s.get(n.get_size())));
+  args.emplace(DNNL_ARG_DIFF_SHIFT, gbeta.defined() ? wrap(n, gbeta) : wrap(n, s.get(n.get_size())));
   execute("layer_norm_backward", e->prim, args);
 }
 
