@@ -1,13 +1,86 @@
-// oneDNN kernels for f32 on the CPU. Derives from RefBackend: anything not overridden here (or a
-// configuration oneDNN rejects) runs the reference loops.
+// oneDNN (v2.6) kernels for f32 on the CPU. Derives from RefBackend: anything not overridden here,
+// any operand that is not f32 (copy also takes bf16), and any configuration oneDNN rejects runs the
+// reference loops instead. Fallbacks are silent and exact (same contract as the interface).
+//
+// Layout policy: primitives see each tensor in its own layout (a memory::desc built from its dims
+// and strides, so NCHW, channels-last and arbitrary views all work). Convolution is the exception
+// that reorders: it first asks for the tensors' own layouts, and when oneDNN offers only a gemm or
+// reference kernel for them (NCHW on AVX-512) it asks again with format_tag::any and reorders
+// activations and weights into the blocked layout oneDNN picks, and results back.
+//
+// Propagation kinds: conv forward is forward_training (the interface does not say whether autograd
+// will need the result, and on the CPU both kinds run the same kernels); batch norm training and
+// layer norm are forward_training (they output statistics); max pooling is forward_training (its
+// workspace is what backward needs); inference-only kernels (batch norm inference, avg pooling,
+// eltwise, softmax) are forward_inference. Backward primitive descriptors take a forward hint.
+//
+// Deviations from RefBackend that are by design: results are f32-accumulated (the reference
+// accumulates in double; expect ~1e-5 relative differences, more for long reductions); reduce
+// max/min do not promise NaN propagation.
+//
+// Max pooling returns its oneDNN workspace as a u8 tensor [N, C, OH, OW, bytes-per-element] laid
+// out like the pooled output (the layout backward must use). A reference fallback returns the
+// reference's i64 argmax instead, and pool2d_backward dispatches on which one it is given.
 #pragma once
+#include <cstdint>
+
 #include "resin/backend/ref/ref_backend.h"
 
 namespace resin::backend {
 
+// Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
+// lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
+// asking oneDNN; `executed` counts oneDNN primitive executions, reorders included.
+struct PrimitiveCacheStats {
+  int64_t hits = 0;
+  int64_t misses = 0;
+  int64_t entries = 0;
+  int64_t rejected = 0;
+  int64_t executed = 0;
+};
+
 class CpuBackend : public RefBackend {
  public:
   const char* name() const override { return "cpu"; }
+
+  static PrimitiveCacheStats cache_stats();
+  static void clear_cache();
+
+  void unary(Unary op, const Tensor& x, const Tensor& out, UnaryParams p) override;
+  void unary_backward(Unary op, const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& gx,
+                      UnaryParams p) override;
+  void binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void reduce(Reduce op, const Tensor& x, const Tensor& out) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                      const Conv2dParams& p) override;
+  void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                            const Conv2dParams& p) override;
+  void conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
+                               const Conv2dParams& p) override;
+  void batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const Tensor& y, const Tensor& mean, const Tensor& var,
+                                   double eps) override;
+  void batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                    const Tensor& mean, const Tensor& var, const Tensor& y,
+                                    double eps) override;
+  void batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
+                           const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                           const Tensor& gbeta, double eps) override;
+  void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                          const Tensor& mean, const Tensor& rstd, double eps) override;
+  void layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& rstd,
+                           const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                           const Tensor& gbeta) override;
+  Tensor pool2d_forward(Pool kind, const Tensor& x, const Tensor& y, const Pool2dParams& p) override;
+  void pool2d_backward(Pool kind, const Tensor& gy, const Tensor& workspace, const Tensor& gx,
+                       const Pool2dParams& p) override;
+  void softmax_forward(const Tensor& x, const Tensor& y, int64_t dim, bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, int64_t dim,
+                        bool log) override;
+  void concat(const std::vector<Tensor>& xs, const Tensor& out, int64_t dim) override;
 };
 
 }  // namespace resin::backend

@@ -1,0 +1,203 @@
+// Convolution forward, backward-data and backward-weights on oneDNN.
+//
+// Each call looks up (or builds) an entry holding the primitive and one Arg per operand; an Arg
+// reorders only when the layout oneDNN wants differs from the tensor's. Layout choice: see
+// cpu_backend.h (the tensors' own layouts when oneDNN has a fast kernel for them, else `any`).
+#include "resin/backend/cpu/dnnl_context.h"
+
+namespace resin::backend {
+namespace {
+
+using namespace onednn;
+using dnnl::algorithm;
+using dnnl::prop_kind;
+
+struct Geometry {
+  Dims strides, dilates, pad_l, pad_r;
+};
+
+// oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
+// like resin's formula, so the symmetric padding always matches y's size.
+Geometry geometry(const Conv2dParams& p) {
+  return {{p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
+}
+
+// resin weights [O, C/g, KH, KW]; oneDNN wants goihw {g, O/g, C/g, KH, KW} when groups > 1.
+memory::desc weights_md(const Tensor& w, int64_t groups) {
+  if (groups == 1) return md_of(w);
+  const Strides s = normalized_strides(w);
+  return md_of(w, {groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)},
+               {s[0] * (w.size(0) / groups), s[0], s[1], s[2], s[3]});
+}
+
+Key conv_key(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+             const Conv2dParams& p) {
+  Key k(op);
+  k.add(a).add(b).add(c).add(d);
+  for (int64_t v : {p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, p.groups}) k.add(v);
+  return k;
+}
+
+// The forward primitive descriptor for activations described by src/dst (user layouts or `any`).
+dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
+                                                 const memory::desc& bias, const memory::desc& dst,
+                                                 const Geometry& g) {
+  dnnl::convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src, any_md(wei),
+                                    bias, dst, g.strides, g.dilates, g.pad_l, g.pad_r);
+  return {d, engine()};
+}
+
+// Builds pd for the user layouts; if oneDNN offers only a slow kernel there, rebuilds it with `any`
+// activations. make(src, dst) returns a primitive descriptor.
+template <class Make>
+auto choose_pd(const memory::desc& src, const memory::desc& dst, Make&& make) {
+  std::optional<decltype(make(src, dst))> user;
+  try {
+    user = make(src, dst);
+    if (is_fast_impl(*user)) return *user;
+  } catch (const dnnl::error&) {
+  }
+  try {
+    auto blocked = make(any_md(src), any_md(dst));
+    if (!user || is_fast_impl(blocked)) return blocked;
+  } catch (const dnnl::error&) {
+    if (!user) throw;
+  }
+  return *user;
+}
+
+// ---- forward
+
+struct ConvFwd {
+  dnnl::convolution_forward prim;
+  Arg src, wei, bias, dst;
+};
+
+std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                                  const Conv2dParams& p) {
+  const Geometry g = geometry(p);
+  const memory::desc xu = md_of(x), wu = weights_md(w, p.groups), yu = md_of(y);
+  const memory::desc bu = b.defined() ? md_of(b) : memory::desc();
+  const memory::desc bw = b.defined() ? dense_md({y.size(1)}) : memory::desc();
+  auto pd = choose_pd(xu, yu, [&](const memory::desc& s, const memory::desc& d) { return fwd_pd(s, wu, bw, d, g); });
+  auto e = std::make_shared<ConvFwd>();
+  e->prim = dnnl::convolution_forward(pd);
+  e->src = Arg(xu, pd.src_desc(), false);
+  e->wei = Arg(wu, pd.weights_desc(), false);
+  if (b.defined()) e->bias = Arg(bu, pd.bias_desc(), false);
+  e->dst = Arg(yu, pd.dst_desc(), true);
+  return e;
+}
+
+// ---- backward data
+
+struct ConvBwdData {
+  dnnl::convolution_backward_data prim;
+  Arg diff_dst, wei, diff_src;
+};
+
+std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                           const Conv2dParams& p) {
+  const Geometry g = geometry(p);
+  const memory::desc gyu = md_of(gy), wu = weights_md(w, p.groups), gxu = md_of(gx);
+  auto pd = choose_pd(gxu, gyu, [&](const memory::desc& s, const memory::desc& d) {
+    dnnl::convolution_backward_data::desc bd(algorithm::convolution_direct, s, any_md(wu), d, g.strides, g.dilates,
+                                             g.pad_l, g.pad_r);
+    return dnnl::convolution_backward_data::primitive_desc(bd, engine(), fwd_pd(s, wu, memory::desc(), d, g));
+  });
+  auto e = std::make_shared<ConvBwdData>();
+  e->prim = dnnl::convolution_backward_data(pd);
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false);
+  e->wei = Arg(wu, pd.weights_desc(), false);
+  e->diff_src = Arg(gxu, pd.diff_src_desc(), true);
+  return e;
+}
+
+// ---- backward weights
+
+struct ConvBwdWeights {
+  dnnl::convolution_backward_weights prim;
+  Arg src, diff_dst, diff_wei, diff_bias;
+};
+
+std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                                 const Tensor& gb, const Conv2dParams& p) {
+  const Geometry g = geometry(p);
+  const memory::desc xu = md_of(x), gyu = md_of(gy), gwu = weights_md(gw, p.groups);
+  const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
+  const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
+  auto pd = choose_pd(xu, gyu, [&](const memory::desc& s, const memory::desc& d) {
+    dnnl::convolution_backward_weights::desc bd(algorithm::convolution_direct, s, any_md(gwu), bw, d, g.strides,
+                                                g.dilates, g.pad_l, g.pad_r);
+    return dnnl::convolution_backward_weights::primitive_desc(bd, engine(), fwd_pd(s, gwu, bw, d, g));
+  });
+  auto e = std::make_shared<ConvBwdWeights>();
+  e->prim = dnnl::convolution_backward_weights(pd);
+  e->src = Arg(xu, pd.src_desc(), false);
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false);
+  e->diff_wei = Arg(gwu, pd.diff_weights_desc(), true);
+  if (gb.defined()) e->diff_bias = Arg(bu, pd.diff_bias_desc(), true);
+  return e;
+}
+
+bool usable(std::initializer_list<const Tensor*> ts) {
+  if (!all_f32(ts)) return false;
+  for (const Tensor* t : ts)
+    if (t->defined() && t->numel() == 0) return false;
+  return true;
+}
+
+}  // namespace
+
+void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                                const Conv2dParams& p) {
+  std::shared_ptr<ConvFwd> e;
+  if (usable({&x, &w, &bias, &y}))
+    e = cached<ConvFwd>(conv_key("conv_fwd", x, w, bias, y, p), [&] { return make_fwd(x, w, bias, y, p); });
+  if (!e) return RefBackend::conv2d_forward(x, w, bias, y, p);
+  Scratch s;
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s)}, {DNNL_ARG_WEIGHTS, e->wei.in(w, s)}};
+  if (bias.defined()) args.emplace(DNNL_ARG_BIAS, e->bias.in(bias, s));
+  memory dst = e->dst.out(y, s);
+  args.emplace(DNNL_ARG_DST, dst);
+  execute("conv2d", e->prim, args);
+  e->dst.out_done(dst, y);
+}
+
+void CpuBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                      const Conv2dParams& p) {
+  std::shared_ptr<ConvBwdData> e;
+  if (usable({&gy, &w, &gx}))
+    e = cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p),
+                            [&] { return make_bwd_data(gy, w, gx, p); });
+  if (!e) return RefBackend::conv2d_backward_data(gy, w, gx, p);
+  Scratch s;
+  memory diff_src = e->diff_src.out(gx, s);
+  execute("conv2d_backward_data", e->prim,
+          {{DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)}, {DNNL_ARG_WEIGHTS, e->wei.in(w, s)},
+           {DNNL_ARG_DIFF_SRC, diff_src}});
+  e->diff_src.out_done(diff_src, gx);
+}
+
+void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
+                                         const Conv2dParams& p) {
+  std::shared_ptr<ConvBwdWeights> e;
+  if (usable({&x, &gy, &gw, &gb}))
+    e = cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
+                               [&] { return make_bwd_weights(x, gy, gw, gb, p); });
+  if (!e) return RefBackend::conv2d_backward_weights(x, gy, gw, gb, p);
+  Scratch s;
+  memory diff_wei = e->diff_wei.out(gw, s);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, e->src.in(x, s)}, {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
+  memory diff_bias;
+  if (gb.defined()) {
+    diff_bias = e->diff_bias.out(gb, s);
+    args.emplace(DNNL_ARG_DIFF_BIAS, diff_bias);
+  }
+  execute("conv2d_backward_weights", e->prim, args);
+  e->diff_wei.out_done(diff_wei, gw);
+  if (gb.defined()) e->diff_bias.out_done(diff_bias, gb);
+}
+
+}  // namespace resin::backend
