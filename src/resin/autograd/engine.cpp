@@ -6,6 +6,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/autograd/node.h"
+#include "resin/backend/backend.h"
 #include "resin/ops/ops.h"
 
 namespace resin {
@@ -27,6 +28,16 @@ Tensor accumulate(const Tensor& a, const Tensor& b) {
   return add(a, b);  // out of place: gradient tensors are never mutated
 }
 
+// True while autograd::grad runs on this thread: it returns gradients instead of storing them, so
+// retain_grad hooks must not fill .grad either.
+thread_local bool t_capturing = false;
+
+struct CaptureGuard {
+  bool prev;
+  explicit CaptureGuard(bool on) : prev(t_capturing) { t_capturing = on; }
+  ~CaptureGuard() { t_capturing = prev; }
+};
+
 struct CaptureSlot {
   Node* fn;
   uint32_t input_nr;
@@ -36,6 +47,7 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
              bool retain_graph, const std::vector<CaptureSlot>* capture,
              std::vector<Tensor>* captured) {
   NoGradGuard no_grad;
+  CaptureGuard capturing(capture != nullptr);
   // 1. Dependency counts: how many edges point at each node.
   std::unordered_map<Node*, int> deps;
   std::unordered_map<Node*, std::shared_ptr<Node>> keep_alive;
@@ -118,13 +130,53 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
 
 Node::Node() : sequence_nr_(g_next_sequence_nr++) {}
 
+namespace {
+// Nodes whose last reference is being dropped by an enclosing ~Node on this thread.
+thread_local std::vector<std::shared_ptr<Node>>* t_pending_release = nullptr;
+}  // namespace
+
+Node::~Node() {
+  // Dropping an edge may destroy the next node, whose destructor would drop its edges, and so on
+  // down the whole graph: recursion as deep as the network. Instead the outermost destructor
+  // collects the edges and releases them in a loop; nested destructors only hand theirs over.
+  if (t_pending_release) {
+    for (Edge& e : next_edges_)
+      if (e.fn) t_pending_release->push_back(std::move(e.fn));
+    return;
+  }
+  std::vector<std::shared_ptr<Node>> pending;
+  for (Edge& e : next_edges_)
+    if (e.fn) pending.push_back(std::move(e.fn));
+  t_pending_release = &pending;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // may run ~Node, which appends to `pending`
+  }
+  t_pending_release = nullptr;
+}
+
 void Node::add_pre_hook(uint32_t output_nr, GradHook h) {
   if (pre_hooks_.size() <= output_nr) pre_hooks_.resize(output_nr + 1);
   pre_hooks_[output_nr].push_back(std::move(h));
 }
 
+namespace {
+// The first gradient stored in a leaf's .grad: optimisers update it in place and may walk it
+// alongside the parameter's data, so it must own its storage (not alias another leaf's gradient,
+// a view of a bigger buffer, or the tensor passed to backward) and have the leaf's strides.
+Tensor owned_gradient(Tensor g, const std::shared_ptr<TensorImpl>& leaf) {
+  const Tensor lt(leaf);
+  const Strides want = lt.is_non_overlapping_dense() ? lt.strides() : contiguous_strides(lt.shape());
+  if (g.strides() == want && g.impl_ptr().use_count() == 1 && g.impl()->storage().use_count() == 1) return g;
+  Tensor out = empty_strided(lt.shape(), want, {.dtype = g.dtype(), .device = g.device()});
+  backend::backend_for(out).copy(g, out);
+  return out;
+}
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
-  Tensor g = grads[0];
+  Tensor g = std::move(grads[0]);
   auto& meta = leaf_->autograd_mut();
   for (auto& h : meta.hooks) {
     Tensor r = h(g);
@@ -132,7 +184,8 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   }
   RESIN_CHECK(g.shape() == leaf_->shape(), "AccumulateGrad: gradient of shape ", g.shape(),
               " for a leaf of shape ", leaf_->shape());
-  meta.grad = accumulate(meta.grad, g);
+  // Accumulation allocates a fresh tensor with the layout of the stored gradient.
+  meta.grad = meta.grad.defined() ? add(meta.grad, g) : owned_gradient(std::move(g), leaf_);
   return {};
 }
 
@@ -233,6 +286,7 @@ void Tensor::retain_grad() const {
   meta.retains_grad = true;
   std::weak_ptr<TensorImpl> weak = impl_ptr();
   grad_fn()->add_pre_hook(output_nr(), [weak](const Tensor& g) {
+    if (autograd::t_capturing) return Tensor();  // autograd::grad leaves .grad untouched
     if (auto p = weak.lock()) {
       auto& m = p->autograd_mut();
       m.grad = m.grad.defined() ? add(m.grad, g) : g;

@@ -21,7 +21,9 @@ struct Edge {
 
 class Node : public std::enable_shared_from_this<Node> {
  public:
-  virtual ~Node() = default;
+  // Releases the graph behind this node iteratively: a chain of 100k nodes must not recurse 100k
+  // destructors deep (engine.cpp).
+  virtual ~Node();
   virtual std::string name() const = 0;
   // grads.size() == num_outputs(); returns one entry per next_edges().
   virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;

@@ -58,7 +58,8 @@ struct DivBackward : Node {
 
 struct ScaleBackward : Node {  // add/mul by a scalar
   double scale = 1;
-  std::string name() const override { return scale == 1 ? "AddScalarBackward" : "MulScalarBackward"; }
+  bool is_mul = false;
+  std::string name() const override { return is_mul ? "MulScalarBackward" : "AddScalarBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override { return {scale == 1 ? g[0] : mul(g[0], scale)}; }
 };
 
@@ -170,6 +171,7 @@ static Tensor scalar_op(const Tensor& a, double s, bool is_mul) {
   if (autograd::any_requires_grad({&a})) {
     auto n = std::make_shared<ScaleBackward>();
     n->scale = is_mul ? s : 1.0;
+    n->is_mul = is_mul;
     record(n, {&a}, {&out});
   }
   return out;

@@ -14,10 +14,15 @@ struct SoftmaxBackward : Node {
   bool saves_tensors() const override { return true; }
   void release_saved() override { y = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gy = g[0].strides() == y.strides() ? g[0] : g[0].contiguous();
-    Tensor yy = gy.strides() == y.strides() ? y : y.contiguous();
-    Tensor gx = empty_like(yy);
-    be(yy).softmax_backward(yy, gy, gx, dim, log);
+    // The kernel wants one layout for y, gy and gx. y is dense, so copy gy into y's exact strides
+    // (comparing is_contiguous() is not enough: size-1 dims may carry any stride).
+    Tensor gy = g[0];
+    if (gy.strides() != y.strides()) {
+      gy = empty_strided(y.shape(), y.strides(), {.dtype = y.dtype()});
+      be(y).copy(g[0], gy);
+    }
+    Tensor gx = empty_strided(y.shape(), y.strides(), {.dtype = y.dtype()});
+    be(y).softmax_backward(y, gy, gx, dim, log);
     return {gx};
   }
 };

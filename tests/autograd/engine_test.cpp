@@ -1,0 +1,263 @@
+// The backward engine: deep graphs, fan-out accumulation, requires_grad propagation, detach,
+// NoGradGuard, non-scalar roots, saved-tensor release and retain_graph.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "resin/backend/backend.h"
+#include "resin/resin.h"
+
+namespace resin {
+namespace {
+
+Tensor vec(const std::vector<double>& v, bool requires_grad = false) {
+  Tensor t = from_vector(v, {static_cast<int64_t>(v.size())}, {.dtype = DType::f64});
+  if (requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+void expect_near(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-12) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
+}
+
+TEST(AutogradEngine, ChainOf1001ResidualStepsBackward) {
+  Tensor x = vec({0.3, -1.2, 2.0}, true);
+  Tensor y = x;
+  const int steps = 1001;  // 3 ops per step: tanh, mul-by-scalar, add
+  for (int i = 0; i < steps; ++i) y = add(y, mul(tanh(y), 0.01));
+  sum(y).backward();
+  // Reference: dy_{i+1}/dy_i = 1 + 0.01 (1 - tanh(y_i)^2), multiplied along the chain.
+  std::vector<double> want;
+  for (double v : {0.3, -1.2, 2.0}) {
+    double d = 1;
+    for (int i = 0; i < steps; ++i) {
+      const double t = std::tanh(v);
+      d *= 1 + 0.01 * (1 - t * t);
+      v += 0.01 * t;
+    }
+    want.push_back(d);
+  }
+  expect_near(x.grad().to_vector(), want, 1e-10);
+}
+
+TEST(AutogradEngine, VeryDeepGraphIsReleasedWithoutRecursion) {
+  // 200k nodes: destroying the graph node by node recursively would overflow the stack.
+  Tensor x = vec({1.0}, true);
+  {
+    Tensor y = x;
+    for (int i = 0; i < 200000; ++i) y = mul(y, 1.0);
+    sum(y).backward();
+  }
+  EXPECT_EQ(x.grad().item(), 1.0);
+  {
+    Tensor y = x;
+    for (int i = 0; i < 200000; ++i) y = add(y, 0.5);
+  }  // no backward: the whole graph is still alive here
+  SUCCEED();
+}
+
+TEST(AutogradEngine, GradientsAccumulateAtFanOut) {
+  Tensor x = vec({0.5, -1.0, 2.0}, true);
+  Tensor y = add(add(mul(x, 2.0), mul(x, x)), exp(x));  // x used four times
+  sum(y).backward();
+  std::vector<double> want;
+  for (double v : {0.5, -1.0, 2.0}) want.push_back(2 + 2 * v + std::exp(v));
+  expect_near(x.grad().to_vector(), want);
+}
+
+TEST(AutogradEngine, DiamondRunsSharedNodeOnce) {
+  Tensor x = vec({0.1, 0.7}, true);
+  Tensor a = exp(x);
+  Tensor d = add(mul(a, 2.0), mul(a, 3.0));
+  sum(d).backward();
+  expect_near(x.grad().to_vector(), {5 * std::exp(0.1), 5 * std::exp(0.7)});
+}
+
+TEST(AutogradEngine, GradAccumulatesAcrossBackwardCallsUntilZeroed) {
+  Tensor x = vec({1.0, 2.0}, true);
+  sum(mul(x, x)).backward();
+  sum(mul(x, 3.0)).backward();
+  expect_near(x.grad().to_vector(), {2 + 3, 4 + 3});
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+  sum(x).backward();
+  expect_near(x.grad().to_vector(), {1, 1});
+}
+
+TEST(AutogradEngine, RequiresGradPropagation) {
+  Tensor a = vec({1, 2}, true), b = vec({3, 4});
+  EXPECT_TRUE(a.is_leaf());
+  EXPECT_TRUE(b.is_leaf());
+  Tensor c = add(a, b);
+  EXPECT_TRUE(c.requires_grad());
+  EXPECT_FALSE(c.is_leaf());
+  ASSERT_NE(c.grad_fn(), nullptr);
+  Tensor d = mul(b, b);
+  EXPECT_FALSE(d.requires_grad());
+  EXPECT_EQ(d.grad_fn(), nullptr);
+  EXPECT_TRUE(sum(c).requires_grad());
+  EXPECT_TRUE(c.reshape({2, 1}).requires_grad());
+  EXPECT_TRUE(c.transpose(0, 0).requires_grad());
+  // Comparisons and argmax are never differentiable.
+  EXPECT_FALSE(gt(c, 0.0).requires_grad());
+  EXPECT_FALSE(argmax(c, 0).requires_grad());
+}
+
+TEST(AutogradEngine, DetachSharesStorageWithoutHistory) {
+  Tensor x = vec({1, 2, 3}, true);
+  Tensor y = mul(x, 2.0);
+  Tensor yd = y.detach();
+  EXPECT_FALSE(yd.requires_grad());
+  EXPECT_EQ(yd.grad_fn(), nullptr);
+  EXPECT_EQ(yd.raw_data(), y.raw_data());
+  // Gradient does not flow through the detached branch.
+  sum(add(mul(yd, x), x)).backward();
+  expect_near(x.grad().to_vector(), {1 + 2, 1 + 4, 1 + 6});
+}
+
+TEST(AutogradEngine, NoGradGuardStopsRecordingAndRestores) {
+  Tensor x = vec({1, 2}, true);
+  EXPECT_TRUE(GradMode::is_enabled());
+  {
+    NoGradGuard g1;
+    EXPECT_FALSE(GradMode::is_enabled());
+    Tensor y = mul(x, x);
+    EXPECT_FALSE(y.requires_grad());
+    EXPECT_EQ(y.grad_fn(), nullptr);
+    {
+      NoGradGuard g2;
+      EXPECT_FALSE(GradMode::is_enabled());
+    }
+    EXPECT_FALSE(GradMode::is_enabled());
+    // Grad mode is per thread.
+    bool other_thread_enabled = false;
+    std::thread([&] { other_thread_enabled = GradMode::is_enabled(); }).join();
+    EXPECT_TRUE(other_thread_enabled);
+  }
+  EXPECT_TRUE(GradMode::is_enabled());
+  EXPECT_TRUE(mul(x, x).requires_grad());
+}
+
+TEST(AutogradEngine, GradientsThemselvesCarryNoHistory) {
+  Tensor x = vec({1, 2}, true);
+  sum(mul(x, x)).backward();
+  EXPECT_FALSE(x.grad().requires_grad());
+  EXPECT_EQ(x.grad().grad_fn(), nullptr);
+}
+
+TEST(AutogradEngine, NonScalarBackwardWithExplicitGrad) {
+  Tensor x = vec({1, -2, 3}, true);
+  Tensor y = mul(x, x);
+  y.backward(vec({1, 10, 100}));
+  expect_near(x.grad().to_vector(), {2, -40, 600});
+}
+
+TEST(AutogradEngine, NonScalarBackwardWithoutGradIsAnError) {
+  Tensor x = vec({1, 2, 3}, true);
+  Tensor y = mul(x, 2.0);
+  try {
+    y.backward();
+    FAIL() << "expected resin::Error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("backward"), std::string::npos) << m;
+    EXPECT_NE(m.find("scalar"), std::string::npos) << m;
+    EXPECT_NE(m.find("[3]"), std::string::npos) << m;
+  }
+}
+
+TEST(AutogradEngine, BackwardGradMustMatchShape) {
+  Tensor x = vec({1, 2, 3}, true);
+  Tensor y = mul(x, 2.0);
+  try {
+    y.backward(vec({1, 2}));
+    FAIL() << "expected resin::Error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("[2]"), std::string::npos) << m;
+    EXPECT_NE(m.find("[3]"), std::string::npos) << m;
+  }
+}
+
+TEST(AutogradEngine, BackwardOfTensorWithoutHistoryIsAnError) {
+  Tensor x = vec({1, 2});
+  EXPECT_THROW(sum(x).backward(), Error);
+}
+
+TEST(AutogradEngine, SavedTensorsAreReleasedAfterBackward) {
+  Tensor x = vec({0.5, 1.5}, true);
+  std::weak_ptr<Storage> saved;
+  Tensor loss;
+  {
+    Tensor h = exp(x);  // ExpBackward saves h; MulBackward saves h twice
+    saved = h.impl()->storage();
+    loss = sum(mul(h, h));
+  }
+  EXPECT_FALSE(saved.expired()) << "the graph keeps h alive until backward";
+  loss.backward();
+  EXPECT_TRUE(saved.expired()) << "backward without retain_graph frees the saved tensors";
+  try {
+    loss.backward();
+    FAIL() << "expected resin::Error on a second backward";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("second time"), std::string::npos) << m;
+    EXPECT_NE(m.find("retain_graph"), std::string::npos) << m;
+    EXPECT_NE(m.find("Backward"), std::string::npos) << m;
+  }
+}
+
+TEST(AutogradEngine, RetainGraphAllowsASecondBackward) {
+  Tensor x = vec({0.5, 1.5}, true);
+  std::weak_ptr<Storage> saved;
+  Tensor loss;
+  {
+    Tensor h = exp(x);
+    saved = h.impl()->storage();
+    loss = sum(mul(h, h));
+  }
+  loss.backward({}, /*retain_graph=*/true);
+  EXPECT_FALSE(saved.expired());
+  loss.backward();
+  const std::vector<double> once = {2 * std::exp(1.0), 2 * std::exp(3.0)};
+  expect_near(x.grad().to_vector(), {2 * once[0], 2 * once[1]});
+  EXPECT_TRUE(saved.expired());
+}
+
+TEST(AutogradEngine, LeafGradientsOwnTheirStorage) {
+  // Optimisers update .grad in place; two leaves must never share a gradient buffer, and a leaf's
+  // gradient must not alias the gradient the caller passed to backward().
+  Tensor a = vec({1, 2}, true), b = vec({3, 4}, true);
+  add(a, b).backward(vec({1, 1}));
+  ASSERT_TRUE(a.grad().defined() && b.grad().defined());
+  EXPECT_NE(a.grad().impl()->storage().get(), b.grad().impl()->storage().get());
+
+  Tensor c = vec({1, 2}, true), d = vec({3, 4, 5}, true);
+  Tensor seed = vec({1, 2, 3, 4, 5});
+  concat({c, d}, 0).backward(seed);
+  EXPECT_NE(c.grad().impl()->storage().get(), seed.impl()->storage().get());
+  EXPECT_NE(d.grad().impl()->storage().get(), seed.impl()->storage().get());
+  EXPECT_TRUE(c.grad().is_contiguous());
+  EXPECT_TRUE(d.grad().is_contiguous());
+  expect_near(d.grad().to_vector(), {3, 4, 5});
+
+  Tensor e = vec({1, 2}, true);
+  Tensor g = vec({7, 8});
+  add(e, 1.0).backward(g);
+  EXPECT_NE(e.grad().impl()->storage().get(), g.impl()->storage().get());
+}
+
+TEST(AutogradEngine, LeafGradientHasTheLeafsLayout) {
+  Tensor w = empty_strided({2, 3, 2, 2}, channels_last_strides({2, 3, 2, 2}), {.dtype = DType::f64});
+  backend::ref_backend().fill(w, 1.0);
+  w.set_requires_grad(true);
+  sum(mul(w.contiguous(), 2.0)).backward();
+  EXPECT_TRUE(w.grad().is_channels_last());
+  EXPECT_EQ(w.grad().strides(), w.strides());
+  for (double v : w.grad().to_vector()) EXPECT_EQ(v, 2.0);
+}
+
+}  // namespace
+}  // namespace resin

@@ -1,0 +1,215 @@
+// Factories, random reproducibility, dtype conversions (bf16 rounding) and printing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "resin/resin.h"
+
+namespace resin {
+namespace {
+
+TEST(TensorFactory, ZerosOnesFull) {
+  Tensor z = zeros({2, 3});
+  EXPECT_EQ(z.shape(), Shape({2, 3}));
+  EXPECT_EQ(z.dtype(), DType::f32);
+  EXPECT_TRUE(z.is_contiguous());
+  for (double v : z.to_vector()) EXPECT_EQ(v, 0.0);
+  Tensor o = ones({4}, {.dtype = DType::i64});
+  EXPECT_EQ(o.dtype(), DType::i64);
+  EXPECT_EQ(o.values<int64_t>(), (std::vector<int64_t>{1, 1, 1, 1}));
+  Tensor f = full({2, 2}, -2.5, {.dtype = DType::f64, .requires_grad = true});
+  EXPECT_TRUE(f.requires_grad());
+  EXPECT_TRUE(f.is_leaf());
+  for (double v : f.to_vector()) EXPECT_EQ(v, -2.5);
+  Tensor s = scalar_tensor(7);
+  EXPECT_EQ(s.dim(), 0);
+  EXPECT_EQ(s.numel(), 1);
+  EXPECT_EQ(s.item(), 7.0);
+  EXPECT_EQ(zeros_like(f).dtype(), DType::f64);
+  EXPECT_FALSE(zeros_like(f).requires_grad());
+  EXPECT_EQ(empty({0, 5}).numel(), 0);
+}
+
+TEST(TensorFactory, Arange) {
+  EXPECT_EQ(arange(0, 5).to_vector(), (std::vector<double>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(arange(1, 2, 0.25, {.dtype = DType::f64}).to_vector(), (std::vector<double>{1, 1.25, 1.5, 1.75}));
+  EXPECT_EQ(arange(5, 0, -2, {.dtype = DType::i64}).values<int64_t>(), (std::vector<int64_t>{5, 3, 1}));
+  EXPECT_EQ(arange(3, 3).numel(), 0);
+  EXPECT_THROW(arange(0, 1, 0), Error);
+  EXPECT_THROW(arange(0, 5, -1), Error);
+}
+
+TEST(TensorFactory, RandomFactoriesAreReproducible) {
+  manual_seed(123);
+  Tensor a = randn({100});
+  Tensor b = rand({100});
+  Tensor c = randint(-3, 4, {100});
+  manual_seed(123);
+  EXPECT_EQ(randn({100}).to_vector(), a.to_vector());
+  EXPECT_EQ(rand({100}).to_vector(), b.to_vector());
+  EXPECT_EQ(randint(-3, 4, {100}).to_vector(), c.to_vector());
+  // A private generator gives the same stream as the default one seeded the same way, and does
+  // not disturb the default generator.
+  Generator g(123);
+  manual_seed(5);
+  const auto next_default = randn({3}).to_vector();
+  manual_seed(5);
+  EXPECT_EQ(randn({100}, {}, &g).to_vector(), a.to_vector());
+  EXPECT_EQ(randn({3}).to_vector(), next_default);
+  // A different seed gives different values.
+  Generator h(124);
+  EXPECT_NE(randn({100}, {}, &h).to_vector(), a.to_vector());
+}
+
+TEST(TensorFactory, GeneratorStateRoundTrips) {
+  Generator g(9);
+  randn({3}, {}, &g);  // leaves a cached spare normal
+  const std::string st = g.state();
+  const auto want = randn({5}, {.dtype = DType::f64}, &g).to_vector();
+  Generator h(0);
+  h.set_state(st);
+  EXPECT_EQ(randn({5}, {.dtype = DType::f64}, &h).to_vector(), want);
+  EXPECT_THROW(h.set_state("garbage"), Error);
+}
+
+TEST(TensorFactory, RandomRangesAndMoments) {
+  Generator g(7);
+  const auto u = rand({20000}, {.dtype = DType::f64}, &g).to_vector();
+  double su = 0;
+  for (double v : u) {
+    ASSERT_GE(v, 0.0);
+    ASSERT_LT(v, 1.0);
+    su += v;
+  }
+  EXPECT_NEAR(su / 20000, 0.5, 0.01);
+  const auto n = randn({20000}, {.dtype = DType::f64}, &g).to_vector();
+  double m = 0, m2 = 0;
+  for (double v : n) m += v;
+  m /= 20000;
+  for (double v : n) m2 += (v - m) * (v - m);
+  EXPECT_NEAR(m, 0.0, 0.03);
+  EXPECT_NEAR(std::sqrt(m2 / 20000), 1.0, 0.03);
+  const auto r = randint(2, 5, {3000}, {.dtype = DType::i64}, &g).values<int64_t>();
+  std::set<int64_t> seen(r.begin(), r.end());
+  EXPECT_EQ(seen, (std::set<int64_t>{2, 3, 4}));
+  const auto un = uniform({1000}, -2, -1, {.dtype = DType::f64}, &g).to_vector();
+  for (double v : un) {
+    EXPECT_GE(v, -2.0);
+    EXPECT_LT(v, -1.0);
+  }
+  EXPECT_THROW(randint(3, 3, {2}), Error);
+}
+
+TEST(TensorFactory, FromVectorAndItem) {
+  Tensor t = from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, {.dtype = DType::f64});
+  EXPECT_EQ(t.select(1, 2).to_vector(), (std::vector<double>{3, 6}));
+  EXPECT_THROW(from_vector({1, 2}, {3}), Error);
+  EXPECT_THROW(t.item(), Error);
+  Tensor d = from_data<int32_t>({4, 5}, {2});
+  EXPECT_EQ(d.dtype(), DType::i32);
+  EXPECT_EQ(d.values<int64_t>(), (std::vector<int64_t>{4, 5}));
+  EXPECT_THROW(t.data<float>(), Error);
+}
+
+float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+TEST(TensorDtype, BFloat16RoundsToNearestEven) {
+  auto bf = [](float f) { return BFloat16(f).bits; };
+  EXPECT_EQ(bf(1.0f), 0x3f80);
+  // 1 + 2^-8 lies halfway between 1 (even mantissa) and 1 + 2^-7: ties go to even.
+  EXPECT_EQ(bf(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
+  // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even): rounds up.
+  EXPECT_EQ(bf(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+  // Just above a tie rounds up; just below rounds down.
+  EXPECT_EQ(bf(bits_to_float(0x3f808001)), 0x3f81);
+  EXPECT_EQ(bf(bits_to_float(0x3f807fff)), 0x3f80);
+  EXPECT_EQ(bf(-1.0f - 3 * std::ldexp(1.0f, -8)), 0xbf82);
+  // Overflow rounds to infinity; infinities and NaN survive.
+  EXPECT_EQ(bf(std::numeric_limits<float>::max()), 0x7f80);
+  EXPECT_EQ(bf(std::numeric_limits<float>::infinity()), 0x7f80);
+  EXPECT_EQ(bf(-std::numeric_limits<float>::infinity()), 0xff80);
+  EXPECT_TRUE(std::isnan(static_cast<float>(BFloat16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isnan(static_cast<float>(BFloat16(bits_to_float(0x7f800001)))));  // signalling NaN
+  EXPECT_EQ(static_cast<float>(BFloat16(3.0f)), 3.0f);
+}
+
+TEST(TensorDtype, Conversions) {
+  Tensor f = from_vector({1.5, -2.75, 3.0, 1.0 + 3.0 / 256}, {4});
+  Tensor d = f.to(DType::f64);
+  EXPECT_EQ(d.dtype(), DType::f64);
+  EXPECT_EQ(d.to_vector(), f.to_vector());
+  EXPECT_TRUE(f.to(DType::f32).is_same(f));
+  Tensor i = f.to(DType::i64);
+  EXPECT_EQ(i.values<int64_t>(), (std::vector<int64_t>{1, -2, 3, 1}));  // truncation, as C and torch
+  EXPECT_EQ(i.to(DType::f32).to_vector(), (std::vector<double>{1, -2, 3, 1}));
+  Tensor b = f.to(DType::bf16);
+  EXPECT_EQ(b.dtype(), DType::bf16);
+  EXPECT_EQ(b.to_vector(), (std::vector<double>{1.5, -2.75, 3.0, 1.0 + 4.0 / 256}));
+  EXPECT_EQ(b.to(DType::f32).to_vector(), b.to_vector());
+  Tensor u = from_vector({0, 7, 255}, {3}, {.dtype = DType::u8});
+  EXPECT_EQ(u.to(DType::f32).to_vector(), (std::vector<double>{0, 7, 255}));
+  // Conversions keep the layout of a channels-last tensor.
+  Tensor cl = zeros({2, 3, 2, 2}).contiguous(MemoryFormat::channels_last);
+  EXPECT_TRUE(cl.to(DType::f64).is_channels_last());
+  // Differentiable between floating types; gradients come back in the source dtype.
+  Tensor x = from_vector({1, 2}, {2}, {.dtype = DType::f64, .requires_grad = true});
+  sum(mul(x.to(DType::f32), 3.0)).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::f64);
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3, 3}));
+  EXPECT_THROW(x.to(DType::i64), Error);
+}
+
+TEST(TensorDtype, Names) {
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::i32, DType::u8})
+    EXPECT_EQ(dtype_from_name(dtype_name(t)), t);
+  EXPECT_EQ(dtype_from_name("float32"), DType::f32);
+  EXPECT_THROW(dtype_from_name("f16"), Error);
+  EXPECT_EQ(dtype_size(DType::bf16), 2u);
+}
+
+TEST(TensorPrint, SmallTensorsShowEveryValue) {
+  const std::string s = arange(0, 6).reshape({2, 3}).str();
+  for (const char* part : {"tensor(", "[[", "5]]", "shape=[2, 3]", "dtype=f32"})
+    EXPECT_NE(s.find(part), std::string::npos) << part << " in " << s;
+  const std::string i = arange(0, 3, 1, {.dtype = DType::i64}).str();
+  EXPECT_NE(i.find("[0, 1, 2]"), std::string::npos) << i;
+  Tensor g = ones({2}, {.requires_grad = true});
+  g.set_name("weight");
+  const std::string gs = g.str();
+  EXPECT_NE(gs.find("requires_grad"), std::string::npos) << gs;
+  EXPECT_NE(gs.find("name=weight"), std::string::npos) << gs;
+  EXPECT_EQ(Tensor().str(), "tensor(undefined)");
+  EXPECT_NE(scalar_tensor(2.5).str().find("2.5"), std::string::npos);
+  std::ostringstream os;
+  os << arange(0, 2);
+  EXPECT_EQ(os.str(), arange(0, 2).str());
+}
+
+TEST(TensorPrint, LargeTensorsAreSummarised) {
+  Tensor big = arange(0, 3000).reshape({3, 10, 100});
+  const std::string s = big.str();
+  EXPECT_LT(s.size(), 2500u) << "summary should not print 3000 values";
+  EXPECT_NE(s.find("..."), std::string::npos);
+  EXPECT_NE(s.find("2999]"), std::string::npos) << "the last element is shown";
+  EXPECT_EQ(s.find("1550,"), std::string::npos) << "a middle element is elided";
+  EXPECT_NE(s.find("shape=[3, 10, 100]"), std::string::npos);
+  // A long 1-D tensor keeps its first and last three values.
+  const std::string l = arange(0, 2000).str();
+  EXPECT_NE(l.find("2, "), std::string::npos) << l;
+  EXPECT_NE(l.find("1997,"), std::string::npos) << l;
+  EXPECT_EQ(l.find("1000,"), std::string::npos) << l;
+  // Non-contiguous tensors print in logical order.
+  const std::string t = arange(0, 6).reshape({2, 3}).transpose(0, 1).str();
+  EXPECT_NE(t.find("shape=[3, 2]"), std::string::npos);
+  EXPECT_LT(t.find(" 3]"), t.find(" 1,")) << t;
+}
+
+}  // namespace
+}  // namespace resin
