@@ -50,10 +50,12 @@ TEST(AtomicFile, WritesAndReplaces) {
 
 TEST(AtomicFile, RelativePathInCurrentDirectory) {
   TempDir dir;
-  const auto old = std::filesystem::current_path();
+  struct Cwd {
+    std::filesystem::path old = std::filesystem::current_path();
+    ~Cwd() { std::filesystem::current_path(old); }
+  } restore;
   std::filesystem::current_path(dir.path());
   atomic_write_file("rel.bin", "relative");
-  std::filesystem::current_path(old);
   EXPECT_EQ(read_file(dir.file("rel.bin")), "relative");
 }
 

@@ -10,8 +10,10 @@ using UnaryFn = std::function<Tensor(const Tensor&)>;
 
 void unary(std::vector<Case>& out, DType t, const std::string& op, const std::string& label, Tensor x, Layout l,
            const std::string& attrs, UnaryFn f) {
-  out.push_back(make_case(op, label + " " + layout_name(l), t, attrs, {arg(std::move(x), l)},
-                          [f](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in[0])}; }));
+  Case c = make_case(op, label + " " + layout_name(l), t, attrs, {arg(std::move(x), l)},
+                     [f](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in[0])}; });
+  c.expect_channels_last = l == Layout::channels_last;
+  out.push_back(std::move(c));
 }
 
 // The standard layout sweep for a unary op on inputs drawn from `draw(shape)`.
@@ -29,7 +31,12 @@ void binary_cases(std::vector<Case>& out, DType t, Data& d, const std::string& o
   auto rhs = [&](const Shape& s) { return positive_rhs ? d.uniform(s, 0.5, 2.0, t) : d.randn(s, t); };
   auto run = [f](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in[0], in[1])}; };
   auto add = [&](const std::string& label, Input a, Input b) {
-    out.push_back(make_case(op, label, t, "{}", {std::move(a), std::move(b)}, run));
+    Case c = make_case(op, label, t, "{}", {a, b}, run);
+    // The output keeps the layout of an operand that already has the output's shape.
+    const Shape out_shape = broadcast_shapes(a.value.shape(), b.value.shape(), "test");
+    c.expect_channels_last = (a.layout == Layout::channels_last && a.value.shape() == out_shape) ||
+                             (b.layout == Layout::channels_last && b.value.shape() == out_shape);
+    out.push_back(std::move(c));
   };
   add("same shape [3,4]", arg(d.randn({3, 4}, t)), arg(rhs({3, 4})));
   add("broadcast [3,1,5] with [4,1]", arg(d.randn({3, 1, 5}, t)), arg(rhs({4, 1})));

@@ -24,10 +24,12 @@ void add_loss_cases(std::vector<Case>& out, DType t) {
   for (bool log : {false, true}) {
     const std::string op = log ? "log_softmax" : "softmax";
     auto sm = [&](const std::string& label, const Shape& s, int64_t dim, Layout l, double scale) {
-      out.push_back(make_case(op, label, t, Attrs().integer("dim", dim).json(), {arg(d.randn(s, t, scale), l)},
-                              [dim, log](const std::vector<Tensor>& x) {
-                                return std::vector<Tensor>{log ? log_softmax(x[0], dim) : softmax(x[0], dim)};
-                              }));
+      Case c = make_case(op, label, t, Attrs().integer("dim", dim).json(), {arg(d.randn(s, t, scale), l)},
+                         [dim, log](const std::vector<Tensor>& x) {
+                           return std::vector<Tensor>{log ? log_softmax(x[0], dim) : softmax(x[0], dim)};
+                         });
+      c.expect_channels_last = l == CL;
+      out.push_back(std::move(c));
     };
     sm("[4,7] dim 1", {4, 7}, 1, C, 1.0);
     sm("[3,4,5] dim 0", {3, 4, 5}, 0, C, 1.0);
