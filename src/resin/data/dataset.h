@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "resin/core/rng.h"
 #include "resin/tensor/tensor.h"
 
 namespace resin::data {
