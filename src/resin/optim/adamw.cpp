@@ -73,6 +73,10 @@ RESIN_OPTIM_KERNEL void adamw_kernel(double* p, const double* g, double* m, doub
 }  // namespace
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o) : Optimizer("AdamW", std::move(groups)), o_(o) {
+  check_options();
+}
+
+void AdamW::check_options() const {
   RESIN_CHECK(o_.eps >= 0, "AdamW: invalid epsilon ", o_.eps);
   RESIN_CHECK(o_.beta1 >= 0 && o_.beta1 < 1, "AdamW: invalid beta1 ", o_.beta1, ", expected [0, 1)");
   RESIN_CHECK(o_.beta2 >= 0 && o_.beta2 < 1, "AdamW: invalid beta2 ", o_.beta2, ", expected [0, 1)");

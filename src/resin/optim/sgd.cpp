@@ -72,6 +72,10 @@ RESIN_OPTIM_KERNEL void sgd_kernel(double* p, const double* g, double* buf, int6
 }  // namespace
 
 Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions o) : Optimizer("SGD", std::move(groups)), o_(o) {
+  check_options();
+}
+
+void Sgd::check_options() const {
   RESIN_CHECK(o_.momentum >= 0, "SGD: invalid momentum ", o_.momentum);
   RESIN_CHECK(o_.dampening >= 0, "SGD: invalid dampening ", o_.dampening);
   RESIN_CHECK(!o_.nesterov || (o_.momentum > 0 && o_.dampening == 0),
