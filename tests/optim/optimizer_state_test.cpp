@@ -198,6 +198,11 @@ TEST(OptimState, LoadErrors) {
   expect_load_error(sgd, sd, "group 0 has 3 parameters in the state, 2 in the optimizer");
 
   sd = good;
+  sd["options.nesterov"] = scalar_f64(1);
+  sd["options.dampening"] = scalar_f64(0.5);
+  expect_load_error(sgd, sd, "invalid options in the state (SGD: Nesterov momentum requires");
+
+  sd = good;
   sd["something_else"] = scalar_f64(1);
   expect_load_error(sgd, sd, "unexpected keys something_else");
 

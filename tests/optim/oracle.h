@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "resin/resin.h"
 
 namespace resin::optim::testing {
@@ -52,7 +54,8 @@ struct OracleRun {
 inline OracleRun run_oracle(const std::string& mode, const std::string& input) {
   OracleRun r;
   const std::string dir = RESIN_BINARY_DIR;
-  const std::string in_path = dir + "/optim_oracle_" + mode + ".in";
+  // Unique per process: ctest may run several test processes of this binary at once.
+  const std::string in_path = dir + "/optim_oracle_" + mode + "_" + std::to_string(getpid()) + ".in";
   {
     std::ofstream f(in_path);
     f << input;
@@ -73,6 +76,7 @@ inline OracleRun run_oracle(const std::string& mode, const std::string& input) {
   size_t n;
   while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
   const int status = pclose(pipe);
+  std::remove(in_path.c_str());
   if (out.find("TORCH_IMPORT_FAILED") != std::string::npos) {
     r.error = "PyTorch oracle unavailable (" + out + "): run scripts/install-deps.sh to install python3-torch";
     return r;

@@ -4,6 +4,14 @@
 
 #include "resin/optim/detail.h"
 
+// Torch parity needs a rounding wherever torch rounds: no compiler-contracted multiply-adds besides
+// the explicit std::fma calls (GCC contracts a * b + c by default in C++).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace resin::optim {
 
 namespace {
@@ -19,41 +27,56 @@ struct AdamWScalars {
 // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2) (fused as fma(value*g, g, .));
 // denom = (sqrt(v) / bc2_sqrt).add_(eps); param.addcdiv_(m, denom, value=-step_size), which computes
 // p + (value * m) / denom without fusing.
-template <class T>
+template <bool kAmsgrad, class T>
 [[gnu::always_inline]] inline void adamw_loop(T* __restrict p, const T* __restrict g, T* __restrict m,
                                               T* __restrict v, T* __restrict vmax, int64_t n,
-                                              const AdamWScalars<T>& s) {
+                                              const AdamWScalars<T> s) {
+  // Locals, not loads through a reference the stores might alias, so the loop can vectorise.
+  const T decay = s.decay, beta1 = s.beta1, one_minus_beta1 = s.one_minus_beta1, beta2 = s.beta2,
+          one_minus_beta2 = s.one_minus_beta2, bc2_sqrt = s.bias_correction2_sqrt, eps = s.eps,
+          neg_step_size = s.neg_step_size;
   for (int64_t k = 0; k < n; ++k) {
     const T gk = g[k];
-    const T pk = p[k] * s.decay;
-    const T mk = std::fma(gk, s.one_minus_beta1, m[k] * s.beta1);
-    const T vk = std::fma(s.one_minus_beta2 * gk, gk, v[k] * s.beta2);
+    const T pk = p[k] * decay;
+    const T mk = std::fma(gk, one_minus_beta1, m[k] * beta1);
+    const T vk = std::fma(one_minus_beta2 * gk, gk, v[k] * beta2);
     m[k] = mk;
     v[k] = vk;
     T second = vk;
-    if (s.amsgrad) {
+    if constexpr (kAmsgrad) {
       const T old = vmax[k];
       // torch.maximum propagates NaN.
       second = (old != old || vk != vk) ? old + vk : (old > vk ? old : vk);
       vmax[k] = second;
     }
-    const T denom = std::sqrt(second) / s.bias_correction2_sqrt + s.eps;
-    p[k] = pk + (s.neg_step_size * mk) / denom;
+    const T denom = std::sqrt(second) / bc2_sqrt + eps;
+    p[k] = pk + (neg_step_size * mk) / denom;
   }
 }
 
+template <class T>
+[[gnu::always_inline]] inline void adamw_dispatch(T* p, const T* g, T* m, T* v, T* vmax, int64_t n,
+                                                  AdamWScalars<T> s) {
+  if (s.amsgrad) adamw_loop<true>(p, g, m, v, vmax, n, s);
+  else adamw_loop<false>(p, g, m, v, vmax, n, s);
+}
+
 RESIN_OPTIM_KERNEL void adamw_kernel(float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
-                                     const AdamWScalars<float>& s) {
-  adamw_loop(p, g, m, v, vmax, n, s);
+                                     AdamWScalars<float> s) {
+  adamw_dispatch(p, g, m, v, vmax, n, s);
 }
 RESIN_OPTIM_KERNEL void adamw_kernel(double* p, const double* g, double* m, double* v, double* vmax, int64_t n,
-                                     const AdamWScalars<double>& s) {
-  adamw_loop(p, g, m, v, vmax, n, s);
+                                     AdamWScalars<double> s) {
+  adamw_dispatch(p, g, m, v, vmax, n, s);
 }
 
 }  // namespace
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o) : Optimizer("AdamW", std::move(groups)), o_(o) {
+  check_options();
+}
+
+void AdamW::check_options() const {
   RESIN_CHECK(o_.eps >= 0, "AdamW: invalid epsilon ", o_.eps);
   RESIN_CHECK(o_.beta1 >= 0 && o_.beta1 < 1, "AdamW: invalid beta1 ", o_.beta1, ", expected [0, 1)");
   RESIN_CHECK(o_.beta2 >= 0 && o_.beta2 < 1, "AdamW: invalid beta2 ", o_.beta2, ", expected [0, 1)");

@@ -33,6 +33,7 @@ class AdamW : public Optimizer {
   std::vector<std::string> state_names() const override;
   std::vector<std::string> counter_names() const override { return {"step"}; }
   std::vector<OptionRef> options() override;
+  void check_options() const override;
 
  private:
   AdamWOptions o_;

@@ -218,6 +218,11 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& in) {
 
   // Per-parameter state, validated against the loaded options.
   set_options(new_values);
+  try {
+    check_options();
+  } catch (const Error& e) {
+    errors.push_back(str_cat("invalid options in the state (", e.what(), ")"));
+  }
   const std::vector<std::string> names = state_names();
   const std::vector<std::string> counters = counter_names();
   set_options(old_values);

@@ -62,6 +62,8 @@ class Optimizer {
   // Drops every parameter's gradient.
   void zero_grad();
 
+  // Edit lr/weight_decay freely; add parameters with add_param_group(), not by editing `params`
+  // (state is kept per (group, index)).
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
   // Appends a group (checked like the constructor's groups). Its parameters start without state.
@@ -92,6 +94,8 @@ class Optimizer {
   // Names of state entries that are i64 scalar step counters (the rest are parameter-shaped).
   virtual std::vector<std::string> counter_names() const { return {}; }
   virtual std::vector<OptionRef> options() = 0;
+  // Throws resin::Error when the current options are invalid (constructors and load_state_dict).
+  virtual void check_options() const {}
 
  private:
   void check_group(const ParamGroup& g, size_t index) const;

@@ -4,6 +4,14 @@
 
 #include "resin/optim/detail.h"
 
+// Torch parity needs a rounding wherever torch rounds: no compiler-contracted multiply-adds besides
+// the explicit std::fma calls (GCC contracts a * b + c by default in C++).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace resin::optim {
 
 namespace {
@@ -17,32 +25,57 @@ struct SgdScalars {
 // torch computes d_p.add(param, alpha=wd), buf.mul_(m).add_(d_p, alpha=1-dampening),
 // d_p.add(buf, alpha=m) and param.add_(d_p, alpha=-lr); its vectorised add-with-alpha is a fused
 // multiply-add, hence std::fma at exactly those places and a separately rounded buf * m.
-template <class T>
+// The flags are template parameters and the scalars locals so that every variant vectorises.
+template <bool kWeightDecay, bool kMomentum, bool kFirst, bool kNesterov, class T>
 [[gnu::always_inline]] inline void sgd_loop(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n,
-                                            const SgdScalars<T>& s) {
+                                            SgdScalars<T> s) {
+  const T wd = s.weight_decay, momentum = s.momentum, keep = s.one_minus_dampening, neg_lr = s.neg_lr;
   for (int64_t k = 0; k < n; ++k) {
     T d = g[k];
-    if (s.use_weight_decay) d = std::fma(p[k], s.weight_decay, d);
-    if (s.use_momentum) {
-      const T b = s.first ? d : std::fma(d, s.one_minus_dampening, buf[k] * s.momentum);
+    if constexpr (kWeightDecay) d = std::fma(p[k], wd, d);
+    if constexpr (kMomentum) {
+      T b;
+      if constexpr (kFirst) b = d;
+      else b = std::fma(d, keep, buf[k] * momentum);
       buf[k] = b;
-      d = s.nesterov ? std::fma(b, s.momentum, d) : b;
+      if constexpr (kNesterov) d = std::fma(b, momentum, d);
+      else d = b;
     }
-    p[k] = std::fma(d, s.neg_lr, p[k]);
+    p[k] = std::fma(d, neg_lr, p[k]);
   }
 }
 
-RESIN_OPTIM_KERNEL void sgd_kernel(float* p, const float* g, float* buf, int64_t n, const SgdScalars<float>& s) {
-  sgd_loop(p, g, buf, n, s);
+template <bool kWeightDecay, class T>
+[[gnu::always_inline]] inline void sgd_momentum_variants(T* p, const T* g, T* buf, int64_t n, SgdScalars<T> s) {
+  if (!s.use_momentum) return sgd_loop<kWeightDecay, false, false, false>(p, g, buf, n, s);
+  if (s.first) {
+    if (s.nesterov) return sgd_loop<kWeightDecay, true, true, true>(p, g, buf, n, s);
+    return sgd_loop<kWeightDecay, true, true, false>(p, g, buf, n, s);
+  }
+  if (s.nesterov) return sgd_loop<kWeightDecay, true, false, true>(p, g, buf, n, s);
+  return sgd_loop<kWeightDecay, true, false, false>(p, g, buf, n, s);
 }
-RESIN_OPTIM_KERNEL void sgd_kernel(double* p, const double* g, double* buf, int64_t n,
-                                   const SgdScalars<double>& s) {
-  sgd_loop(p, g, buf, n, s);
+
+template <class T>
+[[gnu::always_inline]] inline void sgd_variants(T* p, const T* g, T* buf, int64_t n, SgdScalars<T> s) {
+  if (s.use_weight_decay) sgd_momentum_variants<true>(p, g, buf, n, s);
+  else sgd_momentum_variants<false>(p, g, buf, n, s);
+}
+
+RESIN_OPTIM_KERNEL void sgd_kernel(float* p, const float* g, float* buf, int64_t n, SgdScalars<float> s) {
+  sgd_variants(p, g, buf, n, s);
+}
+RESIN_OPTIM_KERNEL void sgd_kernel(double* p, const double* g, double* buf, int64_t n, SgdScalars<double> s) {
+  sgd_variants(p, g, buf, n, s);
 }
 
 }  // namespace
 
 Sgd::Sgd(std::vector<ParamGroup> groups, SgdOptions o) : Optimizer("SGD", std::move(groups)), o_(o) {
+  check_options();
+}
+
+void Sgd::check_options() const {
   RESIN_CHECK(o_.momentum >= 0, "SGD: invalid momentum ", o_.momentum);
   RESIN_CHECK(o_.dampening >= 0, "SGD: invalid dampening ", o_.dampening);
   RESIN_CHECK(!o_.nesterov || (o_.momentum > 0 && o_.dampening == 0),

@@ -32,6 +32,7 @@ class Sgd : public Optimizer {
   void update(const ParamGroup& group, const Tensor& p, const Tensor& grad, ParamState& state) override;
   std::vector<std::string> state_names() const override;
   std::vector<OptionRef> options() override;
+  void check_options() const override;
 
  private:
   SgdOptions o_;
