@@ -1,0 +1,166 @@
+// Convolution throughput: resin (ops and backend kernels, NCHW and channels-last tensors) against
+// plain oneDNN primitives created once with format_tag::any and data already in the layouts they
+// chose (no reorders inside the timed loop), which is the best a direct oneDNN user gets.
+//
+// Shapes: ResNet-50 convolutions at batch 16 and CIFAR-ResNet convolutions at batch 128 (no bias,
+// as in ResNets, where batch norm follows). Counter GFLOP/s = 2 * MACs per second; backward-data
+// and backward-weights have the same MAC count as forward.
+//
+// Run: OMP_NUM_THREADS=2 ./build/bench/bench_conv --benchmark_repetitions=5
+//        --benchmark_report_aggregates_only=true   (one command line)
+// Names: <pass>/<path>/<shape>, path = resin_op (resin::conv2d, allocation included), resin_nchw
+// and resin_cl (CpuBackend kernels on preallocated NCHW / channels-last tensors), onednn (raw).
+#include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <string>
+#include <vector>
+
+#include "resin/backend/backend.h"
+#include "resin/resin.h"
+
+namespace {
+
+using namespace resin;
+
+struct Shape4 {
+  const char* name;
+  int64_t n, c, h, o, k, stride;
+};
+
+const Shape4 kShapes[] = {
+    {"r50_56x56_64to64_3x3_b16", 16, 64, 56, 64, 3, 1},
+    {"r50_56x56_256to64_1x1_b16", 16, 256, 56, 64, 1, 1},
+    {"r50_28x28_128to128_3x3_b16", 16, 128, 28, 128, 3, 1},
+    {"r50_14x14_256to256_3x3_b16", 16, 256, 14, 256, 3, 1},
+    {"r50_7x7_512to512_3x3_b16", 16, 512, 7, 512, 3, 1},
+    {"cifar_32x32_16to16_3x3_b128", 128, 16, 32, 16, 3, 1},
+    {"cifar_16x16_32to32_3x3_b128", 128, 32, 16, 32, 3, 1},
+    {"cifar_8x8_64to64_3x3_b128", 128, 64, 8, 64, 3, 1},
+};
+
+enum class Pass { fwd, bwd_data, bwd_weights };
+
+int64_t out_size(const Shape4& s) { return (s.h + 2 * (s.k / 2) - s.k) / s.stride + 1; }
+
+double gflop(const Shape4& s) {
+  const double oh = static_cast<double>(out_size(s));
+  return 2.0 * static_cast<double>(s.n * s.o) * oh * oh * static_cast<double>(s.c * s.k * s.k) * 1e-9;
+}
+
+void set_counter(benchmark::State& st, const Shape4& s) {
+  st.counters["GFLOP/s"] = benchmark::Counter(gflop(s), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+backend::Conv2dParams params(const Shape4& s) {
+  return {s.stride, s.stride, s.k / 2, s.k / 2, 1, 1, 1};
+}
+
+Tensor act(const resin::Shape& sh, bool channels_last) {
+  Tensor t = channels_last ? empty_strided(sh, channels_last_strides(sh)) : empty(sh);
+  backend::backend_for(t).copy(randn(sh), t);
+  return t;
+}
+
+// resin::conv2d, the public op (output allocation and layout choice included; no autograd).
+void bm_resin_op(benchmark::State& st, Shape4 s, bool cl) {
+  NoGradGuard ng;
+  const Tensor x = act({s.n, s.c, s.h, s.h}, cl), w = randn({s.o, s.c, s.k, s.k});
+  const Conv2dOptions o{.stride = {s.stride, s.stride}, .padding = {s.k / 2, s.k / 2}};
+  for (auto _ : st) benchmark::DoNotOptimize(conv2d(x, w, Tensor(), o));
+  set_counter(st, s);
+}
+
+// CpuBackend kernels on preallocated tensors.
+void bm_resin(benchmark::State& st, Shape4 s, Pass pass, bool cl) {
+  const int64_t oh = out_size(s);
+  const Tensor x = act({s.n, s.c, s.h, s.h}, cl), y = act({s.n, s.o, oh, oh}, cl);
+  const Tensor w = randn({s.o, s.c, s.k, s.k});
+  backend::Backend& be = backend::backend_for(x);
+  const auto p = params(s);
+  for (auto _ : st) {
+    switch (pass) {
+      case Pass::fwd: be.conv2d_forward(x, w, Tensor(), y, p); break;
+      case Pass::bwd_data: be.conv2d_backward_data(y, w, x, p); break;  // x receives gx
+      case Pass::bwd_weights: be.conv2d_backward_weights(x, y, w, Tensor(), p); break;
+    }
+  }
+  set_counter(st, s);
+}
+
+// Raw oneDNN: primitives built once with format_tag::any; buffers already in the chosen formats.
+void bm_onednn(benchmark::State& st, Shape4 s, Pass pass) {
+  using dnnl::memory;
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  const int64_t oh = out_size(s), pad = s.k / 2;
+  const memory::desc src({s.n, s.c, s.h, s.h}, dt::f32, tag::any), dst({s.n, s.o, oh, oh}, dt::f32, tag::any);
+  const memory::desc wei({s.o, s.c, s.k, s.k}, dt::f32, tag::any);
+  const memory::dims strides{s.stride, s.stride}, dil{0, 0}, pads{pad, pad};
+  dnnl::convolution_forward::primitive_desc fwd(
+      {dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, wei, dst, strides, dil, pads,
+       pads},
+      eng);
+  auto filled = [&](const memory::desc& md) {
+    memory m(md, eng);
+    auto* p = static_cast<float*>(m.get_data_handle());
+    for (size_t i = 0; i < md.get_size() / sizeof(float); ++i) p[i] = 0.001f * static_cast<float>(i % 1000);
+    return m;
+  };
+  dnnl::primitive prim;
+  std::unordered_map<int, memory> args;
+  if (pass == Pass::fwd) {
+    prim = dnnl::convolution_forward(fwd);
+    args = {{DNNL_ARG_SRC, filled(fwd.src_desc())}, {DNNL_ARG_WEIGHTS, filled(fwd.weights_desc())},
+            {DNNL_ARG_DST, filled(fwd.dst_desc())}};
+  } else if (pass == Pass::bwd_data) {
+    dnnl::convolution_backward_data::primitive_desc pd(
+        {dnnl::algorithm::convolution_direct, src, wei, dst, strides, dil, pads, pads}, eng, fwd);
+    prim = dnnl::convolution_backward_data(pd);
+    args = {{DNNL_ARG_DIFF_DST, filled(pd.diff_dst_desc())}, {DNNL_ARG_WEIGHTS, filled(pd.weights_desc())},
+            {DNNL_ARG_DIFF_SRC, filled(pd.diff_src_desc())}};
+  } else {
+    dnnl::convolution_backward_weights::primitive_desc pd(
+        {dnnl::algorithm::convolution_direct, src, wei, dst, strides, dil, pads, pads}, eng, fwd);
+    prim = dnnl::convolution_backward_weights(pd);
+    args = {{DNNL_ARG_SRC, filled(pd.src_desc())}, {DNNL_ARG_DIFF_DST, filled(pd.diff_dst_desc())},
+            {DNNL_ARG_DIFF_WEIGHTS, filled(pd.diff_weights_desc())}};
+  }
+  for (auto _ : st) {
+    prim.execute(strm, args);
+    strm.wait();
+  }
+  st.SetLabel(fwd.impl_info_str());
+  set_counter(st, s);
+}
+
+const char* pass_name(Pass p) {
+  return p == Pass::fwd ? "fwd" : p == Pass::bwd_data ? "bwd_data" : "bwd_weights";
+}
+
+int register_all() {
+  for (const Shape4& s : kShapes) {
+    for (Pass pass : {Pass::fwd, Pass::bwd_data, Pass::bwd_weights}) {
+      const std::string tail = std::string("/") + s.name;
+      const std::string head = pass_name(pass);
+      benchmark::RegisterBenchmark((head + "/onednn" + tail).c_str(), bm_onednn, s, pass)->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark((head + "/resin_nchw" + tail).c_str(), bm_resin, s, pass, false)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark((head + "/resin_cl" + tail).c_str(), bm_resin, s, pass, true)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
+    benchmark::RegisterBenchmark((std::string("fwd/resin_op_nchw/") + s.name).c_str(), bm_resin_op, s, false)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark((std::string("fwd/resin_op_cl/") + s.name).c_str(), bm_resin_op, s, true)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+  return 0;
+}
+
+const int kRegistered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
