@@ -58,6 +58,7 @@ struct NllLossBackward : Node {
 };
 
 void check_targets(const Tensor& target, int64_t n, int64_t classes, const char* op) {
+  check_defined(target, op, "target");
   RESIN_CHECK(target.dtype() == DType::i64, op, ": expected i64 class indices, got ", target.dtype());
   RESIN_CHECK(target.dim() == 1 && target.size(0) == n, op, ": expected target of shape [", n, "], got ",
               target.shape());
@@ -140,6 +141,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
   check_floating(input, "mse_loss");
+  check_defined(target, "mse_loss", "target");
   check_same_dtype(input, target, "mse_loss");
   RESIN_CHECK(input.shape() == target.shape(), "mse_loss: input shape ", input.shape(), " vs target ", target.shape());
   Tensor d = sub(input, target);
@@ -173,6 +175,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
 Tensor embedding(const Tensor& indices, const Tensor& weight) {
   check_floating(weight, "embedding");
   RESIN_CHECK(weight.dim() == 2, "embedding: expected weight [num_embeddings, dim], got ", weight.shape());
+  check_defined(indices, "embedding", "indices");
   RESIN_CHECK(indices.dtype() == DType::i64, "embedding: expected i64 indices, got ", indices.dtype());
   Tensor idx = indices.contiguous().reshape({indices.numel()});
   const int64_t* ip = idx.data<int64_t>();
