@@ -31,6 +31,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
   check_floating(x, op);
   dim = wrap_dim(dim, x.dim(), op);
+  if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape(Shape{});
   Tensor xc = x.is_non_overlapping_dense() ? x.detach() : x.detach().contiguous();
   Tensor y = empty_like(xc);
   if (x.numel() > 0) be(xc).softmax_forward(xc, y, dim, log);

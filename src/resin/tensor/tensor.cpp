@@ -20,8 +20,14 @@ TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* what) {
 
 const Shape& Tensor::shape() const { return checked(impl_, "shape").shape(); }
 const Strides& Tensor::strides() const { return checked(impl_, "strides").strides(); }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  RESIN_CHECK(dim() > 0, "size: dim ", d, " requested of a 0-d tensor");
+  return shape()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  RESIN_CHECK(dim() > 0, "stride: dim ", d, " requested of a 0-d tensor");
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 int64_t Tensor::offset() const { return checked(impl_, "offset").offset(); }
 DType Tensor::dtype() const { return checked(impl_, "dtype").dtype(); }
 Device Tensor::device() const { return checked(impl_, "device").storage()->device; }
