@@ -239,6 +239,8 @@ static std::vector<Edge> root_edges(const std::vector<Tensor>& roots, const std:
     RESIN_CHECK(grads[i].defined() && grads[i].shape() == roots[i].shape(), "backward: gradient for output ", i,
                 " has shape ", grads[i].defined() ? grads[i].shape().str() : "undefined",
                 ", expected ", roots[i].shape());
+    RESIN_CHECK(grads[i].dtype() == roots[i].dtype(), "backward: gradient for output ", i, " has dtype ",
+                grads[i].dtype(), ", expected ", roots[i].dtype());
     edges.push_back(gradient_edge(roots[i]));
   }
   return edges;

@@ -31,6 +31,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
   check_floating(x, op);
   dim = wrap_dim(dim, x.dim(), op);
+  if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape(Shape{});
   Tensor xc = x.is_non_overlapping_dense() ? x.detach() : x.detach().contiguous();
   Tensor y = empty_like(xc);
   if (x.numel() > 0) be(xc).softmax_forward(xc, y, dim, log);
@@ -58,6 +59,7 @@ struct NllLossBackward : Node {
 };
 
 void check_targets(const Tensor& target, int64_t n, int64_t classes, const char* op) {
+  check_defined(target, op, "target");
   RESIN_CHECK(target.dtype() == DType::i64, op, ": expected i64 class indices, got ", target.dtype());
   RESIN_CHECK(target.dim() == 1 && target.size(0) == n, op, ": expected target of shape [", n, "], got ",
               target.shape());
@@ -140,6 +142,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
   check_floating(input, "mse_loss");
+  check_defined(target, "mse_loss", "target");
   check_same_dtype(input, target, "mse_loss");
   RESIN_CHECK(input.shape() == target.shape(), "mse_loss: input shape ", input.shape(), " vs target ", target.shape());
   Tensor d = sub(input, target);
@@ -173,6 +176,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
 Tensor embedding(const Tensor& indices, const Tensor& weight) {
   check_floating(weight, "embedding");
   RESIN_CHECK(weight.dim() == 2, "embedding: expected weight [num_embeddings, dim], got ", weight.shape());
+  check_defined(indices, "embedding", "indices");
   RESIN_CHECK(indices.dtype() == DType::i64, "embedding: expected i64 indices, got ", indices.dtype());
   Tensor idx = indices.contiguous().reshape({indices.numel()});
   const int64_t* ip = idx.data<int64_t>();

@@ -20,6 +20,7 @@ ReduceSpec reduce_spec(const Tensor& x, std::vector<int64_t> dims, bool keepdim,
   std::vector<bool> red(static_cast<size_t>(x.dim()), dims.empty());
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, x.dim(), op);
+    if (x.dim() == 0) continue;  // a 0-d tensor accepts dim 0 / -1 and has nothing to reduce over
     RESIN_CHECK(!red[w], op, ": dim ", w, " listed twice");
     red[w] = true;
   }
@@ -122,6 +123,7 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims, int64_t correction, bool 
 }
 
 Tensor argmax(const Tensor& x, int64_t dim) {
+  RESIN_CHECK(x.dim() > 0, "argmax: expected a tensor with at least 1 dim, got shape ", x.shape());
   dim = wrap_dim(dim, x.dim(), "argmax");
   RESIN_CHECK(x.size(dim) > 0, "argmax: dim ", dim, " is empty");
   // Move `dim` last (the other dims keep their order), then scan rows.

@@ -152,7 +152,10 @@ Tensor Tensor::permute(const std::vector<int64_t>& order) const {
 Tensor Tensor::transpose(int64_t a, int64_t b) const {
   std::vector<int64_t> order(static_cast<size_t>(dim()));
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[wrap_dim(a, dim(), "transpose")], order[wrap_dim(b, dim(), "transpose")]);
+  a = wrap_dim(a, dim(), "transpose");
+  b = wrap_dim(b, dim(), "transpose");
+  if (dim() == 0) return *this;  // dims 0 / -1 of a 0-d tensor name the tensor itself
+  std::swap(order[a], order[b]);
   return permute(order);
 }
 
@@ -192,6 +195,7 @@ Tensor Tensor::expand(const Shape& target) const {
       continue;
     }
     const int64_t have = shape()[i - lead];
+    RESIN_CHECK(target[i] >= -1, "expand: invalid size ", target[i], " in ", target, " (expected >= 0, or -1 to keep)");
     if (target[i] == -1 || target[i] == have) {
       s[i] = have;
       st[i] = strides()[i - lead];
@@ -274,6 +278,8 @@ Tensor Tensor::to(Device d) const {
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   RESIN_CHECK(!xs.empty(), "concat: expected at least one tensor");
   const Tensor& first = xs[0];
+  check_defined(first, "concat", "tensor 0");
+  RESIN_CHECK(first.dim() > 0, "concat: expected tensors with at least 1 dim, got shape ", first.shape());
   dim = wrap_dim(dim, first.dim(), "concat");
   Shape s = first.shape();
   int64_t total = 0;

@@ -9,20 +9,29 @@
 
 namespace resin {
 
-const Shape& Tensor::shape() const {
-  RESIN_CHECK(defined(), "Tensor: use of an undefined tensor");
-  return impl_->shape();
+namespace {
+// Metadata of an undefined tensor is an error, not a null dereference (an op handed a default-
+// constructed Tensor reports it instead of crashing).
+TensorImpl& checked(const std::shared_ptr<TensorImpl>& impl, const char* what) {
+  RESIN_CHECK(impl != nullptr, "Tensor::", what, ": use of an undefined tensor");
+  return *impl;
 }
-const Strides& Tensor::strides() const { return impl_->strides(); }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
-int64_t Tensor::offset() const { return impl_->offset(); }
-DType Tensor::dtype() const { return impl_->dtype(); }
-Device Tensor::device() const { return impl_->storage()->device; }
-void* Tensor::raw_data() const {
-  RESIN_CHECK(defined(), "Tensor: use of an undefined tensor");
-  return impl_->data();
+}  // namespace
+
+const Shape& Tensor::shape() const { return checked(impl_, "shape").shape(); }
+const Strides& Tensor::strides() const { return checked(impl_, "strides").strides(); }
+int64_t Tensor::size(int64_t d) const {
+  RESIN_CHECK(dim() > 0, "size: dim ", d, " requested of a 0-d tensor");
+  return shape()[wrap_dim(d, dim(), "size")];
 }
+int64_t Tensor::stride(int64_t d) const {
+  RESIN_CHECK(dim() > 0, "stride: dim ", d, " requested of a 0-d tensor");
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
+int64_t Tensor::offset() const { return checked(impl_, "offset").offset(); }
+DType Tensor::dtype() const { return checked(impl_, "dtype").dtype(); }
+Device Tensor::device() const { return checked(impl_, "device").storage()->device; }
+void* Tensor::raw_data() const { return checked(impl_, "data").data(); }
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -104,6 +113,7 @@ double Tensor::item() const {
 
 // ---- autograd state accessors (the engine lives in autograd/)
 bool Tensor::requires_grad() const {
+  if (!impl_) return false;
   auto* m = impl_->autograd();
   return m && m->requires_grad;
 }
@@ -111,36 +121,41 @@ Tensor& Tensor::set_requires_grad(bool r) {
   RESIN_CHECK(!r || is_floating(dtype()), "set_requires_grad: only floating tensors can require ",
               "gradients, got dtype ", dtype());
   RESIN_CHECK(is_leaf() || r, "set_requires_grad(false) on a non-leaf tensor; use detach()");
-  impl_->autograd_mut().requires_grad = r;
+  checked(impl_, "set_requires_grad").autograd_mut().requires_grad = r;
   return *this;
 }
 bool Tensor::is_leaf() const {
+  if (!impl_) return true;
   auto* m = impl_->autograd();
   return !m || !m->grad_fn;
 }
 Tensor Tensor::grad() const {
+  if (!impl_) return Tensor();
   auto* m = impl_->autograd();
   return m ? m->grad : Tensor();
 }
-void Tensor::set_grad(const Tensor& g) const { impl_->autograd_mut().grad = g; }
+void Tensor::set_grad(const Tensor& g) const { checked(impl_, "set_grad").autograd_mut().grad = g; }
 void Tensor::zero_grad() const {
+  if (!impl_) return;
   if (auto* m = impl_->autograd()) m->grad = Tensor();
 }
 std::shared_ptr<autograd::Node> Tensor::grad_fn() const {
+  if (!impl_) return nullptr;
   auto* m = impl_->autograd();
   return m ? m->grad_fn : nullptr;
 }
 uint32_t Tensor::output_nr() const {
+  if (!impl_) return 0;
   auto* m = impl_->autograd();
   return m ? m->output_nr : 0;
 }
 Tensor Tensor::detach() const {
-  auto t = std::make_shared<TensorImpl>(impl_->storage(), shape(), strides(), offset(), dtype());
+  auto t = std::make_shared<TensorImpl>(checked(impl_, "detach").storage(), shape(), strides(), offset(), dtype());
   return Tensor(t);
 }
-const std::string& Tensor::name() const { return impl_->name; }
+const std::string& Tensor::name() const { return checked(impl_, "name").name; }
 Tensor& Tensor::set_name(std::string n) {
-  impl_->name = std::move(n);
+  checked(impl_, "set_name").name = std::move(n);
   return *this;
 }
 
