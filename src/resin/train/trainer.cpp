@@ -1,0 +1,297 @@
+#include "resin/train/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "resin/autograd/grad_mode.h"
+#include "resin/io/atomic_file.h"
+#include "resin/io/safetensors.h"
+#include "resin/models/zoo.h"
+#include "resin/optim/optim.h"
+#include "resin/train/checkpoint.h"
+#include "resin/train/data_setup.h"
+#include "resin/train/metrics.h"
+#include "resin/train/progress.h"
+
+namespace resin::train {
+
+namespace fs = std::filesystem;
+
+std::string to_json(const TrainConfig& c) {
+  std::string ms;
+  for (size_t i = 0; i < c.milestones.size(); ++i) ms += (i ? "," : "") + std::to_string(c.milestones[i]);
+  return train::to_json(JsonRecord{{"model", c.model}, {"data", c.data}, {"data_dir", c.data_dir}, {"epochs", c.epochs},
+                                   {"batch_size", c.batch_size}, {"lr", c.lr}, {"momentum", c.momentum},
+                                   {"weight_decay", c.weight_decay}, {"nesterov", c.nesterov}, {"schedule", c.schedule},
+                                   {"milestones", ms}, {"warmup_epochs", c.warmup_epochs},
+                                   {"label_smoothing", c.label_smoothing}, {"augment", c.augment},
+                                   {"seed", static_cast<int64_t>(c.seed)}, {"threads", c.threads},
+                                   {"train_subset", c.train_subset}, {"test_subset", c.test_subset},
+                                   {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last}});
+}
+
+namespace {
+
+std::shared_ptr<const data::Dataset> maybe_subset(std::shared_ptr<const data::Dataset> d, int64_t n) {
+  if (n <= 0 || n >= d->size()) return d;
+  return data::subset_first(d, n);
+}
+
+optim::LrSchedulePtr make_schedule(const TrainConfig& c, int64_t iters_per_epoch) {
+  const int64_t total = c.epochs * iters_per_epoch;
+  const auto warmup = static_cast<int64_t>(std::llround(c.warmup_epochs * static_cast<double>(iters_per_epoch)));
+  optim::LrSchedulePtr main;
+  if (c.schedule == "cosine") {
+    main = std::make_shared<optim::CosineAnnealingLr>(std::max<int64_t>(1, total - warmup));
+  } else if (c.schedule == "multistep") {
+    std::vector<int64_t> ms = c.milestones;
+    if (ms.empty()) ms = {c.epochs / 2, c.epochs * 3 / 4};
+    auto its = optim::epochs_to_iterations(ms, iters_per_epoch);
+    for (auto& m : its) m = std::max<int64_t>(0, m - warmup);
+    main = std::make_shared<optim::MultiStepLr>(its, 0.1);
+  } else if (c.schedule == "constant") {
+    main = std::make_shared<optim::ConstantLr>();
+  } else {
+    RESIN_FAIL("unknown --schedule '", c.schedule, "' (expected cosine, multistep or constant)");
+  }
+  return optim::warmup_then(warmup, 0.1, main);
+}
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last) {
+  const auto t0 = std::chrono::steady_clock::now();
+  NoGradGuard ng;
+  const bool was_training = model.is_training();
+  model.eval();
+  RunningMeter meter;
+  loader.start_epoch(0);
+  while (auto b = loader.next()) {
+    Tensor x = channels_last ? b->images.contiguous(MemoryFormat::channels_last) : b->images;
+    Tensor logits = model.forward(x);
+    Tensor loss = cross_entropy(logits, b->labels, {.reduction = Reduction::sum});
+    meter.add(loss.item(), accuracy(logits, b->labels));
+  }
+  model.train(was_training);
+  return {meter.loss(), meter.top1(), meter.top5(), meter.count(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// The module that owns a parameter path ("layer2.1.conv1.weight" -> "layer2.1.conv1").
+std::string module_of(const std::string& param) {
+  auto dot = param.rfind('.');
+  return dot == std::string::npos ? "(root)" : param.substr(0, dot);
+}
+
+void set_threads(int64_t threads) {
+  if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
+}
+
+}  // namespace
+
+TrainResult run_training(const TrainConfig& c) {
+  RESIN_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
+  RESIN_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
+  RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
+  set_threads(c.threads);
+  const auto t_start = std::chrono::steady_clock::now();
+
+  // ---- output directory: never overwrite a run unless resuming it
+  fs::create_directories(c.out);
+  const std::string last_path = c.out + "/last.ckpt", best_path = c.out + "/best.ckpt";
+  const bool have_last = fs::exists(last_path);
+  RESIN_CHECK(!c.resume || have_last, "--resume: no checkpoint to resume in ", c.out, " (expected ", last_path, ")");
+  RESIN_CHECK(c.resume || !have_last, c.out, " already holds a run (", last_path,
+              "). Pass --resume to continue it, or choose another --out.");
+
+  // ---- data
+  DataSpec d = load_data(c.data, c.data_dir);
+  auto train_set = maybe_subset(d.train, c.train_subset), test_set = maybe_subset(d.test, c.test_subset);
+  RESIN_CHECK(train_set->size() >= c.batch_size, "--batch-size ", c.batch_size, " is larger than the training set (",
+              train_set->size(), " examples)");
+  data::DataLoader train_loader(train_set,
+                                {.batch_size = c.batch_size, .shuffle = true, .drop_last = true, .seed = c.seed,
+                                 .num_workers = c.workers},
+                                train_transform(d, c.augment));
+  data::DataLoader test_loader(test_set, {.batch_size = 500, .num_workers = c.workers}, test_transform(d));
+  const int64_t ipe = train_loader.num_batches();
+
+  // ---- model, optimizer, schedule
+  manual_seed(c.seed);
+  auto model = models::create_model(c.model, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
+  auto named = model->named_parameters();
+  optim::Sgd opt(optim::weight_decay_param_groups(named, c.lr, c.weight_decay),
+                 {.momentum = c.momentum, .nesterov = c.nesterov});
+  optim::LrScheduler sched(opt, make_schedule(c, ipe));
+
+  int64_t start_epoch = 0, step = 0;
+  double best = 0;
+  if (c.resume) {
+    Checkpoint ck = load_checkpoint(last_path);
+    RESIN_CHECK(ck.info.model_name == c.model, "--resume: ", last_path, " holds a ", ck.info.model_name,
+                ", not a ", c.model);
+    model->load_state_dict(ck.model, true);
+    std::map<std::string, Tensor> opt_state, sched_state;
+    for (auto& [k, v] : ck.optim) {
+      if (k.rfind("scheduler.", 0) == 0) sched_state[k.substr(10)] = v;
+      else opt_state[k] = v;
+    }
+    opt.load_state_dict(opt_state);
+    sched.load_state_dict(sched_state);
+    default_generator().set_state(ck.info.rng_state);
+    start_epoch = ck.info.epoch;
+    step = ck.info.step;
+    best = ck.info.best_top1;
+    std::printf("resuming %s from %s: epoch %lld, step %lld\n", c.model.c_str(), last_path.c_str(),
+                static_cast<long long>(start_epoch), static_cast<long long>(step));
+  } else {
+    io::atomic_write_file(c.out + "/config.json", to_json(c) + "\n");
+  }
+  MetricsWriter metrics(c.out + "/metrics.jsonl", c.resume);
+
+  auto save = [&](const std::string& path, int64_t epochs_done) {
+    CheckpointInfo info{c.model, d.channels, d.num_classes, epochs_done, step, best, default_generator().state(), to_json(c)};
+    auto state = opt.state_dict();
+    for (auto& [k, v] : sched.state_dict()) state["scheduler." + k] = v;
+    save_checkpoint(path, info, *model, state);
+  };
+
+  const bool interactive = c.progress < 0 ? Progress::stdout_is_terminal() : c.progress == 1;
+  std::printf("training %s (%lld parameters) on %s: %lld train / %lld test images, %lld epochs x %lld steps, "
+              "batch %lld, %d threads\n",
+              c.model.c_str(), static_cast<long long>(model->parameter_count()), c.data.c_str(),
+              static_cast<long long>(train_set->size()), static_cast<long long>(test_set->size()),
+              static_cast<long long>(c.epochs), static_cast<long long>(ipe), static_cast<long long>(c.batch_size),
+              omp_get_max_threads());
+  std::fflush(stdout);
+
+  TrainResult r;
+  r.best_top1 = best;
+  model->train();
+  for (int64_t epoch = start_epoch; epoch < c.epochs; ++epoch) {
+    const int64_t first_batch = epoch == start_epoch ? step - epoch * ipe : 0;
+    RESIN_CHECK(first_batch >= 0 && first_batch <= ipe, "checkpoint step ", step, " does not fit epoch ", epoch,
+                " of ", ipe, " steps (was the batch size or data changed?)");
+    train_loader.start_epoch(epoch, first_batch);
+    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), ipe, interactive,
+                 std::max<int64_t>(1, ipe / 5));
+    RunningMeter meter, window;
+    auto t_window = std::chrono::steady_clock::now();
+    int64_t window_images = 0;
+    while (auto b = train_loader.next()) {
+      const int64_t batch_index = b->index;
+      Tensor x = c.channels_last ? b->images.contiguous(MemoryFormat::channels_last) : b->images;
+      Tensor logits = model->forward(x);
+      Tensor loss = cross_entropy(logits, b->labels, {.label_smoothing = c.label_smoothing});
+      const double loss_value = loss.item();
+      bool skip = false;
+      if (!std::isfinite(loss_value)) {
+        RESIN_CHECK(c.skip_nonfinite, "non-finite loss (", loss_value, ") at step ", step + 1, " (epoch ", epoch + 1,
+                    ", batch ", batch_index + 1, "). Training stopped; the last good checkpoint is kept",
+                    have_last || epoch > 0 ? " in " + last_path : " (none written yet)",
+                    ". Lower --lr, add --clip-grad-norm, or pass --skip-nonfinite.");
+        skip = true;
+      }
+      if (!skip) {
+        loss.backward();
+        auto bad = optim::nonfinite_grads(named);
+        if (!bad.empty()) {
+          RESIN_CHECK(c.skip_nonfinite, "non-finite gradient at step ", step + 1, " (epoch ", epoch + 1, ", batch ",
+                      batch_index + 1, ") first in module '", module_of(bad.front()), "' (parameter ", bad.front(),
+                      "). Training stopped; the last good checkpoint is kept. Pass --skip-nonfinite to skip such steps.");
+          skip = true;
+        }
+      }
+      if (skip) {
+        opt.zero_grad();
+        ++r.skipped_steps;
+        std::printf("\nskipping step %lld: non-finite loss or gradient\n", static_cast<long long>(step + 1));
+      } else {
+        if (c.clip_grad_norm > 0) optim::clip_grad_norm(named, c.clip_grad_norm);
+        opt.step();
+        opt.zero_grad();
+      }
+      sched.step();
+      ++step;
+      const auto acc = accuracy(logits, b->labels);
+      meter.add(loss_value * static_cast<double>(acc.count), acc);
+      window.add(loss_value * static_cast<double>(acc.count), acc);
+      window_images += acc.count;
+      const double lr = opt.param_groups()[0].lr;
+      bar.update(batch_index + 1, "loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()) +
+                                      " lr " + fmt("%.4g", lr));
+      if (step % c.log_every == 0) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
+        metrics.write({{"kind", std::string("train")}, {"epoch", epoch + 1}, {"step", step}, {"loss", window.loss()},
+                       {"top1", window.top1()}, {"top5", window.top5()}, {"lr", lr},
+                       {"images_per_s", static_cast<double>(window_images) / std::max(secs, 1e-9)}});
+        window = RunningMeter();
+        window_images = 0;
+        t_window = std::chrono::steady_clock::now();
+      }
+      if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0 && batch_index + 1 < ipe) save(last_path, epoch);
+      if (c.max_steps > 0 && step >= c.max_steps) break;
+    }
+    const bool stopped_early = c.max_steps > 0 && step >= c.max_steps && step < (epoch + 1) * ipe;
+    bar.finish("loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()));
+    EvalResult ev = evaluate(*model, test_loader, c.channels_last);
+    std::printf("epoch %lld/%lld: test loss %.4f, top-1 %.2f%%, top-5 %.2f%% (%lld images, %.1fs)\n",
+                static_cast<long long>(epoch + 1), static_cast<long long>(c.epochs), ev.loss, ev.top1, ev.top5,
+                static_cast<long long>(ev.count), ev.seconds);
+    std::fflush(stdout);
+    metrics.write({{"kind", std::string("eval")}, {"epoch", epoch + 1}, {"step", step}, {"loss", ev.loss},
+                   {"top1", ev.top1}, {"top5", ev.top5}, {"train_loss", meter.loss()}, {"train_top1", meter.top1()}});
+    r.test_loss = ev.loss;
+    r.test_top1 = ev.top1;
+    r.test_top5 = ev.top5;
+    r.epochs_done = stopped_early ? epoch : epoch + 1;
+    const bool improved = ev.top1 > best;
+    if (improved) best = ev.top1;
+    if (!stopped_early) {
+      save(last_path, epoch + 1);
+      if (improved) save(best_path, epoch + 1);
+      save_weights(c.out + "/weights.safetensors", *model);
+    }
+    if (stopped_early) break;
+  }
+  r.best_top1 = best;
+  r.steps = step;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return r;
+}
+
+EvalResult evaluate_file(const std::string& path, const std::string& data_name, const std::string& data_dir,
+                         const std::string& model_name, int64_t batch_size, int64_t threads) {
+  set_threads(threads);
+  DataSpec d = load_data(data_name, data_dir);
+  std::string name = model_name;
+  std::map<std::string, Tensor> weights;
+  auto f = io::load_safetensors(path);
+  if (f.metadata.count("format") && f.metadata.at("format") == "resin-checkpoint") {
+    Checkpoint ck = load_checkpoint(path);
+    RESIN_CHECK(name.empty() || name == ck.info.model_name, "--model ", name, " does not match the checkpoint's model ",
+                ck.info.model_name);
+    name = ck.info.model_name;
+    RESIN_CHECK(ck.info.in_channels == d.channels && ck.info.num_classes == d.num_classes, "checkpoint ", path,
+                " was trained for ", ck.info.in_channels, "-channel inputs and ", ck.info.num_classes,
+                " classes; --data ", data_name, " has ", d.channels, " and ", d.num_classes);
+    weights = std::move(ck.model);
+  } else {
+    RESIN_CHECK(!name.empty(), path, " holds weights only; say which network they belong to with --model NAME");
+    weights = std::move(f.tensors);
+  }
+  auto model = models::create_model(name, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
+  model->load_state_dict(weights, true);
+  data::DataLoader loader(d.test, {.batch_size = batch_size, .num_workers = 1}, test_transform(d));
+  return evaluate(*model, loader, false);
+}
+
+}  // namespace resin::train

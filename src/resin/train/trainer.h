@@ -1,0 +1,65 @@
+// The training loop behind `resin train`: epochs of SGD with a warm-up + cosine (or multi-step)
+// schedule, evaluation after every epoch, a JSONL metrics file, atomic checkpoints (last and best),
+// exact resume, and a guard that stops (or skips) on non-finite losses and gradients.
+//
+// Output directory:
+//   config.json          the run's settings
+//   metrics.jsonl        one JSON object per line: {"kind": "train"|"eval", ...}
+//   last.ckpt            full training state after the latest epoch (or --checkpoint-every steps)
+//   best.ckpt            the same for the best test top-1 so far
+//   weights.safetensors  the latest weights alone, torchvision names (loads in PyTorch)
+#pragma once
+#include <string>
+#include <vector>
+
+namespace resin::train {
+
+struct TrainConfig {
+  std::string model = "resnet20";
+  std::string data = "fashion-mnist";
+  std::string data_dir;  // empty: the dataset's default location
+  std::string out = "runs/resnet20-fashion";
+  int64_t epochs = 3;
+  int64_t batch_size = 128;
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  bool nesterov = true;
+  std::string schedule = "cosine";        // cosine | multistep | constant
+  std::vector<int64_t> milestones;        // epochs, for multistep (default: 50% and 75% of epochs)
+  double warmup_epochs = 0.2;             // linear warm-up from lr/10, in epochs (fractions allowed)
+  double label_smoothing = 0.0;
+  bool augment = true;
+  uint64_t seed = 0;
+  int64_t threads = 0;                    // 0: all cores
+  int64_t workers = 1;                    // data loader threads
+  bool resume = false;
+  int64_t train_subset = 0, test_subset = 0;  // 0: all (first-n subsets, for quick runs)
+  int64_t checkpoint_every = 0;           // also checkpoint every N steps (0: only after each epoch)
+  int64_t max_steps = 0;                  // stop after this many steps in total (0: no limit)
+  bool skip_nonfinite = false;            // skip steps with non-finite loss/gradients instead of stopping
+  double clip_grad_norm = 0.0;            // 0: no clipping
+  bool channels_last = false;             // keep activations NHWC (see docs/performance.md)
+  int64_t log_every = 50;                 // steps between train records in metrics.jsonl
+  int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar
+};
+
+struct TrainResult {
+  double test_loss = 0, test_top1 = 0, test_top5 = 0, best_top1 = 0;
+  int64_t epochs_done = 0, steps = 0, skipped_steps = 0;
+  double seconds = 0;
+};
+
+std::string to_json(const TrainConfig& c);
+TrainResult run_training(const TrainConfig& c);
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;
+  int64_t count = 0;
+  double seconds = 0;
+};
+// Evaluates a checkpoint or weights file (model name and shape from a checkpoint, or given).
+EvalResult evaluate_file(const std::string& path, const std::string& data, const std::string& data_dir,
+                         const std::string& model_name, int64_t batch_size, int64_t threads);
+
+}  // namespace resin::train
