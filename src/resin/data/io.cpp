@@ -2,9 +2,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -55,9 +55,10 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, &inflateEnd);
   // Inflate straight into `out`. The trailer's ISIZE (length mod 2^32) is only a size hint, capped
   // by deflate's maximum ratio (~1032:1) so a damaged trailer cannot cause a huge allocation.
-  const uint64_t isize = in.size() >= 4 ? (uint64_t{in[in.size() - 4]} | uint64_t{in[in.size() - 3]} << 8 |
-                                           uint64_t{in[in.size() - 2]} << 16 | uint64_t{in[in.size() - 1]} << 24)
-                                        : 0;
+  const uint64_t isize = in.size() >= 4
+                             ? (uint64_t{in[in.size() - 4]} | uint64_t{in[in.size() - 3]} << 8 |
+                                uint64_t{in[in.size() - 2]} << 16 | uint64_t{in[in.size() - 1]} << 24)
+                             : 0;
   const uint64_t hint = std::min({isize, uint64_t{1032} * in.size(), max_bytes});
   std::vector<uint8_t> out(static_cast<size_t>(hint) + 1);  // +1: room to see the stream end without growing
   size_t have = 0;
@@ -79,7 +80,8 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
       }
       RESIN_CHECK(rc != Z_MEM_ERROR, "zlib: out of memory while decompressing ", path);
       have += room - zs.avail_out;
-      RESIN_CHECK(have <= max_bytes, "decompressed ", path, " exceeds ", max_bytes, " bytes; refusing to continue");
+      RESIN_CHECK(have <= max_bytes, "decompressed ", path, " exceeds ", max_bytes,
+                  " bytes; refusing to continue");
     } while (rc == Z_OK && (zs.avail_in > 0 || zs.avail_out == 0));
     pos += fed - zs.avail_in;
     if (rc == Z_STREAM_END) {
