@@ -1,9 +1,10 @@
+#include "resin/data/cifar.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "data_test_util.h"
-#include "resin/data/cifar.h"
 
 namespace resin::data {
 namespace {
@@ -15,13 +16,14 @@ using testing::TempDir;
 constexpr size_t kPixels = 3072;
 
 // n records with label bytes from `labels` (label_bytes per record) and patterned pixels.
-std::vector<uint8_t> cifar_records(size_t n, int label_bytes, const std::vector<uint8_t>& labels, uint32_t seed,
-                                   std::vector<uint8_t>* pixels_out) {
+std::vector<uint8_t> cifar_records(size_t n, int label_bytes, const std::vector<uint8_t>& labels,
+                                   uint32_t seed, std::vector<uint8_t>* pixels_out) {
   std::vector<uint8_t> out;
   const auto px = pattern(n * kPixels, seed);
   for (size_t r = 0; r < n; ++r) {
     for (int b = 0; b < label_bytes; ++b) out.push_back(labels[r * static_cast<size_t>(label_bytes) + b]);
-    out.insert(out.end(), px.begin() + static_cast<long>(r * kPixels), px.begin() + static_cast<long>((r + 1) * kPixels));
+    out.insert(out.end(), px.begin() + static_cast<long>(r * kPixels),
+               px.begin() + static_cast<long>((r + 1) * kPixels));
   }
   pixels_out->insert(pixels_out->end(), px.begin(), px.end());
   return out;
@@ -83,7 +85,8 @@ TEST(DataCifar, Errors) {
   expect_error([&] { load_cifar100(dir.str() + "/missing", false); }, {"test.bin", "does not exist"});
   std::vector<uint8_t> px;
   for (int i = 1; i <= 2; ++i) {
-    testing::write_bytes(dir.file("data_batch_" + std::to_string(i) + ".bin"), cifar_records(1, 1, {1}, 1, &px));
+    testing::write_bytes(dir.file("data_batch_" + std::to_string(i) + ".bin"),
+                         cifar_records(1, 1, {1}, 1, &px));
   }
   expect_error([&] { load_cifar10(dir.str()); }, {"missing file", "data_batch_3.bin"});
 

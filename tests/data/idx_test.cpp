@@ -1,10 +1,11 @@
+#include "resin/data/idx.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "data_test_util.h"
-#include "resin/data/idx.h"
 #include "resin/data/io.h"
 
 namespace resin::data {
@@ -104,8 +105,9 @@ TEST(DataIdx, MissingFilesNameTheFilesAndThePackage) {
   std::filesystem::remove(dir.file("train-labels-idx1-ubyte.gz"));
   expect_error([&] { load_mnist(dir.str(), true); }, {"missing file", "train-labels-idx1-ubyte"});
   if (!dir_exists(kFashionMnistRoot)) {
-    expect_error([] { load_fashion_mnist(); },
-                 {"install Debian package dataset-fashion-mnist: sudo apt-get install dataset-fashion-mnist"});
+    expect_error(
+        [] { load_fashion_mnist(); },
+        {"install Debian package dataset-fashion-mnist: sudo apt-get install dataset-fashion-mnist"});
   }
 }
 
@@ -165,7 +167,8 @@ TEST(DataIdx, DimsMustMatchFileSize) {
   expect_error([&] { read_idx_images(dir.file("short")); }, {"need 48 data bytes", "has 47", "truncated"});
   testing::write_bytes(dir.file("long"), idx_bytes(kImg, {3, 4, 4}, pattern(49, 1)));
   expect_error([&] { read_idx_images(dir.file("long")); }, {"need 48", "trailing bytes"});
-  testing::write_bytes(dir.file("huge"), idx_bytes(kImg, {0xffffffffu, 0xffffffffu, 0xffffffffu}, pattern(16, 1)));
+  testing::write_bytes(dir.file("huge"),
+                       idx_bytes(kImg, {0xffffffffu, 0xffffffffu, 0xffffffffu}, pattern(16, 1)));
   expect_error([&] { read_idx_images(dir.file("huge")); }, {"overflow"});
   // Large but not overflowing: must be rejected by the size check, not allocated.
   testing::write_bytes(dir.file("big"), idx_bytes(kImg, {0xffffffffu, 0xffffu, 2}, pattern(16, 1)));

@@ -1,3 +1,5 @@
+#include "resin/data/loader.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -6,7 +8,6 @@
 #include <thread>
 
 #include "data_test_util.h"
-#include "resin/data/loader.h"
 
 namespace resin::data {
 namespace {
@@ -87,7 +88,8 @@ TEST(DataLoader, SameSeedSameBatchesForAnyWorkerCount) {
   expect_same_batches(runs[0], runs[1], "0 vs 1 workers");
   expect_same_batches(runs[0], runs[2], "0 vs 3 workers");
   // And across two loaders with 3 workers and a tiny queue.
-  DataLoader again(ds, {.batch_size = 5, .shuffle = true, .seed = 99, .num_workers = 3, .prefetch_per_worker = 1},
+  DataLoader again(ds,
+                   {.batch_size = 5, .shuffle = true, .seed = 99, .num_workers = 3, .prefetch_per_worker = 1},
                    augment());
   auto e0 = collect(again, 0);
   expect_same_batches({runs[0].begin(), runs[0].begin() + 8}, e0, "fresh loader");
@@ -169,7 +171,8 @@ TEST(DataLoader, ResumeFromBatchIndex) {
 
 TEST(DataLoader, RestartMidEpochDiscardsPrefetched) {
   auto ds = synthetic(40);
-  const DataLoaderOptions o{.batch_size = 3, .shuffle = true, .seed = 11, .num_workers = 3, .prefetch_per_worker = 3};
+  const DataLoaderOptions o{
+      .batch_size = 3, .shuffle = true, .seed = 11, .num_workers = 3, .prefetch_per_worker = 3};
   DataLoader dl(ds, o, augment());
   dl.start_epoch(0);
   ASSERT_TRUE(dl.next().has_value());
@@ -238,7 +241,7 @@ class OddDataset : public Dataset {
   int64_t size() const override { return 4; }
   int64_t num_classes() const override { return 10; }
   Example get(int64_t i) const override {
-    if (mode_ == 0) return {zeros({1, 2, i == 2 ? 3 : 2}), 0};  // one image of another size
+    if (mode_ == 0) return {zeros({1, 2, i == 2 ? 3 : 2}), 0};   // one image of another size
     if (mode_ == 1) return {zeros({1, 2, 2}), i == 3 ? 12 : 1};  // a label out of range
     if (mode_ == 2) return {zeros({2, 2}), 0};                   // not [C, H, W]
     // f32 images strided (a transposed view): copied in logical order, unscaled.
@@ -320,10 +323,17 @@ TEST(DataSubset, FirstAndRandom) {
 
 TEST(DataTensorDataset, ValidatesInputs) {
   expect_error([] { TensorDataset(zeros({2, 1, 2}), zeros({2}, {.dtype = DType::i64})); }, {"[N, C, H, W]"});
-  expect_error([] { TensorDataset(zeros({2, 1, 2, 2}), zeros({3}, {.dtype = DType::i64})); }, {"2 images but 3 labels"});
+  expect_error(
+      [] {
+        TensorDataset(zeros({2, 1, 2, 2}), zeros({3}, {.dtype = DType::i64}));
+      },
+      {"2 images but 3 labels"});
   expect_error([] { TensorDataset(zeros({2, 1, 2, 2}), zeros({2})); }, {"i64 labels"});
-  expect_error([] { TensorDataset(zeros({1, 1, 2, 2}), full({1}, 10, {.dtype = DType::i64}), 10); },
-               {"label 10 of example 0"});
+  expect_error(
+      [] {
+        TensorDataset(zeros({1, 1, 2, 2}), full({1}, 10, {.dtype = DType::i64}), 10);
+      },
+      {"label 10 of example 0"});
   // Views are made contiguous and get() returns the right image.
   Tensor imgs = from_vector({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 2, 2}).transpose(2, 3);
   TensorDataset ds(imgs, zeros({1}, {.dtype = DType::i64}));

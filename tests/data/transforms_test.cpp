@@ -1,3 +1,5 @@
+#include "resin/data/transforms.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 #include <set>
 
 #include "data_test_util.h"
-#include "resin/data/transforms.h"
 
 namespace resin::data {
 namespace {
@@ -63,11 +64,19 @@ TEST(DataTransforms, NormalizePerChannel) {
   Tensor ones_batch = full({1, 1, 1, 2}, 1.0);
   Tensor z = Normalize({0.2860f}, {0.3530f}).apply(ones_batch, g);
   EXPECT_NEAR(z.values<float>()[0], (1.0 - 0.2860) / 0.3530, 1e-6);
-  expect_error([&] { Normalize({0.f, 0.f}, {1.f, 1.f}).apply(coded_batch(1, 3, 1, 1), g); }, {"2 mean/std values", "3 channels"});
+  expect_error(
+      [&] {
+        Normalize({0.f, 0.f}, {1.f, 1.f}).apply(coded_batch(1, 3, 1, 1), g);
+      },
+      {"2 mean/std values", "3 channels"});
   expect_error([] { Normalize({0.f}, {0.f}); }, {"std must be positive"});
   expect_error([] { Normalize({0.f}, {}); }, {"same"});
   expect_error([&] { Normalize({0.f}, {1.f}).apply(zeros({2, 2}), g); }, {"[B, C, H, W]"});
-  expect_error([&] { Normalize({0.f}, {1.f}).apply(zeros({1, 1, 2, 2}, {.dtype = DType::u8}), g); }, {"to_float"});
+  expect_error(
+      [&] {
+        Normalize({0.f}, {1.f}).apply(zeros({1, 1, 2, 2}, {.dtype = DType::u8}), g);
+      },
+      {"to_float"});
 }
 
 TEST(DataTransforms, CropWithPaddingOffsets) {
@@ -92,8 +101,11 @@ TEST(DataTransforms, CropWithPaddingOffsets) {
   Tensor id = empty({1, c, h, w});
   crop.apply_params(x.data<float>(), id.data<float>(), c, h, w, {pad, pad});
   EXPECT_TRUE(bitwise_equal(id, x));
-  expect_error([&] { crop.apply_params(x.data<float>(), id.data<float>(), c, h, w, {2 * pad + 1, 0}); },
-               {"outside the padded image"});
+  expect_error(
+      [&] {
+        crop.apply_params(x.data<float>(), id.data<float>(), c, h, w, {2 * pad + 1, 0});
+      },
+      {"outside the padded image"});
   // Padding wider than the image: rows/columns entirely outside stay fill.
   RandomCrop wide(8);
   Tensor far = empty({1, c, h, w});
@@ -121,8 +133,9 @@ TEST(DataTransforms, RandomCropUsesDocumentedDraws) {
         }
   }
   EXPECT_GT(std::set<int64_t>(tops.begin(), tops.end()).size(), 1u);  // offsets vary per sample
-  EXPECT_EQ(g.next_u64(), replay.next_u64());  // consumed exactly two draws per sample
-  expect_error([&] { RandomCrop(0, 0.f, 9, 8).apply(coded_batch(1, 1, 8, 8), g); }, {"larger than the padded image"});
+  EXPECT_EQ(g.next_u64(), replay.next_u64());                         // consumed exactly two draws per sample
+  expect_error([&] { RandomCrop(0, 0.f, 9, 8).apply(coded_batch(1, 1, 8, 8), g); },
+               {"larger than the padded image"});
 }
 
 TEST(DataTransforms, HorizontalFlip) {
@@ -176,7 +189,9 @@ TEST(DataTransforms, RandomErasingRegionWithinBoundsAndScale) {
     // Area within the scale range up to rounding each side by <= 0.5:
     // |h*w - t| <= 0.5 * (sqrt(t*a) + sqrt(t/a)) + 0.25, largest at the ends of the ratio range.
     const auto slack = [](double t) {
-      return 0.5 * std::max(std::sqrt(t * 3.3) + std::sqrt(t / 3.3), std::sqrt(t * 0.3) + std::sqrt(t / 0.3)) + 0.25;
+      return 0.5 *
+                 std::max(std::sqrt(t * 3.3) + std::sqrt(t / 3.3), std::sqrt(t * 0.3) + std::sqrt(t / 0.3)) +
+             0.25;
     };
     const double t_lo = 0.02 * h * w, t_hi = 0.33 * h * w;
     ASSERT_GE(static_cast<double>(p.h * p.w), t_lo - slack(t_lo));
@@ -205,7 +220,8 @@ TEST(DataTransforms, RandomErasingRegionWithinBoundsAndScale) {
   RandomErasing half(0.5);
   Tensor out = half.apply(b.clone(), g2);
   Tensor expect = b.clone();
-  for (int64_t i = 0; i < 16; ++i) half.apply_params(expect.data<float>() + i * 200, 2, 10, 10, half.sample(replay, 10, 10));
+  for (int64_t i = 0; i < 16; ++i)
+    half.apply_params(expect.data<float>() + i * 200, 2, 10, 10, half.sample(replay, 10, 10));
   EXPECT_TRUE(bitwise_equal(out, expect));
   EXPECT_FALSE(bitwise_equal(out, b));
   expect_error([] { RandomErasing(0.5, 0.5, 0.1); }, {"scale"});

@@ -18,9 +18,12 @@ std::vector<std::string> resolve(const std::string& root, const std::string& sub
     std::vector<std::string> paths;
     for (const auto& n : names) {
       const std::string p = dir + "/" + n;
-      if (file_exists(p)) paths.push_back(p);
-      else if (file_exists(p + ".gz")) paths.push_back(p + ".gz");
-      else break;
+      if (file_exists(p))
+        paths.push_back(p);
+      else if (file_exists(p + ".gz"))
+        paths.push_back(p + ".gz");
+      else
+        break;
     }
     if (paths.size() == names.size()) return paths;
     if (!paths.empty() || dir == root + "/" + subdir) {
@@ -28,7 +31,8 @@ std::vector<std::string> resolve(const std::string& root, const std::string& sub
       const std::string missing = dir + "/" + names[paths.size()];
       RESIN_FAIL(dataset, ": missing file ", missing, " in ", root,
                  dir_exists(root) ? "" : " (the directory does not exist)", "; expected ", all_files,
-                 " (the binary version, e.g. unpacked into ", subdir, "/) in ", root, " or ", root, "/", subdir);
+                 " (the binary version, e.g. unpacked into ", subdir, "/) in ", root, " or ", root, "/",
+                 subdir);
     }
   }
   RESIN_FAIL("unreachable");

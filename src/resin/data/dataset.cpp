@@ -6,8 +6,7 @@
 
 namespace resin::data {
 
-TensorDataset::TensorDataset(Tensor images, Tensor labels, int64_t num_classes)
-    : num_classes_(num_classes) {
+TensorDataset::TensorDataset(Tensor images, Tensor labels, int64_t num_classes) : num_classes_(num_classes) {
   RESIN_CHECK(images.defined() && labels.defined(), "TensorDataset: images and labels must be defined");
   RESIN_CHECK(images.dim() == 4, "TensorDataset: expected images [N, C, H, W], got shape ", images.shape());
   RESIN_CHECK(images.dtype() == DType::u8 || images.dtype() == DType::f32,
@@ -46,8 +45,8 @@ SubsetDataset::SubsetDataset(std::shared_ptr<const Dataset> parent, std::vector<
   RESIN_CHECK(parent_ != nullptr, "SubsetDataset: parent dataset is null");
   const int64_t n = parent_->size();
   for (size_t k = 0; k < indices_.size(); ++k) {
-    RESIN_CHECK(indices_[k] >= 0 && indices_[k] < n, "SubsetDataset: index ", indices_[k],
-                " at position ", k, " is outside the parent's range [0, ", n, ")");
+    RESIN_CHECK(indices_[k] >= 0 && indices_[k] < n, "SubsetDataset: index ", indices_[k], " at position ", k,
+                " is outside the parent's range [0, ", n, ")");
   }
 }
 
@@ -64,8 +63,7 @@ std::shared_ptr<SubsetDataset> subset_first(std::shared_ptr<const Dataset> ds, i
   return std::make_shared<SubsetDataset>(std::move(ds), std::move(idx));
 }
 
-std::shared_ptr<SubsetDataset> subset_random(std::shared_ptr<const Dataset> ds, int64_t n,
-                                             uint64_t seed) {
+std::shared_ptr<SubsetDataset> subset_random(std::shared_ptr<const Dataset> ds, int64_t n, uint64_t seed) {
   RESIN_CHECK(ds != nullptr, "subset_random: dataset is null");
   RESIN_CHECK(n >= 0, "subset_random: n must be >= 0, got ", n);
   Generator g(seed);

@@ -64,8 +64,7 @@ class SubsetDataset : public Dataset {
 std::shared_ptr<SubsetDataset> subset_first(std::shared_ptr<const Dataset> ds, int64_t n);
 // n distinct examples drawn uniformly without replacement, in increasing index order; the choice
 // depends only on `seed` (a resin::Generator stream). n is clamped to the dataset size.
-std::shared_ptr<SubsetDataset> subset_random(std::shared_ptr<const Dataset> ds, int64_t n,
-                                             uint64_t seed);
+std::shared_ptr<SubsetDataset> subset_random(std::shared_ptr<const Dataset> ds, int64_t n, uint64_t seed);
 
 // A random permutation of 0..n-1 by Fisher-Yates from g (reproducible for a given generator state).
 std::vector<int64_t> random_permutation(int64_t n, Generator& g);

@@ -64,7 +64,8 @@ IdxHeader parse_header(const std::vector<uint8_t>& bytes, uint32_t expected_magi
     std::string dims;
     for (auto v : h.dims) dims += (dims.empty() ? "" : " x ") + std::to_string(v);
     RESIN_FAIL("IDX ", kind, " file ", path, ": header dims ", dims, " need ", count, " data bytes but the ",
-               "file has ", payload, payload < count ? " (truncated file)" : " (trailing bytes; corrupt file)");
+               "file has ", payload,
+               payload < count ? " (truncated file)" : " (trailing bytes; corrupt file)");
   }
   return h;
 }
@@ -74,7 +75,8 @@ std::string fashion_hint(std::string root) {
   if (root == kFashionMnistRoot) {
     return "; install Debian package dataset-fashion-mnist: sudo apt-get install dataset-fashion-mnist";
   }
-  return std::string("; the Debian package dataset-fashion-mnist installs these files in ") + kFashionMnistRoot;
+  return std::string("; the Debian package dataset-fashion-mnist installs these files in ") +
+         kFashionMnistRoot;
 }
 
 // root/stem.gz if present, else root/stem; throws listing both names when neither exists.
@@ -103,7 +105,8 @@ Tensor read_idx_images(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file_maybe_gz(path);
   const IdxHeader h = parse_header(bytes, kImagesMagic, path);
   Tensor t = empty({h.dims[0], 1, h.dims[1], h.dims[2]}, {.dtype = DType::u8});
-  if (t.numel() > 0) std::memcpy(t.data<uint8_t>(), bytes.data() + h.data_offset, static_cast<size_t>(t.numel()));
+  if (t.numel() > 0)
+    std::memcpy(t.data<uint8_t>(), bytes.data() + h.data_offset, static_cast<size_t>(t.numel()));
   return t;
 }
 
@@ -125,8 +128,8 @@ std::shared_ptr<TensorDataset> load_idx_dataset(const std::string& images_path,
                                                 const std::string& labels_path, int64_t num_classes) {
   Tensor images = read_idx_images(images_path);
   Tensor labels = read_idx_labels(labels_path, num_classes);
-  RESIN_CHECK(images.size(0) == labels.size(0), "IDX: ", images_path, " has ", images.size(0),
-              " images but ", labels_path, " has ", labels.size(0), " labels; the files do not belong together");
+  RESIN_CHECK(images.size(0) == labels.size(0), "IDX: ", images_path, " has ", images.size(0), " images but ",
+              labels_path, " has ", labels.size(0), " labels; the files do not belong together");
   return std::make_shared<TensorDataset>(images, labels, num_classes);
 }
 

@@ -10,12 +10,13 @@ constexpr uint64_t kShuffleTag = 0x53485546464c45ull;  // "SHUFFLE"
 constexpr uint64_t kAugmentTag = 0x4155474d454e54ull;  // "AUGMENT"
 }  // namespace
 
-DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options, TransformPtr transform)
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options,
+                       TransformPtr transform)
     : dataset_(std::move(dataset)), opt_(options), transform_(std::move(transform)) {
   RESIN_CHECK(dataset_ != nullptr, "DataLoader: dataset is null");
   RESIN_CHECK(opt_.batch_size > 0, "DataLoader: batch_size must be positive, got ", opt_.batch_size);
-  RESIN_CHECK(opt_.num_workers >= 0 && opt_.num_workers <= 256, "DataLoader: num_workers must be in [0, 256], got ",
-              opt_.num_workers);
+  RESIN_CHECK(opt_.num_workers >= 0 && opt_.num_workers <= 256,
+              "DataLoader: num_workers must be in [0, 256], got ", opt_.num_workers);
   RESIN_CHECK(opt_.u8_divisor > 0, "DataLoader: u8_divisor must be positive, got ", opt_.u8_divisor);
   RESIN_CHECK(opt_.prefetch_per_worker >= 1, "DataLoader: prefetch_per_worker must be >= 1, got ",
               opt_.prefetch_per_worker);
@@ -132,7 +133,8 @@ void DataLoader::worker_loop() {
   try {
     while (true) {
       work_cv_.wait(lk, [&] {
-        return stop_ || (active_ && !failed_ && next_claim_ < num_batches_ && next_claim_ < next_consume_ + capacity_);
+        return stop_ ||
+               (active_ && !failed_ && next_claim_ < num_batches_ && next_claim_ < next_consume_ + capacity_);
       });
       if (stop_) return;
       const int64_t index = next_claim_++;
@@ -200,8 +202,8 @@ void DataLoader::start_epoch(int64_t epoch, int64_t start_batch) {
 std::optional<Batch> DataLoader::next() {
   std::unique_lock<std::mutex> lk(mu_);
   RESIN_CHECK(active_, "DataLoader::next: call start_epoch(epoch) first");
-  RESIN_CHECK(!failed_, "DataLoader::next: epoch ", epoch_, " was aborted by an error in batch ", next_consume_ - 1,
-              "; call start_epoch() to continue");
+  RESIN_CHECK(!failed_, "DataLoader::next: epoch ", epoch_, " was aborted by an error in batch ",
+              next_consume_ - 1, "; call start_epoch() to continue");
   if (next_consume_ >= num_batches_) return std::nullopt;
   const int64_t index = next_consume_, epoch = epoch_;
   Result r;

@@ -42,24 +42,25 @@ struct Batch {
   Tensor labels;                 // i64 [B]
   std::vector<int64_t> indices;  // the dataset indices of the B samples, in order
   int64_t epoch = 0;
-  int64_t index = 0;             // batch index within the epoch
+  int64_t index = 0;  // batch index within the epoch
 };
 
 struct DataLoaderOptions {
   int64_t batch_size = 64;
   bool shuffle = false;
-  bool drop_last = false;     // drop a final batch smaller than batch_size
+  bool drop_last = false;  // drop a final batch smaller than batch_size
   uint64_t seed = 0;
-  int64_t num_workers = 0;    // 0: no threads
+  int64_t num_workers = 0;  // 0: no threads
   int64_t prefetch_per_worker = 2;
-  float u8_divisor = 255.0f;  // u8 pixels become f32 pixel / u8_divisor, as torchvision ToTensor (f32 images
-                             // are copied as they are)
+  // u8 pixels become f32 pixel / u8_divisor, as torchvision's ToTensor; f32 images are copied as they are.
+  float u8_divisor = 255.0f;
 };
 
 class DataLoader {
  public:
   // transform (may be null) runs on each collated f32 batch; use Compose for several.
-  DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options, TransformPtr transform = nullptr);
+  DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options,
+             TransformPtr transform = nullptr);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -105,7 +106,7 @@ class DataLoader {
   int64_t epoch_ = 0, next_claim_ = 0, next_consume_ = 0;
   std::shared_ptr<const std::vector<int64_t>> order_;
   std::map<int64_t, Result> ready_;
-  std::exception_ptr fatal_;  // a worker failed outside a batch (should not happen)
+  std::exception_ptr fatal_;          // a worker failed outside a batch (should not happen)
   std::vector<std::thread> workers_;  // last member: joined before the rest is destroyed
 };
 

@@ -53,7 +53,8 @@ std::string Compose::name() const {
 
 // ---- Normalize
 
-Normalize::Normalize(std::vector<float> mean, std::vector<float> std) : mean_(std::move(mean)), std_(std::move(std)) {
+Normalize::Normalize(std::vector<float> mean, std::vector<float> std)
+    : mean_(std::move(mean)), std_(std::move(std)) {
   RESIN_CHECK(!mean_.empty() && mean_.size() == std_.size(), "Normalize: mean and std need the same ",
               "non-zero length, got ", mean_.size(), " and ", std_.size());
   for (float s : std_) RESIN_CHECK(s > 0 && std::isfinite(s), "Normalize: std must be positive, got ", s);
@@ -112,7 +113,8 @@ void RandomCrop::apply_params(const float* src, float* dst, int64_t c, int64_t h
       }
       const float* row = src + (ch * h + sy) * w;
       std::fill(out, out + x_lo, fill_);
-      if (x_hi > x_lo) std::copy(row + (x_lo + p.left - padding_), row + (x_hi + p.left - padding_), out + x_lo);
+      if (x_hi > x_lo)
+        std::copy(row + (x_lo + p.left - padding_), row + (x_hi + p.left - padding_), out + x_lo);
       std::fill(out + x_hi, out + ow, fill_);
     }
   }
@@ -154,10 +156,15 @@ Tensor RandomHorizontalFlip::apply(Tensor batch, Generator& g) const {
 
 RandomErasing::RandomErasing(double p, double scale_lo, double scale_hi, double ratio_lo, double ratio_hi,
                              float value)
-    : p_(p), scale_lo_(scale_lo), scale_hi_(scale_hi), ratio_lo_(ratio_lo), ratio_hi_(ratio_hi), value_(value) {
+    : p_(p),
+      scale_lo_(scale_lo),
+      scale_hi_(scale_hi),
+      ratio_lo_(ratio_lo),
+      ratio_hi_(ratio_hi),
+      value_(value) {
   RESIN_CHECK(p >= 0 && p <= 1, "RandomErasing: p must be in [0, 1], got ", p);
-  RESIN_CHECK(scale_lo > 0 && scale_lo <= scale_hi && scale_hi <= 1, "RandomErasing: need 0 < scale_lo <= ",
-              "scale_hi <= 1, got [", scale_lo, ", ", scale_hi, "]");
+  RESIN_CHECK(scale_lo > 0 && scale_lo <= scale_hi && scale_hi <= 1,
+              "RandomErasing: need 0 < scale_lo <= ", "scale_hi <= 1, got [", scale_lo, ", ", scale_hi, "]");
   RESIN_CHECK(ratio_lo > 0 && ratio_lo <= ratio_hi, "RandomErasing: need 0 < ratio_lo <= ratio_hi, got [",
               ratio_lo, ", ", ratio_hi, "]");
 }
@@ -186,8 +193,8 @@ RandomErasing::Params RandomErasing::sample(Generator& g, int64_t h, int64_t w) 
 void RandomErasing::apply_params(float* img, int64_t c, int64_t h, int64_t w, const Params& p) const {
   if (!p.erase) return;
   RESIN_CHECK(p.h >= 0 && p.w >= 0 && p.top >= 0 && p.left >= 0 && p.top + p.h <= h && p.left + p.w <= w,
-              "RandomErasing: rectangle (", p.top, ", ", p.left, ", ", p.h, "x", p.w, ") outside a ", h, "x", w,
-              " image");
+              "RandomErasing: rectangle (", p.top, ", ", p.left, ", ", p.h, "x", p.w, ") outside a ", h, "x",
+              w, " image");
   for (int64_t ch = 0; ch < c; ++ch) {
     for (int64_t y = p.top; y < p.top + p.h; ++y) {
       float* row = img + (ch * h + y) * w;
