@@ -99,6 +99,20 @@ void Module::train(bool on) {
   for (auto& [_, c] : children_) c->train(on);
 }
 
+void Module::to(DType dtype) {
+  RESIN_CHECK(is_floating(dtype), "Module::to: expected a floating dtype, got ", dtype);
+  NoGradGuard ng;
+  for (auto& [_, t] : params_)
+    if (t.defined() && is_floating(t.dtype()) && t.dtype() != dtype) {
+      const bool rg = t.requires_grad();
+      t = t.detach().to(dtype);
+      t.set_requires_grad(rg);
+    }
+  for (auto& [_, t] : buffers_)
+    if (t.defined() && is_floating(t.dtype()) && t.dtype() != dtype) t = t.detach().to(dtype);
+  for (auto& [_, c] : children_) c->to(dtype);
+}
+
 void Module::zero_grad() {
   for (auto& [_, t] : named_parameters()) t.zero_grad();
 }

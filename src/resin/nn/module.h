@@ -62,6 +62,8 @@ class Module : public std::enable_shared_from_this<Module> {
   bool is_training() const { return training_; }
 
   void zero_grad();
+  // Converts every floating parameter and buffer to `dtype` (e.g. f64 for gradient checks).
+  void to(DType dtype);
 
   // ---- state: parameters then buffers, each under its dotted path
   std::map<std::string, Tensor> state_dict() const;
