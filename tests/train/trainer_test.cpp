@@ -1,0 +1,201 @@
+// End-to-end tests of the trainer on real Fashion-MNIST subsets (dataset-fashion-mnist).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "resin/io/atomic_file.h"
+#include "resin/io/json.h"
+#include "resin/train/checkpoint.h"
+#include "resin/train/trainer.h"
+
+using namespace resin;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("resin_trainer_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  return d;
+}
+
+double num(const io::JsonValue& rec, const char* key) {
+  const io::JsonValue* v = rec.find(key);
+  EXPECT_NE(v, nullptr) << key;
+  if (!v) return 0;
+  return v->kind == io::JsonValue::Kind::integer ? static_cast<double>(v->integer) : v->number;
+}
+
+std::string str(const io::JsonValue& rec, const char* key) {
+  const io::JsonValue* v = rec.find(key);
+  return v ? v->string : "";
+}
+
+std::vector<io::JsonValue> read_jsonl(const fs::path& p) {
+  std::ifstream f(p);
+  std::vector<io::JsonValue> out;
+  std::string line;
+  while (std::getline(f, line)) out.push_back(io::parse_json(line, p.string()));
+  return out;
+}
+
+train::TrainConfig small_config(const fs::path& out) {
+  train::TrainConfig c;
+  c.out = out.string();
+  c.batch_size = 32;
+  c.train_subset = 512;
+  c.test_subset = 200;
+  c.epochs = 2;
+  c.threads = 2;
+  c.workers = 1;
+  c.progress = 0;
+  c.log_every = 4;
+  return c;
+}
+
+}  // namespace
+
+TEST(Trainer, SmokeLossFallsWellBelowItsStart) {
+  auto dir = fresh_dir("smoke");
+  train::TrainConfig c = small_config(dir);
+  c.train_subset = 6400;
+  c.epochs = 1;  // 200 steps
+  c.log_every = 20;
+  train::TrainResult r = train::run_training(c);
+  EXPECT_EQ(r.steps, 200);
+  auto recs = read_jsonl(dir / "metrics.jsonl");
+  ASSERT_GE(recs.size(), 3u);
+  const double first = num(recs.front(), "loss");
+  double last = 0;
+  for (auto& rec : recs)
+    if (str(rec, "kind") == "train") last = num(rec, "loss");
+  EXPECT_GT(first, 1.5) << "the first window should be near chance (ln 10 = 2.3)";
+  EXPECT_LT(last, 0.6 * first) << "loss went from " << first << " to " << last;
+  EXPECT_GT(r.test_top1, 60.0);
+  for (const char* f : {"config.json", "metrics.jsonl", "last.ckpt", "best.ckpt", "weights.safetensors"})
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, ResumeIsBitwiseIdenticalToAnUninterruptedRun) {
+  auto straight = fresh_dir("straight"), split = fresh_dir("split");
+  train::TrainConfig a = small_config(straight);
+  train::run_training(a);
+
+  train::TrainConfig b = small_config(split);
+  b.max_steps = 16;  // exactly one epoch of 512/32 steps, then stop
+  train::TrainResult r1 = train::run_training(b);
+  EXPECT_EQ(r1.epochs_done, 1);
+  b.max_steps = 0;
+  b.resume = true;
+  train::TrainResult r2 = train::run_training(b);
+  EXPECT_EQ(r2.epochs_done, 2);
+  EXPECT_EQ(r2.steps, 32);
+
+  const std::string wa = io::read_file((straight / "weights.safetensors").string());
+  const std::string wb = io::read_file((split / "weights.safetensors").string());
+  EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
+  auto ca = train::load_checkpoint((straight / "last.ckpt").string());
+  auto cb = train::load_checkpoint((split / "last.ckpt").string());
+  ASSERT_EQ(ca.optim.size(), cb.optim.size());
+  for (auto& [k, t] : ca.optim) EXPECT_EQ(t.to_vector(), cb.optim.at(k).to_vector()) << k;
+  fs::remove_all(straight);
+  fs::remove_all(split);
+}
+
+TEST(Trainer, MidEpochCheckpointResumesExactly) {
+  auto straight = fresh_dir("mid_straight"), split = fresh_dir("mid_split");
+  train::TrainConfig a = small_config(straight);
+  a.epochs = 1;
+  train::run_training(a);
+  train::TrainConfig b = small_config(split);
+  b.epochs = 1;
+  b.checkpoint_every = 5;
+  b.max_steps = 11;  // killed after step 11; the last checkpoint is from step 10
+  train::run_training(b);
+  EXPECT_EQ(train::load_checkpoint((split / "last.ckpt").string()).info.step, 10);
+  b.max_steps = 0;
+  b.resume = true;
+  train::run_training(b);
+  EXPECT_TRUE(io::read_file((straight / "weights.safetensors").string()) ==
+              io::read_file((split / "weights.safetensors").string()));
+  fs::remove_all(straight);
+  fs::remove_all(split);
+}
+
+TEST(Trainer, RefusesToOverwriteOrResumeNothing) {
+  auto dir = fresh_dir("refuse");
+  train::TrainConfig c = small_config(dir);
+  c.resume = true;
+  try {
+    train::run_training(c);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no checkpoint to resume"), std::string::npos) << e.what();
+  }
+  c.resume = false;
+  c.epochs = 1;
+  c.max_steps = 16;
+  train::run_training(c);
+  const std::string before = io::read_file((dir / "last.ckpt").string());
+  try {
+    train::run_training(c);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(before == io::read_file((dir / "last.ckpt").string()));
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, NonFiniteLossStopsNamingTheStepAndKeepsTheCheckpoint) {
+  auto dir = fresh_dir("nan");
+  train::TrainConfig c = small_config(dir);
+  c.epochs = 3;
+  c.max_steps = 16;
+  train::run_training(c);  // one good epoch -> last.ckpt
+  const std::string good = io::read_file((dir / "last.ckpt").string());
+  c.max_steps = 0;
+  c.resume = true;
+  c.lr = 1e30;  // diverges at once
+  c.warmup_epochs = 0;
+  c.momentum = 0;
+  try {
+    train::run_training(c);
+    FAIL() << "expected the non-finite guard to stop training";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("non-finite"), std::string::npos) << m;
+    EXPECT_NE(m.find("at step 1"), std::string::npos) << m;
+  }
+  EXPECT_TRUE(good == io::read_file((dir / "last.ckpt").string())) << "the last good checkpoint was changed";
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, CheckpointFromAnotherModelListsMismatchedKeys) {
+  auto dir = fresh_dir("other");
+  train::TrainConfig c = small_config(dir);
+  c.epochs = 1;
+  c.max_steps = 16;
+  train::run_training(c);
+  try {
+    train::evaluate_file((dir / "weights.safetensors").string(), "fashion-mnist", "", "resnet32", 500, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("missing keys"), std::string::npos) << m;
+    EXPECT_NE(m.find("layer1.3.conv1.weight"), std::string::npos) << m;
+  }
+  // A truncated checkpoint is an error naming the file, never a crash.
+  const std::string ck = io::read_file((dir / "last.ckpt").string());
+  const std::string cut = (dir / "cut.ckpt").string();
+  io::atomic_write_file(cut, ck.substr(0, ck.size() / 2));
+  try {
+    train::evaluate_file(cut, "fashion-mnist", "", "", 500, 2);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.ckpt"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
