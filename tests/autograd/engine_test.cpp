@@ -257,6 +257,11 @@ TEST(AutogradEngine, LeafGradientHasTheLeafsLayout) {
   EXPECT_TRUE(w.grad().is_channels_last());
   EXPECT_EQ(w.grad().strides(), w.strides());
   for (double v : w.grad().to_vector()) EXPECT_EQ(v, 2.0);
+  // linear computes x @ W^T: the gradient reaching W is a transposed view, stored contiguous like W.
+  Tensor lw = ones({3, 2}, {.dtype = DType::f64, .requires_grad = true});
+  sum(linear(ones({4, 2}, {.dtype = DType::f64}), lw)).backward();
+  EXPECT_EQ(lw.grad().strides(), lw.strides());
+  for (double v : lw.grad().to_vector()) EXPECT_EQ(v, 4.0);
 }
 
 }  // namespace
