@@ -26,6 +26,16 @@ TEST(AutogradHooks, RetainGradOnNonLeaf) {
   EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{8, 16, 24}));
 }
 
+TEST(AutogradHooks, RetainedGradSeesHooksRegisteredLater) {
+  Tensor x = vec({1, 2}, true);
+  Tensor y = mul(x, 3.0);
+  y.retain_grad();
+  y.register_hook([](const Tensor& g) { return mul(g, 2.0); });
+  sum(y).backward();
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<double>{2, 2}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{6, 6}));
+}
+
 TEST(AutogradHooks, NonLeafWithoutRetainGradKeepsNoGrad) {
   Tensor x = vec({1, 2}, true);
   Tensor y = mul(x, 3.0);

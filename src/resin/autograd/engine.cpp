@@ -299,8 +299,15 @@ void Tensor::retain_grad() const {
 
 void Tensor::register_hook(GradHook hook) const {
   RESIN_CHECK(requires_grad(), "register_hook: cannot register a hook on a tensor that does not require grad");
-  if (is_leaf()) impl()->autograd_mut().hooks.push_back(std::move(hook));
-  else grad_fn()->add_pre_hook(output_nr(), std::move(hook));
+  if (is_leaf()) {
+    impl()->autograd_mut().hooks.push_back(std::move(hook));
+  } else if (impl()->autograd()->retains_grad) {
+    // The retain_grad hook stays last, so .grad shows the gradient after every user hook.
+    auto& slot = grad_fn()->pre_hooks()[output_nr()];
+    slot.insert(slot.end() - 1, std::move(hook));
+  } else {
+    grad_fn()->add_pre_hook(output_nr(), std::move(hook));
+  }
 }
 
 }  // namespace resin
