@@ -1,7 +1,6 @@
 // The backward engine: deep graphs, fan-out accumulation, requires_grad propagation, detach,
 // NoGradGuard, non-scalar roots, saved-tensor release and retain_graph.
 #include <gtest/gtest.h>
-
 #include <pthread.h>
 
 #include <cmath>
@@ -22,7 +21,8 @@ Tensor vec(const std::vector<double>& v, bool requires_grad = false) {
 
 void expect_near(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-12) {
   ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
 }
 
 TEST(AutogradEngine, ChainOf1001ResidualStepsBackward) {

@@ -159,7 +159,8 @@ TEST(AutogradNodeNames, NamedAfterTheirOps) {
   EXPECT_EQ(name(m.transpose(0, 1).contiguous()), "CopyBackward");
   EXPECT_EQ(name(concat({v, v}, 0)), "ConcatBackward");
   EXPECT_EQ(name(pad(v, {1, 1})), "PadBackward");
-  EXPECT_EQ(name(nll_loss(m, from_vector({0, 1}, {2}, {.dtype = DType::i64}), Reduction::none)), "NllLossBackward");
+  EXPECT_EQ(name(nll_loss(m, from_vector({0, 1}, {2}, {.dtype = DType::i64}), Reduction::none)),
+            "NllLossBackward");
   Generator g(1);
   EXPECT_EQ(name(dropout(v, 0.5, true, &g)), "DropoutBackward");
   EXPECT_EQ(name(embedding(from_vector({1, 0}, {2}, {.dtype = DType::i64}), m)), "EmbeddingBackward");
