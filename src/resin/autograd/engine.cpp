@@ -168,7 +168,8 @@ namespace {
 Tensor owned_gradient(Tensor g, const std::shared_ptr<TensorImpl>& leaf) {
   const Tensor lt(leaf);
   const Strides want = lt.is_non_overlapping_dense() ? lt.strides() : contiguous_strides(lt.shape());
-  if (g.strides() == want && g.impl_ptr().use_count() == 1 && g.impl()->storage().use_count() == 1) return g;
+  const bool exclusive = g.impl_ptr().use_count() == 1 && g.impl()->storage().use_count() == 1;
+  if (exclusive && g.strides() == want) return g;
   Tensor out = empty_strided(lt.shape(), want, {.dtype = g.dtype(), .device = g.device()});
   backend::backend_for(out).copy(g, out);
   return out;
