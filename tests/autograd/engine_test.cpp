@@ -1,8 +1,10 @@
 // The backward engine: deep graphs, fan-out accumulation, requires_grad propagation, detach,
 // NoGradGuard, non-scalar roots, saved-tensor release and retain_graph.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <cmath>
+#include <functional>
 #include <thread>
 
 #include "resin/backend/backend.h"
@@ -19,7 +21,8 @@ Tensor vec(const std::vector<double>& v, bool requires_grad = false) {
 
 void expect_near(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-12) {
   ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "element " << i;
 }
 
 TEST(AutogradEngine, ChainOf1001ResidualStepsBackward) {
@@ -42,20 +45,36 @@ TEST(AutogradEngine, ChainOf1001ResidualStepsBackward) {
   expect_near(x.grad().to_vector(), want, 1e-10);
 }
 
-TEST(AutogradEngine, VeryDeepGraphIsReleasedWithoutRecursion) {
-  // 200k nodes: destroying the graph node by node recursively would overflow the stack.
+// Runs f on a thread with a 1 MiB stack, so recursion proportional to graph depth overflows
+// quickly (and deterministically) instead of only past ~100k nodes on the default 8 MiB stack.
+void run_with_small_stack(const std::function<void()>& f) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_t th;
+  auto trampoline = [](void* p) -> void* {
+    (*static_cast<const std::function<void()>*>(p))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&th, &attr, trampoline, const_cast<std::function<void()>*>(&f)), 0);
+  pthread_join(th, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+TEST(AutogradEngine, DeepGraphBackwardAndReleaseUseBoundedStack) {
+  // 30k nodes: destroying the graph node by node recursively needs far more than 1 MiB of stack.
   Tensor x = vec({1.0}, true);
-  {
+  run_with_small_stack([&] {
+    {
+      Tensor y = x;
+      for (int i = 0; i < 30000; ++i) y = mul(y, 1.0);
+      sum(y).backward();
+    }
     Tensor y = x;
-    for (int i = 0; i < 200000; ++i) y = mul(y, 1.0);
-    sum(y).backward();
-  }
+    for (int i = 0; i < 30000; ++i) y = add(y, 0.5);
+    // no backward: the whole graph is released when y goes out of scope
+  });
   EXPECT_EQ(x.grad().item(), 1.0);
-  {
-    Tensor y = x;
-    for (int i = 0; i < 200000; ++i) y = add(y, 0.5);
-  }  // no backward: the whole graph is still alive here
-  SUCCEED();
 }
 
 TEST(AutogradEngine, GradientsAccumulateAtFanOut) {
@@ -257,6 +276,11 @@ TEST(AutogradEngine, LeafGradientHasTheLeafsLayout) {
   EXPECT_TRUE(w.grad().is_channels_last());
   EXPECT_EQ(w.grad().strides(), w.strides());
   for (double v : w.grad().to_vector()) EXPECT_EQ(v, 2.0);
+  // linear computes x @ W^T: the gradient reaching W is a transposed view, stored contiguous like W.
+  Tensor lw = ones({3, 2}, {.dtype = DType::f64, .requires_grad = true});
+  sum(linear(ones({4, 2}, {.dtype = DType::f64}), lw)).backward();
+  EXPECT_EQ(lw.grad().strides(), lw.strides());
+  for (double v : lw.grad().to_vector()) EXPECT_EQ(v, 4.0);
 }
 
 }  // namespace

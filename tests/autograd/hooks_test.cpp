@@ -26,6 +26,16 @@ TEST(AutogradHooks, RetainGradOnNonLeaf) {
   EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{8, 16, 24}));
 }
 
+TEST(AutogradHooks, RetainedGradSeesHooksRegisteredLater) {
+  Tensor x = vec({1, 2}, true);
+  Tensor y = mul(x, 3.0);
+  y.retain_grad();
+  y.register_hook([](const Tensor& g) { return mul(g, 2.0); });
+  sum(y).backward();
+  EXPECT_EQ(y.grad().to_vector(), (std::vector<double>{2, 2}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{6, 6}));
+}
+
 TEST(AutogradHooks, NonLeafWithoutRetainGradKeepsNoGrad) {
   Tensor x = vec({1, 2}, true);
   Tensor y = mul(x, 3.0);
@@ -149,7 +159,8 @@ TEST(AutogradNodeNames, NamedAfterTheirOps) {
   EXPECT_EQ(name(m.transpose(0, 1).contiguous()), "CopyBackward");
   EXPECT_EQ(name(concat({v, v}, 0)), "ConcatBackward");
   EXPECT_EQ(name(pad(v, {1, 1})), "PadBackward");
-  EXPECT_EQ(name(nll_loss(m, from_vector({0, 1}, {2}, {.dtype = DType::i64}), Reduction::none)), "NllLossBackward");
+  EXPECT_EQ(name(nll_loss(m, from_vector({0, 1}, {2}, {.dtype = DType::i64}), Reduction::none)),
+            "NllLossBackward");
   Generator g(1);
   EXPECT_EQ(name(dropout(v, 0.5, true, &g)), "DropoutBackward");
   EXPECT_EQ(name(embedding(from_vector({1, 0}, {2}, {.dtype = DType::i64}), m)), "EmbeddingBackward");

@@ -10,23 +10,25 @@
 namespace resin {
 namespace {
 
-#define EXPECT_RESIN_ERROR(stmt, ...)                                                               \
-  do {                                                                                              \
-    try {                                                                                           \
-      (void)(stmt);                                                                                 \
-      ADD_FAILURE() << "expected resin::Error from: " #stmt;                                        \
-    } catch (const ::resin::Error& e) {                                                             \
-      const std::string msg = e.what();                                                             \
-      for (const char* part : std::vector<const char*>{__VA_ARGS__})                                \
+#define EXPECT_RESIN_ERROR(stmt, ...)                                                             \
+  do {                                                                                            \
+    try {                                                                                         \
+      (void)(stmt);                                                                               \
+      ADD_FAILURE() << "expected resin::Error from: " #stmt;                                      \
+    } catch (const ::resin::Error& e) {                                                           \
+      const std::string msg = e.what();                                                           \
+      for (const char* part : std::vector<const char*>{__VA_ARGS__})                              \
         EXPECT_NE(msg.find(part), std::string::npos) << "'" << part << "' missing from: " << msg; \
-    } catch (const std::exception& e) {                                                             \
-      ADD_FAILURE() << "expected resin::Error, got another exception: " << e.what();                \
-    }                                                                                               \
+    } catch (const std::exception& e) {                                                           \
+      ADD_FAILURE() << "expected resin::Error, got another exception: " << e.what();              \
+    }                                                                                             \
   } while (0)
 
 Tensor t64(const Shape& s) { return zeros(s, {.dtype = DType::f64}); }
 Tensor t32(const Shape& s) { return zeros(s); }
-Tensor idx(const std::vector<double>& v) { return from_vector(v, {static_cast<int64_t>(v.size())}, {.dtype = DType::i64}); }
+Tensor idx(const std::vector<double>& v) {
+  return from_vector(v, {static_cast<int64_t>(v.size())}, {.dtype = DType::i64});
+}
 
 TEST(BadInput, ElementwiseShapesAndDtypes) {
   EXPECT_RESIN_ERROR(add(t32({2, 3}), t32({4})), "add", "[2, 3]", "[4]");
@@ -59,20 +61,23 @@ TEST(BadInput, Conv2dParameters) {
   EXPECT_RESIN_ERROR(conv2d(t32({1, 4, 5, 5}), t32({6, 2, 3, 3}), {}, {.groups = 3}), "conv2d", "4 channels",
                      "groups=3", "expects 6");
   // groups not dividing the output channels
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 6, 5, 5}), t32({4, 2, 3, 3}), {}, {.groups = 3}), "conv2d", "4 output channels",
-                     "groups=3");
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.groups = 0}), "conv2d", "groups", "0");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 6, 5, 5}), t32({4, 2, 3, 3}), {}, {.groups = 3}), "conv2d",
+                     "4 output channels", "groups=3");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.groups = 0}), "conv2d", "groups",
+                     "0");
   EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.stride = {0, 1}}), "conv2d", "stride",
                      "positive", "0x1");
   EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.padding = {-1}}), "conv2d", "padding",
                      "non-negative", "-1");
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.dilation = {1, 0}}), "conv2d", "dilation",
-                     "1x0");
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.stride = {1, 1, 1}}), "conv2d", "stride",
-                     "1 or 2 values", "3");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.dilation = {1, 0}}), "conv2d",
+                     "dilation", "1x0");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3, 3}), {}, {.stride = {1, 1, 1}}), "conv2d",
+                     "stride", "1 or 2 values", "3");
   // kernel bigger than the (padded) input
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 1, 3, 3}), t32({1, 1, 5, 5})), "conv2d", "[1, 1, 3, 3]", "5x5", "smaller");
-  EXPECT_RESIN_ERROR(conv2d(t32({1, 1, 5, 5}), t32({1, 1, 3, 3}), {}, {.dilation = {3}}), "conv2d", "smaller");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 1, 3, 3}), t32({1, 1, 5, 5})), "conv2d", "[1, 1, 3, 3]", "5x5",
+                     "smaller");
+  EXPECT_RESIN_ERROR(conv2d(t32({1, 1, 5, 5}), t32({1, 1, 3, 3}), {}, {.dilation = {3}}), "conv2d",
+                     "smaller");
   // wrong ranks, channels, bias and dtypes
   EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5}), t32({4, 3, 3, 3})), "conv2d", "4-D", "[1, 3, 5]");
   EXPECT_RESIN_ERROR(conv2d(t32({1, 3, 5, 5}), t32({4, 3, 3})), "conv2d", "weight", "[4, 3, 3]");
@@ -89,7 +94,8 @@ TEST(BadInput, Normalisation) {
                      "3 channels");
   EXPECT_RESIN_ERROR(batch_norm(t32({2, 3}), t32({3}), t32({3}), t32({2}), {}, true), "batch_norm", "[2]",
                      "3 channels");
-  EXPECT_RESIN_ERROR(batch_norm(t32({1, 3}), {}, {}, {}, {}, true), "batch_norm", "more than 1 value", "[1, 3]");
+  EXPECT_RESIN_ERROR(batch_norm(t32({1, 3}), {}, {}, {}, {}, true), "batch_norm", "more than 1 value",
+                     "[1, 3]");
   EXPECT_RESIN_ERROR(batch_norm(t32({2, 3}), {}, {}, {}, {}, false), "batch_norm", "running_mean");
   EXPECT_RESIN_ERROR(batch_norm(t32({2, 3}), t64({3}), t64({3}), {}, {}, true), "batch_norm", "f32", "f64");
   EXPECT_RESIN_ERROR(layer_norm(t32({2, 3}), {4}), "layer_norm", "[4]", "[2, 3]");
@@ -99,17 +105,20 @@ TEST(BadInput, Normalisation) {
 
 TEST(BadInput, Pooling) {
   EXPECT_RESIN_ERROR(max_pool2d(t32({1, 1, 2, 2}), {.kernel = {3}}), "max_pool2d", "[1, 1, 2, 2]", "3x3");
-  EXPECT_RESIN_ERROR(avg_pool2d(t32({1, 1, 4, 4}), {.kernel = {2}, .stride = {2, 0}}), "avg_pool2d", "stride", "2x0");
-  EXPECT_RESIN_ERROR(max_pool2d(t32({1, 1, 4, 4}), {.kernel = {2}, .padding = {2}}), "max_pool2d", "padding", "2x2",
-                     "half the kernel");
+  EXPECT_RESIN_ERROR(avg_pool2d(t32({1, 1, 4, 4}), {.kernel = {2}, .stride = {2, 0}}), "avg_pool2d", "stride",
+                     "2x0");
+  EXPECT_RESIN_ERROR(max_pool2d(t32({1, 1, 4, 4}), {.kernel = {2}, .padding = {2}}), "max_pool2d", "padding",
+                     "2x2", "half the kernel");
   EXPECT_RESIN_ERROR(max_pool2d(t32({1, 4, 4}), {}), "max_pool2d", "4-D", "[1, 4, 4]");
-  EXPECT_RESIN_ERROR(avg_pool2d(t32({1, 1, 4, 4}), {.kernel = {2, 2, 2}}), "avg_pool2d", "kernel", "1 or 2 values");
+  EXPECT_RESIN_ERROR(avg_pool2d(t32({1, 1, 4, 4}), {.kernel = {2, 2, 2}}), "avg_pool2d", "kernel",
+                     "1 or 2 values");
   EXPECT_RESIN_ERROR(adaptive_avg_pool2d(t32({1, 1, 4, 4}), 0, 2), "adaptive_avg_pool2d", "positive", "0x2");
   EXPECT_RESIN_ERROR(adaptive_avg_pool2d(t32({4, 4}), 1, 1), "adaptive_avg_pool2d", "4-D", "[4, 4]");
 }
 
 TEST(BadInput, LossTargets) {
-  EXPECT_RESIN_ERROR(cross_entropy(t32({2, 5}), idx({1, 5})), "cross_entropy", "target 5", "index 1", "[0, 5)");
+  EXPECT_RESIN_ERROR(cross_entropy(t32({2, 5}), idx({1, 5})), "cross_entropy", "target 5", "index 1",
+                     "[0, 5)");
   EXPECT_RESIN_ERROR(cross_entropy(t32({2, 5}), idx({-1, 0})), "cross_entropy", "target -1", "[0, 5)");
   EXPECT_RESIN_ERROR(cross_entropy(t32({2, 5}), t32({2})), "cross_entropy", "i64", "f32");
   EXPECT_RESIN_ERROR(cross_entropy(t32({2, 5}), idx({1, 2, 3})), "cross_entropy", "[2]", "[3]");

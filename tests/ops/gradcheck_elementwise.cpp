@@ -14,11 +14,13 @@ GradcheckSpec unary(Tensor x, Tensor (*op)(const Tensor&)) {
 // ---- add / sub / mul / div
 RESIN_GRADCHECK_CASE(add, same_shape) {
   Generator g(1);
-  return {{leaf(rnd({3, 5}, g)), leaf(rnd({3, 5}, g))}, [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
+  return {{leaf(rnd({3, 5}, g)), leaf(rnd({3, 5}, g))},
+          [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(add, broadcast_both_sides) {
   Generator g(2);
-  return {{leaf(rnd({3, 1, 5}, g)), leaf(rnd({4, 1}, g))}, [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
+  return {{leaf(rnd({3, 1, 5}, g)), leaf(rnd({4, 1}, g))},
+          [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(add, transposed_plus_narrowed) {
   Generator g(3);
@@ -31,7 +33,8 @@ RESIN_GRADCHECK_CASE(add, same_tensor_twice) {
 }
 RESIN_GRADCHECK_CASE(add, scalar_tensor_operand) {
   Generator g(5);
-  return {{leaf(rnd({}, g)), leaf(rnd({2, 3}, g))}, [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
+  return {{leaf(rnd({}, g)), leaf(rnd({2, 3}, g))},
+          [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(add, channels_last_plus_bias) {
   Generator g(6);
@@ -44,7 +47,8 @@ RESIN_GRADCHECK_CASE(add, only_one_side_requires_grad) {
 }
 RESIN_GRADCHECK_CASE(sub, broadcast) {
   Generator g(8);
-  return {{leaf(rnd({2, 1, 4}, g)), leaf(rnd({3, 4}, g))}, [](const Inputs& in) { return Outputs{sub(in[0], in[1])}; }};
+  return {{leaf(rnd({2, 1, 4}, g)), leaf(rnd({3, 4}, g))},
+          [](const Inputs& in) { return Outputs{sub(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(sub, channels_last_minus_transposed) {
   Generator g(9);
@@ -57,11 +61,13 @@ RESIN_GRADCHECK_CASE(sub, same_tensor_twice) {
 }
 RESIN_GRADCHECK_CASE(mul, broadcast) {
   Generator g(11);
-  return {{leaf(rnd({3, 1}, g)), leaf(rnd({1, 5}, g))}, [](const Inputs& in) { return Outputs{mul(in[0], in[1])}; }};
+  return {{leaf(rnd({3, 1}, g)), leaf(rnd({1, 5}, g))},
+          [](const Inputs& in) { return Outputs{mul(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(mul, square_same_tensor) {
   Generator g(12);
-  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) { return Outputs{mul(in[0], in[0])}; }};
+  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))},
+          [](const Inputs& in) { return Outputs{mul(in[0], in[0])}; }};
 }
 RESIN_GRADCHECK_CASE(mul, channels_last_times_per_channel) {
   Generator g(13);
@@ -80,13 +86,15 @@ RESIN_GRADCHECK_CASE(div, broadcast_numerator_noncontiguous) {
 }
 RESIN_GRADCHECK_CASE(div, same_tensor_twice) {
   Generator g(16);
-  return {{leaf(away_from_zero({4}, g, 0.5, 2.0))}, [](const Inputs& in) { return Outputs{div(in[0], in[0])}; }};
+  return {{leaf(away_from_zero({4}, g, 0.5, 2.0))},
+          [](const Inputs& in) { return Outputs{div(in[0], in[0])}; }};
 }
 
 // ---- scalar ops
 RESIN_GRADCHECK_CASE(add_scalar, noncontiguous) {
   Generator g(17);
-  return {{leaf(narrowed_layout(rnd({3, 4}, g), 1))}, [](const Inputs& in) { return Outputs{add(in[0], -2.5)}; }};
+  return {{leaf(narrowed_layout(rnd({3, 4}, g), 1))},
+          [](const Inputs& in) { return Outputs{add(in[0], -2.5)}; }};
 }
 RESIN_GRADCHECK_CASE(add_scalar, rsub_operator) {
   Generator g(18);
@@ -94,7 +102,8 @@ RESIN_GRADCHECK_CASE(add_scalar, rsub_operator) {
 }
 RESIN_GRADCHECK_CASE(mul_scalar, channels_last) {
   Generator g(19);
-  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g)))}, [](const Inputs& in) { return Outputs{mul(in[0], -1.75)}; }};
+  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g)))},
+          [](const Inputs& in) { return Outputs{mul(in[0], -1.75)}; }};
 }
 RESIN_GRADCHECK_CASE(mul_scalar, by_one_and_division) {
   Generator g(20);
@@ -140,7 +149,8 @@ RESIN_GRADCHECK_CASE(pow, fractional_negative_exponent) {
 }
 RESIN_GRADCHECK_CASE(pow, half_noncontiguous) {
   Generator g(30);
-  return {{leaf(narrowed_layout(rnd({3, 3}, g, 0.3, 3.0), 1))}, [](const Inputs& in) { return Outputs{pow(in[0], 0.5)}; }};
+  return {{leaf(narrowed_layout(rnd({3, 3}, g, 0.3, 3.0), 1))},
+          [](const Inputs& in) { return Outputs{pow(in[0], 0.5)}; }};
 }
 RESIN_GRADCHECK_CASE(abs, away_from_zero) {
   Generator g(31);
@@ -171,7 +181,8 @@ RESIN_GRADCHECK_CASE(leaky_relu, slope) {
 }
 RESIN_GRADCHECK_CASE(leaky_relu, default_slope_narrowed) {
   Generator g(37);
-  return {{leaf(narrowed_layout(away_from_zero({3, 3}, g), 0))}, [](const Inputs& in) { return Outputs{leaky_relu(in[0])}; }};
+  return {{leaf(narrowed_layout(away_from_zero({3, 3}, g), 0))},
+          [](const Inputs& in) { return Outputs{leaky_relu(in[0])}; }};
 }
 RESIN_GRADCHECK_CASE(gelu, exact) {
   Generator g(38);
@@ -215,7 +226,8 @@ RESIN_GRADCHECK_CASE(where, integer_condition_noncontiguous) {
 RESIN_GRADCHECK_CASE(where, masked_fill) {
   Generator g(45);
   Tensor mask = f64({0, 1, 0, 0, 1, 1}, {2, 3});
-  return {{mask, leaf(rnd({2, 3}, g))}, [](const Inputs& in) { return Outputs{masked_fill(in[1], in[0], -4.0)}; }};
+  return {{mask, leaf(rnd({2, 3}, g))},
+          [](const Inputs& in) { return Outputs{masked_fill(in[1], in[0], -4.0)}; }};
 }
 
 }  // namespace resin::testing

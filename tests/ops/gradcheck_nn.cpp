@@ -25,7 +25,8 @@ RESIN_GRADCHECK_CASE(conv2d, groups3_stride2) {
 }
 RESIN_GRADCHECK_CASE(conv2d, depthwise_multiplier2) {
   Generator g(203);
-  return {{leaf(rnd({2, 4, 5, 5}, g)), leaf(rnd({8, 1, 3, 3}, g))}, conv({.padding = {1}, .groups = 4}, false)};
+  return {{leaf(rnd({2, 4, 5, 5}, g)), leaf(rnd({8, 1, 3, 3}, g))},
+          conv({.padding = {1}, .groups = 4}, false)};
 }
 RESIN_GRADCHECK_CASE(conv2d, depthwise_stride2_channels_last) {
   Generator g(204);
@@ -39,7 +40,8 @@ RESIN_GRADCHECK_CASE(conv2d, dilation2) {
 }
 RESIN_GRADCHECK_CASE(conv2d, kernel7_pad3_stride2) {
   Generator g(206);
-  return {{leaf(rnd({1, 2, 8, 8}, g)), leaf(rnd({3, 2, 7, 7}, g))}, conv({.stride = {2}, .padding = {3}}, false)};
+  return {{leaf(rnd({1, 2, 8, 8}, g)), leaf(rnd({3, 2, 7, 7}, g))},
+          conv({.stride = {2}, .padding = {3}}, false)};
 }
 RESIN_GRADCHECK_CASE(conv2d, channels_last_stride2) {
   Generator g(207);
@@ -53,8 +55,9 @@ RESIN_GRADCHECK_CASE(conv2d, channels_last_weight) {
 }
 RESIN_GRADCHECK_CASE(conv2d, transposed_input) {
   Generator g(209);
-  return {{leaf(transposed_layout(rnd({2, 2, 5, 4}, g), 2, 3)), leaf(rnd({3, 2, 3, 2}, g)), leaf(rnd({3}, g))},
-          conv({}, true)};
+  return {
+      {leaf(transposed_layout(rnd({2, 2, 5, 4}, g), 2, 3)), leaf(rnd({3, 2, 3, 2}, g)), leaf(rnd({3}, g))},
+      conv({}, true)};
 }
 RESIN_GRADCHECK_CASE(conv2d, asymmetric_stride_padding) {
   Generator g(210);
@@ -67,7 +70,8 @@ RESIN_GRADCHECK_CASE(conv2d, pointwise_downsample_batch1) {
 }
 RESIN_GRADCHECK_CASE(conv2d, only_weight_requires_grad) {
   Generator g(212);
-  return {{rnd({2, 2, 4, 4}, g), leaf(rnd({2, 2, 3, 3}, g)), leaf(rnd({2}, g))}, conv({.padding = {1}}, true)};
+  return {{rnd({2, 2, 4, 4}, g), leaf(rnd({2, 2, 3, 3}, g)), leaf(rnd({2}, g))},
+          conv({.padding = {1}}, true)};
 }
 
 // ---- batch_norm. Running statistics are updated on every evaluation; in training the output
@@ -75,14 +79,14 @@ RESIN_GRADCHECK_CASE(conv2d, only_weight_requires_grad) {
 namespace {
 GradFn bn(bool training, bool affine, bool stats) {
   return [=](const Inputs& in) {
-    return Outputs{batch_norm(in[0], stats ? in[3] : Tensor(), stats ? in[4] : Tensor(), affine ? in[1] : Tensor(),
-                              affine ? in[2] : Tensor(), training, 0.1, 1e-5)};
+    return Outputs{batch_norm(in[0], stats ? in[3] : Tensor(), stats ? in[4] : Tensor(),
+                              affine ? in[1] : Tensor(), affine ? in[2] : Tensor(), training, 0.1, 1e-5)};
   };
 }
 Inputs bn_inputs(Tensor x, Generator& g, bool affine = true) {
   const int64_t c = x.size(1);
-  return {leaf(std::move(x)), affine ? leaf(rnd({c}, g, 0.5, 1.5)) : Tensor(), affine ? leaf(rnd({c}, g)) : Tensor(),
-          rnd({c}, g), rnd({c}, g, 0.5, 2.0)};
+  return {leaf(std::move(x)), affine ? leaf(rnd({c}, g, 0.5, 1.5)) : Tensor(),
+          affine ? leaf(rnd({c}, g)) : Tensor(), rnd({c}, g), rnd({c}, g, 0.5, 2.0)};
 }
 }  // namespace
 
@@ -132,12 +136,15 @@ RESIN_GRADCHECK_CASE(layer_norm, no_affine_two_dims) {
 RESIN_GRADCHECK_CASE(layer_norm, affine_two_dims_noncontiguous) {
   Generator g(223);
   return {{leaf(transposed_layout(rnd({4, 2, 3}, g), 0, 2)), leaf(rnd({2, 3}, g)), leaf(rnd({2, 3}, g))},
-          [](const Inputs& in) { return Outputs{layer_norm(in[0], {2, 3}, in[1], in[2], 1e-3)}; }};
+          [](const Inputs& in) {
+            return Outputs{layer_norm(in[0], {2, 3}, in[1], in[2], 1e-3)};
+          }};
 }
 RESIN_GRADCHECK_CASE(layer_norm, channels_last_chw) {
   Generator g(224);
-  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g))), leaf(rnd({3, 2, 2}, g))},
-          [](const Inputs& in) { return Outputs{layer_norm(in[0], {3, 2, 2}, in[1])}; }};
+  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g))), leaf(rnd({3, 2, 2}, g))}, [](const Inputs& in) {
+            return Outputs{layer_norm(in[0], {3, 2, 2}, in[1])};
+          }};
 }
 
 // ---- pooling (max pool on tie-free inputs)
@@ -147,18 +154,21 @@ RESIN_GRADCHECK_CASE(max_pool2d, kernel2_default_stride) {
 }
 RESIN_GRADCHECK_CASE(max_pool2d, kernel3_stride2_pad1) {
   Generator g(226);
-  return {{leaf(distinct({1, 3, 7, 7}, g))},
-          [](const Inputs& in) { return Outputs{max_pool2d(in[0], {.kernel = {3}, .stride = {2}, .padding = {1}})}; }};
+  return {{leaf(distinct({1, 3, 7, 7}, g))}, [](const Inputs& in) {
+            return Outputs{max_pool2d(in[0], {.kernel = {3}, .stride = {2}, .padding = {1}})};
+          }};
 }
 RESIN_GRADCHECK_CASE(max_pool2d, channels_last_kernel3_stride2_pad1) {
   Generator g(227);
-  return {{leaf(channels_last(distinct({2, 3, 5, 5}, g)))},
-          [](const Inputs& in) { return Outputs{max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}})}; }};
+  return {{leaf(channels_last(distinct({2, 3, 5, 5}, g)))}, [](const Inputs& in) {
+            return Outputs{max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}})};
+          }};
 }
 RESIN_GRADCHECK_CASE(max_pool2d, overlapping_transposed) {
   Generator g(228);
-  return {{leaf(transposed_layout(distinct({1, 2, 5, 4}, g), 2, 3))},
-          [](const Inputs& in) { return Outputs{max_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 1}})}; }};
+  return {{leaf(transposed_layout(distinct({1, 2, 5, 4}, g), 2, 3))}, [](const Inputs& in) {
+            return Outputs{max_pool2d(in[0], {.kernel = {2, 3}, .stride = {1, 1}})};
+          }};
 }
 RESIN_GRADCHECK_CASE(avg_pool2d, kernel2) {
   Generator g(229);
@@ -166,27 +176,32 @@ RESIN_GRADCHECK_CASE(avg_pool2d, kernel2) {
 }
 RESIN_GRADCHECK_CASE(avg_pool2d, kernel3_stride2_pad1_include_pad) {
   Generator g(230);
-  return {{leaf(rnd({1, 3, 5, 5}, g))},
-          [](const Inputs& in) { return Outputs{avg_pool2d(in[0], {.kernel = {3}, .stride = {2}, .padding = {1}})}; }};
+  return {{leaf(rnd({1, 3, 5, 5}, g))}, [](const Inputs& in) {
+            return Outputs{avg_pool2d(in[0], {.kernel = {3}, .stride = {2}, .padding = {1}})};
+          }};
 }
 RESIN_GRADCHECK_CASE(avg_pool2d, channels_last_exclude_pad) {
   Generator g(231);
   return {{leaf(channels_last(rnd({2, 3, 5, 4}, g)))}, [](const Inputs& in) {
-            return Outputs{avg_pool2d(in[0], {.kernel = {3}, .stride = {2}, .padding = {1}, .count_include_pad = false})};
+            return Outputs{avg_pool2d(
+                in[0], {.kernel = {3}, .stride = {2}, .padding = {1}, .count_include_pad = false})};
           }};
 }
 RESIN_GRADCHECK_CASE(avg_pool2d, stride1_noncontiguous) {
   Generator g(232);
-  return {{leaf(narrowed_layout(rnd({1, 2, 5, 5}, g), 1))},
-          [](const Inputs& in) { return Outputs{avg_pool2d(in[0], {.kernel = {3}, .stride = {1}, .padding = {1}})}; }};
+  return {{leaf(narrowed_layout(rnd({1, 2, 5, 5}, g), 1))}, [](const Inputs& in) {
+            return Outputs{avg_pool2d(in[0], {.kernel = {3}, .stride = {1}, .padding = {1}})};
+          }};
 }
 RESIN_GRADCHECK_CASE(adaptive_avg_pool2d, global_channels_last) {
   Generator g(233);
-  return {{leaf(channels_last(rnd({2, 3, 7, 7}, g)))}, [](const Inputs& in) { return Outputs{global_avg_pool2d(in[0])}; }};
+  return {{leaf(channels_last(rnd({2, 3, 7, 7}, g)))},
+          [](const Inputs& in) { return Outputs{global_avg_pool2d(in[0])}; }};
 }
 RESIN_GRADCHECK_CASE(adaptive_avg_pool2d, uneven_bins) {
   Generator g(234);
-  return {{leaf(rnd({1, 2, 5, 5}, g))}, [](const Inputs& in) { return Outputs{adaptive_avg_pool2d(in[0], 3, 3)}; }};
+  return {{leaf(rnd({1, 2, 5, 5}, g))},
+          [](const Inputs& in) { return Outputs{adaptive_avg_pool2d(in[0], 3, 3)}; }};
 }
 RESIN_GRADCHECK_CASE(adaptive_avg_pool2d, uneven_nonsquare_transposed) {
   Generator g(235);
@@ -205,17 +220,20 @@ RESIN_GRADCHECK_CASE(softmax, negative_dim_3d) {
 }
 RESIN_GRADCHECK_CASE(softmax, dim0_transposed) {
   Generator g(238);
-  return {{leaf(transposed_layout(rnd({4, 3}, g, -2, 2), 0, 1))}, [](const Inputs& in) { return Outputs{softmax(in[0], 0)}; }};
+  return {{leaf(transposed_layout(rnd({4, 3}, g, -2, 2), 0, 1))},
+          [](const Inputs& in) { return Outputs{softmax(in[0], 0)}; }};
 }
 RESIN_GRADCHECK_CASE(softmax, channels_last_over_channels) {
   Generator g(239);
-  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g, -2, 2)))}, [](const Inputs& in) { return Outputs{softmax(in[0], 1)}; }};
+  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g, -2, 2)))},
+          [](const Inputs& in) { return Outputs{softmax(in[0], 1)}; }};
 }
 RESIN_GRADCHECK_CASE(softmax, size1_dims_after_permute) {
   // The incoming gradient has different strides on size-1 dims than the saved output.
   Generator g(240);
-  return {{leaf(rnd({3, 1, 4}, g, -2, 2))},
-          [](const Inputs& in) { return Outputs{softmax(in[0], -1).permute({1, 0, 2})}; }};
+  return {{leaf(rnd({3, 1, 4}, g, -2, 2))}, [](const Inputs& in) {
+            return Outputs{softmax(in[0], -1).permute({1, 0, 2})};
+          }};
 }
 RESIN_GRADCHECK_CASE(log_softmax, dim1) {
   Generator g(241);
@@ -223,11 +241,13 @@ RESIN_GRADCHECK_CASE(log_softmax, dim1) {
 }
 RESIN_GRADCHECK_CASE(log_softmax, negative_dim_narrowed) {
   Generator g(242);
-  return {{leaf(narrowed_layout(rnd({2, 3, 4}, g, -2, 2), 2))}, [](const Inputs& in) { return Outputs{log_softmax(in[0], -1)}; }};
+  return {{leaf(narrowed_layout(rnd({2, 3, 4}, g, -2, 2), 2))},
+          [](const Inputs& in) { return Outputs{log_softmax(in[0], -1)}; }};
 }
 RESIN_GRADCHECK_CASE(log_softmax, channels_last_over_channels) {
   Generator g(243);
-  return {{leaf(channels_last(rnd({1, 4, 2, 3}, g, -2, 2)))}, [](const Inputs& in) { return Outputs{log_softmax(in[0], 1)}; }};
+  return {{leaf(channels_last(rnd({1, 4, 2, 3}, g, -2, 2)))},
+          [](const Inputs& in) { return Outputs{log_softmax(in[0], 1)}; }};
 }
 
 // ---- dropout: a fresh generator with a fixed seed inside f gives the same mask every evaluation.

@@ -15,12 +15,15 @@ RESIN_GRADCHECK_CASE(sum, dim1_keepdim) {
 }
 RESIN_GRADCHECK_CASE(sum, negative_dims_transposed) {
   Generator g(103);
-  return {{leaf(transposed_layout(rnd({2, 3, 4}, g), 0, 2))},
-          [](const Inputs& in) { return Outputs{sum(in[0], {-1, 0}, false)}; }};
+  return {{leaf(transposed_layout(rnd({2, 3, 4}, g), 0, 2))}, [](const Inputs& in) {
+            return Outputs{sum(in[0], {-1, 0}, false)};
+          }};
 }
 RESIN_GRADCHECK_CASE(sum, channels_last_spatial) {
   Generator g(104);
-  return {{leaf(channels_last(rnd({2, 3, 2, 3}, g)))}, [](const Inputs& in) { return Outputs{sum(in[0], {2, 3})}; }};
+  return {{leaf(channels_last(rnd({2, 3, 2, 3}, g)))}, [](const Inputs& in) {
+            return Outputs{sum(in[0], {2, 3})};
+          }};
 }
 RESIN_GRADCHECK_CASE(sum, zero_dim_input) {
   Generator g(105);
@@ -50,8 +53,9 @@ RESIN_GRADCHECK_CASE(max, last_dim_keepdim) {
 }
 RESIN_GRADCHECK_CASE(max, two_dims_transposed) {
   Generator g(111);
-  return {{leaf(transposed_layout(distinct({2, 3, 4}, g), 1, 2))},
-          [](const Inputs& in) { return Outputs{max(in[0], {0, 2})}; }};
+  return {{leaf(transposed_layout(distinct({2, 3, 4}, g), 1, 2))}, [](const Inputs& in) {
+            return Outputs{max(in[0], {0, 2})};
+          }};
 }
 RESIN_GRADCHECK_CASE(min, dim0) {
   Generator g(112);
@@ -74,13 +78,16 @@ RESIN_GRADCHECK_CASE(var, dim_biased_keepdim) {
 }
 RESIN_GRADCHECK_CASE(var, negative_dims_noncontiguous) {
   Generator g(116);
-  return {{leaf(narrowed_layout(rnd({2, 3, 4}, g), 2))}, [](const Inputs& in) { return Outputs{var(in[0], {-1, -3})}; }};
+  return {{leaf(narrowed_layout(rnd({2, 3, 4}, g), 2))}, [](const Inputs& in) {
+            return Outputs{var(in[0], {-1, -3})};
+          }};
 }
 
 // ---- matmul
 RESIN_GRADCHECK_CASE(matmul, two_d) {
   Generator g(117);
-  return {{leaf(rnd({3, 4}, g)), leaf(rnd({4, 5}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
+  return {{leaf(rnd({3, 4}, g)), leaf(rnd({4, 5}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(matmul, transposed_operands) {
   Generator g(118);
@@ -89,15 +96,18 @@ RESIN_GRADCHECK_CASE(matmul, transposed_operands) {
 }
 RESIN_GRADCHECK_CASE(matmul, vector_matrix) {
   Generator g(119);
-  return {{leaf(rnd({4}, g)), leaf(rnd({4, 3}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
+  return {{leaf(rnd({4}, g)), leaf(rnd({4, 3}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(matmul, matrix_vector) {
   Generator g(120);
-  return {{leaf(rnd({2, 4}, g)), leaf(rnd({4}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
+  return {{leaf(rnd({2, 4}, g)), leaf(rnd({4}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(matmul, dot) {
   Generator g(121);
-  return {{leaf(rnd({5}, g)), leaf(rnd({5}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
+  return {{leaf(rnd({5}, g)), leaf(rnd({5}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(matmul, batched_broadcast) {
   Generator g(122);
@@ -111,7 +121,8 @@ RESIN_GRADCHECK_CASE(matmul, batched_times_matrix) {
 }
 RESIN_GRADCHECK_CASE(matmul, batched_vector) {
   Generator g(124);
-  return {{leaf(rnd({2, 3, 4}, g)), leaf(rnd({4}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
+  return {{leaf(rnd({2, 3, 4}, g)), leaf(rnd({4}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0], in[1])}; }};
 }
 
 // ---- linear
@@ -122,7 +133,8 @@ RESIN_GRADCHECK_CASE(linear, with_bias) {
 }
 RESIN_GRADCHECK_CASE(linear, no_bias_batch1) {
   Generator g(126);
-  return {{leaf(rnd({1, 3}, g)), leaf(rnd({2, 3}, g))}, [](const Inputs& in) { return Outputs{linear(in[0], in[1])}; }};
+  return {{leaf(rnd({1, 3}, g)), leaf(rnd({2, 3}, g))},
+          [](const Inputs& in) { return Outputs{linear(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(linear, three_d_input_noncontiguous_weight) {
   Generator g(127);

@@ -7,18 +7,22 @@ namespace resin::testing {
 // ---- concat / stack / split
 RESIN_GRADCHECK_CASE(concat, dim1_three_inputs) {
   Generator g(301);
-  return {{leaf(rnd({2, 1, 3}, g)), leaf(rnd({2, 3, 3}, g)), leaf(rnd({2, 2, 3}, g))},
-          [](const Inputs& in) { return Outputs{concat({in[0], in[1], in[2]}, 1)}; }};
+  return {{leaf(rnd({2, 1, 3}, g)), leaf(rnd({2, 3, 3}, g)), leaf(rnd({2, 2, 3}, g))}, [](const Inputs& in) {
+            return Outputs{concat({in[0], in[1], in[2]}, 1)};
+          }};
 }
 RESIN_GRADCHECK_CASE(concat, negative_dim_mixed_layouts) {
   Generator g(302);
   return {{leaf(transposed_layout(rnd({3, 2}, g), 0, 1)), leaf(narrowed_layout(rnd({3, 4}, g), 1))},
-          [](const Inputs& in) { return Outputs{concat({in[0], in[1]}, -1)}; }};
+          [](const Inputs& in) {
+            return Outputs{concat({in[0], in[1]}, -1)};
+          }};
 }
 RESIN_GRADCHECK_CASE(concat, channels_last_channels) {
   Generator g(303);
-  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g))), leaf(rnd({2, 1, 2, 2}, g))},
-          [](const Inputs& in) { return Outputs{concat({in[0], in[1]}, 1)}; }};
+  return {{leaf(channels_last(rnd({2, 3, 2, 2}, g))), leaf(rnd({2, 1, 2, 2}, g))}, [](const Inputs& in) {
+            return Outputs{concat({in[0], in[1]}, 1)};
+          }};
 }
 RESIN_GRADCHECK_CASE(concat, same_tensor_twice) {
   Generator g(304);
@@ -26,12 +30,16 @@ RESIN_GRADCHECK_CASE(concat, same_tensor_twice) {
 }
 RESIN_GRADCHECK_CASE(stack, dim0) {
   Generator g(305);
-  return {{leaf(rnd({2, 3}, g)), leaf(rnd({2, 3}, g))}, [](const Inputs& in) { return Outputs{stack({in[0], in[1]}, 0)}; }};
+  return {{leaf(rnd({2, 3}, g)), leaf(rnd({2, 3}, g))}, [](const Inputs& in) {
+            return Outputs{stack({in[0], in[1]}, 0)};
+          }};
 }
 RESIN_GRADCHECK_CASE(stack, negative_dim_noncontiguous) {
   Generator g(306);
   return {{leaf(transposed_layout(rnd({3, 2}, g), 0, 1)), leaf(rnd({3, 2}, g)), leaf(rnd({3, 2}, g))},
-          [](const Inputs& in) { return Outputs{stack({in[0], in[1], in[2]}, -1)}; }};
+          [](const Inputs& in) {
+            return Outputs{stack({in[0], in[1], in[2]}, -1)};
+          }};
 }
 RESIN_GRADCHECK_CASE(split, remainder_multi_output) {
   Generator g(307);
@@ -69,21 +77,29 @@ RESIN_GRADCHECK_CASE(pad, option_a_channel_zero_padding) {
 }
 RESIN_GRADCHECK_CASE(pad, option_a_channels_last) {
   Generator g(313);
-  return {{leaf(channels_last(rnd({1, 3, 2, 2}, g)))}, [](const Inputs& in) { return Outputs{pad(in[0], {0, 0, 0, 0, 1, 1})}; }};
+  return {{leaf(channels_last(rnd({1, 3, 2, 2}, g)))}, [](const Inputs& in) {
+            return Outputs{pad(in[0], {0, 0, 0, 0, 1, 1})};
+          }};
 }
 RESIN_GRADCHECK_CASE(pad, transposed_input) {
   Generator g(314);
-  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) { return Outputs{pad(in[0], {2, 0})}; }};
+  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) {
+            return Outputs{pad(in[0], {2, 0})};
+          }};
 }
 
 // ---- views and copies
 RESIN_GRADCHECK_CASE(reshape, contiguous_infer) {
   Generator g(315);
-  return {{leaf(rnd({2, 3, 4}, g))}, [](const Inputs& in) { return Outputs{mul(in[0].reshape({4, -1}), 2.0)}; }};
+  return {{leaf(rnd({2, 3, 4}, g))}, [](const Inputs& in) {
+            return Outputs{mul(in[0].reshape({4, -1}), 2.0)};
+          }};
 }
 RESIN_GRADCHECK_CASE(reshape, noncontiguous_copies) {
   Generator g(316);
-  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) { return Outputs{in[0].reshape({2, 6})}; }};
+  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) {
+            return Outputs{in[0].reshape({2, 6})};
+          }};
 }
 RESIN_GRADCHECK_CASE(reshape, flatten_unsqueeze_squeeze) {
   Generator g(317);
@@ -92,11 +108,14 @@ RESIN_GRADCHECK_CASE(reshape, flatten_unsqueeze_squeeze) {
 }
 RESIN_GRADCHECK_CASE(permute, four_d_negative_dims) {
   Generator g(318);
-  return {{leaf(rnd({2, 3, 4, 1}, g))}, [](const Inputs& in) { return Outputs{mul(in[0].permute({-1, 2, 0, 1}), 1.5)}; }};
+  return {{leaf(rnd({2, 3, 4, 1}, g))}, [](const Inputs& in) {
+            return Outputs{mul(in[0].permute({-1, 2, 0, 1}), 1.5)};
+          }};
 }
 RESIN_GRADCHECK_CASE(permute, transpose_then_matmul) {
   Generator g(319);
-  return {{leaf(rnd({3, 4}, g))}, [](const Inputs& in) { return Outputs{matmul(in[0].transpose(0, 1), in[0])}; }};
+  return {{leaf(rnd({3, 4}, g))},
+          [](const Inputs& in) { return Outputs{matmul(in[0].transpose(0, 1), in[0])}; }};
 }
 RESIN_GRADCHECK_CASE(narrow, middle_window) {
   Generator g(320);
@@ -104,24 +123,31 @@ RESIN_GRADCHECK_CASE(narrow, middle_window) {
 }
 RESIN_GRADCHECK_CASE(narrow, negative_dim_and_select) {
   Generator g(321);
-  return {{leaf(transposed_layout(rnd({4, 3, 2}, g), 0, 2))},
-          [](const Inputs& in) { return Outputs{in[0].narrow(-2, 1, 2), in[0].select(0, -1)}; }};
+  return {{leaf(transposed_layout(rnd({4, 3, 2}, g), 0, 2))}, [](const Inputs& in) {
+            return Outputs{in[0].narrow(-2, 1, 2), in[0].select(0, -1)};
+          }};
 }
 RESIN_GRADCHECK_CASE(narrow, overlapping_windows) {
   Generator g(322);
-  return {{leaf(rnd({6}, g))}, [](const Inputs& in) { return Outputs{mul(in[0].narrow(0, 0, 4), in[0].narrow(0, 2, 4))}; }};
+  return {{leaf(rnd({6}, g))},
+          [](const Inputs& in) { return Outputs{mul(in[0].narrow(0, 0, 4), in[0].narrow(0, 2, 4))}; }};
 }
 RESIN_GRADCHECK_CASE(expand, leading_and_size1_dims) {
   Generator g(323);
-  return {{leaf(rnd({3, 1}, g))}, [](const Inputs& in) { return Outputs{mul(in[0].expand({2, 3, 4}), 1.0)}; }};
+  return {{leaf(rnd({3, 1}, g))}, [](const Inputs& in) {
+            return Outputs{mul(in[0].expand({2, 3, 4}), 1.0)};
+          }};
 }
 RESIN_GRADCHECK_CASE(expand, minus_one_keeps_size) {
   Generator g(324);
-  return {{leaf(rnd({1, 4}, g))}, [](const Inputs& in) { return Outputs{in[0].expand({3, -1}).contiguous()}; }};
+  return {{leaf(rnd({1, 4}, g))}, [](const Inputs& in) {
+            return Outputs{in[0].expand({3, -1}).contiguous()};
+          }};
 }
 RESIN_GRADCHECK_CASE(contiguous, from_transposed) {
   Generator g(325);
-  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))}, [](const Inputs& in) { return Outputs{in[0].contiguous()}; }};
+  return {{leaf(transposed_layout(rnd({3, 4}, g), 0, 1))},
+          [](const Inputs& in) { return Outputs{in[0].contiguous()}; }};
 }
 RESIN_GRADCHECK_CASE(contiguous, to_channels_last_and_back) {
   Generator g(326);
@@ -132,7 +158,8 @@ RESIN_GRADCHECK_CASE(contiguous, to_channels_last_and_back) {
 }
 RESIN_GRADCHECK_CASE(contiguous, clone) {
   Generator g(327);
-  return {{leaf(narrowed_layout(rnd({2, 3}, g), 0))}, [](const Inputs& in) { return Outputs{in[0].clone()}; }};
+  return {{leaf(narrowed_layout(rnd({2, 3}, g), 0))},
+          [](const Inputs& in) { return Outputs{in[0].clone()}; }};
 }
 
 // ---- losses
@@ -149,7 +176,8 @@ RESIN_GRADCHECK_CASE(cross_entropy, mean) {
 }
 RESIN_GRADCHECK_CASE(cross_entropy, sum_label_smoothing) {
   Generator g(329);
-  return {{leaf(rnd({4, 5}, g, -2, 2)), targets()}, ce({.reduction = Reduction::sum, .label_smoothing = 0.1})};
+  return {{leaf(rnd({4, 5}, g, -2, 2)), targets()},
+          ce({.reduction = Reduction::sum, .label_smoothing = 0.1})};
 }
 RESIN_GRADCHECK_CASE(cross_entropy, none_label_smoothing_transposed) {
   Generator g(330);
@@ -162,7 +190,8 @@ RESIN_GRADCHECK_CASE(cross_entropy, mean_label_smoothing_batch1) {
 }
 RESIN_GRADCHECK_CASE(nll_loss, mean) {
   Generator g(332);
-  return {{leaf(rnd({4, 5}, g)), targets()}, [](const Inputs& in) { return Outputs{nll_loss(in[0], in[1])}; }};
+  return {{leaf(rnd({4, 5}, g)), targets()},
+          [](const Inputs& in) { return Outputs{nll_loss(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(nll_loss, sum_of_log_softmax) {
   Generator g(333);
@@ -176,7 +205,8 @@ RESIN_GRADCHECK_CASE(nll_loss, none_noncontiguous) {
 }
 RESIN_GRADCHECK_CASE(mse_loss, mean) {
   Generator g(335);
-  return {{leaf(rnd({3, 4}, g)), leaf(rnd({3, 4}, g))}, [](const Inputs& in) { return Outputs{mse_loss(in[0], in[1])}; }};
+  return {{leaf(rnd({3, 4}, g)), leaf(rnd({3, 4}, g))},
+          [](const Inputs& in) { return Outputs{mse_loss(in[0], in[1])}; }};
 }
 RESIN_GRADCHECK_CASE(mse_loss, sum_noncontiguous_target) {
   Generator g(336);

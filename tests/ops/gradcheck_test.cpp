@@ -1,11 +1,11 @@
 // Runs every registered gradcheck case (tests/ops/gradcheck_*.cpp) as its own test, named
 // <op>__<case>, and checks that every op in backend/ops.def has at least one case.
+#include "../support/gradcheck.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 #include <string>
-
-#include "../support/gradcheck.h"
 
 namespace resin::testing {
 namespace {
@@ -30,12 +30,15 @@ TEST_P(Gradcheck, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, Gradcheck, ::testing::ValuesIn(gradcheck_registry()),
-                         [](const ::testing::TestParamInfo<GradcheckCase>& info) { return info.param.test_name(); });
+                         [](const ::testing::TestParamInfo<GradcheckCase>& info) {
+                           return info.param.test_name();
+                         });
 
 TEST(GradcheckCoverage, EveryOpInTheTableHasACase) {
   std::set<std::string> covered;
   for (const auto& c : gradcheck_registry()) covered.insert(c.op);
-  for (const auto& op : op_table()) EXPECT_TRUE(covered.count(op)) << "ops.def entry '" << op << "' has no gradcheck case";
+  for (const auto& op : op_table())
+    EXPECT_TRUE(covered.count(op)) << "ops.def entry '" << op << "' has no gradcheck case";
 }
 
 TEST(GradcheckCoverage, EveryCaseNamesAnOpInTheTable) {
@@ -60,7 +63,8 @@ TEST(GradcheckHarness, DetectsAWrongGradient) {
   EXPECT_FALSE(bad.ok);
   EXPECT_NE(bad.message.find("square/doubled"), std::string::npos) << bad.message;
   EXPECT_NE(bad.message.find("input 0"), std::string::npos) << bad.message;
-  const GradcheckResult good = gradcheck("square", [](const Inputs& in) { return Outputs{mul(in[0], in[0])}; }, {x});
+  const GradcheckResult good =
+      gradcheck("square", [](const Inputs& in) { return Outputs{mul(in[0], in[0])}; }, {x});
   EXPECT_TRUE(good.ok) << good.message;
   EXPECT_EQ(good.checked, 12);
 }
@@ -68,8 +72,8 @@ TEST(GradcheckHarness, DetectsAWrongGradient) {
 TEST(GradcheckHarness, RejectsNonDeterministicFunctions) {
   Generator g(4);
   Tensor x = leaf(rnd({16}, g));
-  const GradcheckResult r =
-      gradcheck("dropout/default_generator", [](const Inputs& in) { return Outputs{dropout(in[0], 0.5, true)}; }, {x});
+  const GradcheckResult r = gradcheck(
+      "dropout/default_generator", [](const Inputs& in) { return Outputs{dropout(in[0], 0.5, true)}; }, {x});
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.message.find("not deterministic"), std::string::npos) << r.message;
 }

@@ -130,6 +130,21 @@ TEST(OpSemantics, EmptyTensors) {
             std::vector<double>(6, 0.0));
 }
 
+TEST(OpSemantics, AvgPoolGraphDoesNotHoldAnInputSizedBuffer) {
+  Tensor x = ones({4, 8, 16, 16}, {.dtype = DType::f64, .requires_grad = true});
+  const int64_t input_bytes = x.numel() * 8;
+  const int64_t before = allocator_stats().current_bytes;
+  Tensor y;
+  {
+    Tensor h = mul(x, 2.0);  // a non-leaf: only the graph could keep its storage alive
+    y = avg_pool2d(h, {});
+  }
+  const int64_t held = allocator_stats().current_bytes - before;
+  EXPECT_LT(held, input_bytes / 2) << "y is a quarter of the input; the graph should hold nothing more";
+  sum(y).backward();
+  for (double v : x.grad().to_vector()) ASSERT_EQ(v, 0.5);
+}
+
 TEST(OpSemantics, BackwardChecksGradientDtype) {
   Tensor x = ones({2}, {.dtype = DType::f64, .requires_grad = true});
   Tensor y = mul(x, 2.0);

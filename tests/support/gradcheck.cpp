@@ -57,7 +57,8 @@ GradcheckResult gradcheck(const std::string& label, const GradFn& f, const Input
   std::vector<size_t> diff;  // indices of inputs that require grad
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
-    if (inputs[i].dtype() != DType::f64) return fail(str_cat("input ", i, " has dtype ", inputs[i].dtype(), ", expected f64"));
+    if (inputs[i].dtype() != DType::f64)
+      return fail(str_cat("input ", i, " has dtype ", inputs[i].dtype(), ", expected f64"));
     if (!inputs[i].is_leaf()) return fail(str_cat("input ", i, " is not a leaf"));
     auto offs = element_offsets(inputs[i]);
     std::sort(offs.begin(), offs.end());
@@ -73,7 +74,8 @@ GradcheckResult gradcheck(const std::string& label, const GradFn& f, const Input
   Generator gen(opts.seed);
   std::vector<Tensor> dirs;
   for (size_t k = 0; k < outs.size(); ++k) {
-    if (outs[k].dtype() != DType::f64) return fail(str_cat("output ", k, " has dtype ", outs[k].dtype(), ", expected f64"));
+    if (outs[k].dtype() != DType::f64)
+      return fail(str_cat("output ", k, " has dtype ", outs[k].dtype(), ", expected f64"));
     dirs.push_back(randn(outs[k].shape(), {.dtype = DType::f64}, &gen));
   }
   Tensor loss = project(outs, dirs);
@@ -89,14 +91,15 @@ GradcheckResult gradcheck(const std::string& label, const GradFn& f, const Input
     // (eval-mode batch_norm takes a composite path when it records history), but only by rounding.
     const double a = project(f(inputs), dirs).item(), b = project(f(inputs), dirs).item();
     if (a != b || !(std::abs(a - l0) <= 1e-12 * (1 + std::abs(l0))))
-      return fail(str_cat("f is not deterministic: the projection was ", l0, " with history, then ", a, " and ", b));
+      return fail(
+          str_cat("f is not deterministic: the projection was ", l0, " with history, then ", a, " and ", b));
   }
   for (size_t j = 0; j < diff.size(); ++j) {
     const Tensor& x = inputs[diff[j]];
     const Tensor& ga = analytic[j];
     if (!ga.defined() || ga.shape() != x.shape() || ga.dtype() != DType::f64)
-      return fail(str_cat("gradient of input ", diff[j], " has shape ", ga.defined() ? ga.shape().str() : "undefined",
-                          ", expected ", x.shape(), " f64"));
+      return fail(str_cat("gradient of input ", diff[j], " has shape ",
+                          ga.defined() ? ga.shape().str() : "undefined", ", expected ", x.shape(), " f64"));
     const std::vector<double> a = ga.to_vector();
     const std::vector<int64_t> offs = element_offsets(x);
     double* base = x.data<double>();
@@ -125,10 +128,11 @@ GradcheckResult gradcheck(const std::string& label, const GradFn& f, const Input
     if (worst > 1.0 && res.ok) {
       std::ostringstream os;
       os.precision(10);
-      os << "gradient mismatch for input " << diff[j] << " (shape " << x.shape() << ", strides " << x.strides()
-         << ") at element " << multi_index(x.shape(), worst_i) << ": analytic " << a[static_cast<size_t>(worst_i)]
-         << ", numeric " << worst_n << ", |diff| " << std::abs(a[static_cast<size_t>(worst_i)] - worst_n)
-         << " > atol " << opts.atol << " + rtol " << opts.rtol << " * |numeric|";
+      os << "gradient mismatch for input " << diff[j] << " (shape " << x.shape() << ", strides "
+         << x.strides() << ") at element " << multi_index(x.shape(), worst_i) << ": analytic "
+         << a[static_cast<size_t>(worst_i)] << ", numeric " << worst_n << ", |diff| "
+         << std::abs(a[static_cast<size_t>(worst_i)] - worst_n) << " > atol " << opts.atol << " + rtol "
+         << opts.rtol << " * |numeric|";
       fail(os.str());
     }
   }
@@ -161,8 +165,10 @@ Tensor away_from_zero(const Shape& s, Generator& g, double lo, double hi) {
 Tensor distinct(const Shape& s, Generator& g, double gap) {
   const int64_t n = s.numel();
   std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = (static_cast<double>(i) - static_cast<double>(n) / 2) * gap;
-  for (int64_t i = n - 1; i > 0; --i) std::swap(v[static_cast<size_t>(i)], v[g.below(static_cast<uint64_t>(i + 1))]);
+  for (int64_t i = 0; i < n; ++i)
+    v[static_cast<size_t>(i)] = (static_cast<double>(i) - static_cast<double>(n) / 2) * gap;
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(v[static_cast<size_t>(i)], v[g.below(static_cast<uint64_t>(i + 1))]);
   return f64(v, s);
 }
 

@@ -15,7 +15,8 @@
 //   RESIN_GRADCHECK_CASE(conv2d, stride2_groups3) {
 //     Generator g(1);
 //     return {{leaf(rnd({1, 6, 7, 7}, g)), leaf(rnd({9, 2, 3, 3}, g))},
-//             [](const Inputs& in) { return Outputs{conv2d(in[0], in[1], {}, {.stride = {2}, .groups = 3})}; }};
+//             [](const Inputs& in) { return Outputs{conv2d(in[0], in[1], {}, {.stride = {2}, .groups = 3})};
+//             }};
 //   }
 // `op_name` must be an entry of src/resin/backend/ops.def (a coverage test enforces both directions).
 #pragma once
@@ -33,9 +34,9 @@ using Outputs = std::vector<Tensor>;
 using GradFn = std::function<Outputs(const Inputs&)>;
 
 struct GradcheckOptions {
-  double eps = 1e-6;   // central-difference step
-  double atol = 1e-7;  // absolute tolerance
-  double rtol = 1e-5;  // relative tolerance (to the numeric derivative)
+  double eps = 1e-6;     // central-difference step
+  double atol = 1e-7;    // absolute tolerance
+  double rtol = 1e-5;    // relative tolerance (to the numeric derivative)
   uint64_t seed = 0x9c;  // seed for the projection directions r_k
 };
 
@@ -86,13 +87,18 @@ inline Tensor leaf(Tensor t) {
   t.set_requires_grad(true);
   return t;
 }
-inline Tensor f64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, {.dtype = DType::f64}); }
-inline Tensor i64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, {.dtype = DType::i64}); }
+inline Tensor f64(const std::vector<double>& v, const Shape& s) {
+  return from_vector(v, s, {.dtype = DType::f64});
+}
+inline Tensor i64(const std::vector<double>& v, const Shape& s) {
+  return from_vector(v, s, {.dtype = DType::i64});
+}
 
 }  // namespace resin::testing
 
-#define RESIN_GRADCHECK_CASE(op_name, case_label)                                                         \
-  static ::resin::testing::GradcheckSpec resin_gc_make_##op_name##__##case_label();                     \
-  [[maybe_unused]] static const bool resin_gc_reg_##op_name##__##case_label =                            \
-      ::resin::testing::register_gradcheck_case(#op_name, #case_label, &resin_gc_make_##op_name##__##case_label); \
+#define RESIN_GRADCHECK_CASE(op_name, case_label)                                          \
+  static ::resin::testing::GradcheckSpec resin_gc_make_##op_name##__##case_label();        \
+  [[maybe_unused]] static const bool resin_gc_reg_##op_name##__##case_label =              \
+      ::resin::testing::register_gradcheck_case(#op_name, #case_label,                     \
+                                                &resin_gc_make_##op_name##__##case_label); \
   static ::resin::testing::GradcheckSpec resin_gc_make_##op_name##__##case_label()

@@ -103,6 +103,17 @@ TEST(TensorFactory, RandomRangesAndMoments) {
   EXPECT_THROW(randint(3, 3, {2}), Error);
 }
 
+TEST(TensorFactory, UniformNeverReachesItsUpperBoundAfterRounding) {
+  // In [0.999999, 1) about 3% of doubles round to 1.0f in f32; in [0.99, 1) most round to 1 in bf16.
+  Generator g(11);
+  for (double v : uniform({10000}, 0.999999, 1.0, {}, &g).to_vector()) ASSERT_LT(v, 1.0);
+  for (double v : uniform({10000}, 0.99, 1.0, {.dtype = DType::bf16}, &g).to_vector()) ASSERT_LT(v, 1.0);
+  for (double v : uniform({1000}, -1.0, -0.999, {.dtype = DType::bf16}, &g).to_vector()) ASSERT_LT(v, -0.999);
+  for (double v : rand({100000}, {}, &g).to_vector()) ASSERT_LT(v, 1.0);
+  EXPECT_EQ(uniform({3}, 2.0, 2.0).to_vector(), (std::vector<double>{2, 2, 2}));
+  EXPECT_THROW(uniform({3}, 1.0, 0.0), Error);
+}
+
 TEST(TensorFactory, FromVectorAndItem) {
   Tensor t = from_vector({1, 2, 3, 4, 5, 6}, {2, 3}, {.dtype = DType::f64});
   EXPECT_EQ(t.select(1, 2).to_vector(), (std::vector<double>{3, 6}));

@@ -6,7 +6,9 @@
 namespace resin {
 namespace {
 
-Tensor iota(const Shape& s) { return arange(0, static_cast<double>(s.numel()), 1, {.dtype = DType::f64}).reshape(s); }
+Tensor iota(const Shape& s) {
+  return arange(0, static_cast<double>(s.numel()), 1, {.dtype = DType::f64}).reshape(s);
+}
 
 bool shares(const Tensor& a, const Tensor& b) { return a.impl()->storage() == b.impl()->storage(); }
 

@@ -168,7 +168,8 @@ namespace {
 Tensor owned_gradient(Tensor g, const std::shared_ptr<TensorImpl>& leaf) {
   const Tensor lt(leaf);
   const Strides want = lt.is_non_overlapping_dense() ? lt.strides() : contiguous_strides(lt.shape());
-  if (g.strides() == want && g.impl_ptr().use_count() == 1 && g.impl()->storage().use_count() == 1) return g;
+  const bool exclusive = g.impl_ptr().use_count() == 1 && g.impl()->storage().use_count() == 1;
+  if (exclusive && g.strides() == want) return g;
   Tensor out = empty_strided(lt.shape(), want, {.dtype = g.dtype(), .device = g.device()});
   backend::backend_for(out).copy(g, out);
   return out;
@@ -299,8 +300,15 @@ void Tensor::retain_grad() const {
 
 void Tensor::register_hook(GradHook hook) const {
   RESIN_CHECK(requires_grad(), "register_hook: cannot register a hook on a tensor that does not require grad");
-  if (is_leaf()) impl()->autograd_mut().hooks.push_back(std::move(hook));
-  else grad_fn()->add_pre_hook(output_nr(), std::move(hook));
+  if (is_leaf()) {
+    impl()->autograd_mut().hooks.push_back(std::move(hook));
+  } else if (impl()->autograd()->retains_grad) {
+    // The retain_grad hook stays last, so .grad shows the gradient after every user hook.
+    auto& slot = grad_fn()->pre_hooks()[output_nr()];
+    slot.insert(slot.end() - 1, std::move(hook));
+  } else {
+    grad_fn()->add_pre_hook(output_nr(), std::move(hook));
+  }
 }
 
 }  // namespace resin

@@ -9,13 +9,16 @@ namespace {
 
 struct Pool2dBackward : Node {
   Pool kind = Pool::max;
-  Tensor workspace, x_meta;  // x_meta: an empty tensor with x's shape/layout (no data kept alive)
+  Tensor workspace;
+  Shape x_shape;      // gx is allocated with x's shape and (dense) strides; x's data is not kept
+  Strides x_strides;
+  DType x_dtype = DType::f32;
   backend::Pool2dParams p;
   std::string name() const override { return kind == Pool::max ? "MaxPool2dBackward" : "AvgPool2dBackward"; }
   bool saves_tensors() const override { return kind == Pool::max; }
   void release_saved() override { workspace = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = empty_like(x_meta);
+    Tensor gx = empty_strided(x_shape, x_strides, {.dtype = x_dtype});
     be(gx).pool2d_backward(kind, g[0], workspace, gx, p);
     return {gx};
   }
@@ -49,8 +52,9 @@ Tensor pool2d(Pool kind, const Tensor& x, const Pool2dOptions& o, const char* op
     auto n = std::make_shared<Pool2dBackward>();
     n->kind = kind;
     n->workspace = ws;
-    n->x_meta = x.is_non_overlapping_dense() ? empty_strided(x.shape(), x.strides(), {.dtype = x.dtype()})
-                                             : empty(x.shape(), {.dtype = x.dtype()});
+    n->x_shape = x.shape();
+    n->x_strides = x.is_non_overlapping_dense() ? x.strides() : contiguous_strides(x.shape());
+    n->x_dtype = x.dtype();
     n->p = p;
     record(n, {&x}, {&y});
   }

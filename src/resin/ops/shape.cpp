@@ -195,7 +195,8 @@ Tensor Tensor::expand(const Shape& target) const {
       continue;
     }
     const int64_t have = shape()[i - lead];
-    RESIN_CHECK(target[i] >= -1, "expand: invalid size ", target[i], " in ", target, " (expected >= 0, or -1 to keep)");
+    RESIN_CHECK(target[i] >= -1, "expand: invalid size ", target[i], " in ", target,
+                " (expected >= 0, or -1 to keep)");
     if (target[i] == -1 || target[i] == have) {
       s[i] = have;
       st[i] = strides()[i - lead];

@@ -72,9 +72,34 @@ Tensor randn(const Shape& s, TensorOptions o, Generator* g) {
 
 Tensor rand(const Shape& s, TensorOptions o, Generator* g) { return uniform(s, 0.0, 1.0, o, g); }
 
+namespace {
+// The largest value of dtype t below hi. lo + (hi - lo) * u with u < 1 can still round to hi, in
+// double and far more often once narrowed to f32 (u > 1 - 2^-25) or bf16 (u > 1 - 2^-9).
+double largest_below(double hi, DType t) {
+  switch (t) {
+    case DType::f64: return std::nextafter(hi, -INFINITY);
+    case DType::f32: {
+      float f = static_cast<float>(hi);
+      return f >= hi ? std::nextafter(f, -INFINITY) : f;
+    }
+    case DType::bf16: {
+      BFloat16 b(static_cast<float>(hi));
+      if (static_cast<float>(b) >= hi) {  // step one bf16 ulp towards -inf
+        const float f = static_cast<float>(b);
+        b.bits = static_cast<uint16_t>(f > 0.0f ? b.bits - 1 : (b.bits == 0 ? 0x8001 : b.bits + 1));
+      }
+      return static_cast<float>(b);
+    }
+    default: return hi;  // integer dtypes truncate
+  }
+}
+}  // namespace
+
 Tensor uniform(const Shape& s, double lo, double hi, TensorOptions o, Generator* g) {
+  RESIN_CHECK(lo <= hi, "uniform: expected lo <= hi, got ", lo, " and ", hi);
   Generator& gen = g ? *g : default_generator();
-  return fill_with(s, o, [&](int64_t) { return lo + (hi - lo) * gen.uniform(); });
+  const double top = std::max(lo, largest_below(hi, o.dtype));
+  return fill_with(s, o, [&](int64_t) { return std::min(lo + (hi - lo) * gen.uniform(), top); });
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& s, TensorOptions o, Generator* g) {

@@ -150,7 +150,8 @@ uint32_t Tensor::output_nr() const {
   return m ? m->output_nr : 0;
 }
 Tensor Tensor::detach() const {
-  auto t = std::make_shared<TensorImpl>(checked(impl_, "detach").storage(), shape(), strides(), offset(), dtype());
+  const TensorImpl& self = checked(impl_, "detach");
+  auto t = std::make_shared<TensorImpl>(self.storage(), self.shape(), self.strides(), self.offset(), self.dtype());
   return Tensor(t);
 }
 const std::string& Tensor::name() const { return checked(impl_, "name").name; }

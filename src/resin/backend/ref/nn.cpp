@@ -7,13 +7,17 @@
 
 namespace resin::backend {
 
+// Below this many multiply-adds a loop runs serially: forking a team costs more than it saves on
+// the tiny tensors of gradient checks (and much more on a loaded machine).
+constexpr int64_t kParallelWork = 1 << 15;
+
 void RefBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   dispatch_float(a.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
     const T *ap = a.data<T>(), *bp = b.data<T>();
     T* op = out.data<T>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * M * N * K >= kParallelWork)
     for (int64_t bi = 0; bi < B; ++bi)
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
@@ -33,7 +37,7 @@ void RefBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& 
     const int64_t N = y.size(0), O = y.size(1), OH = y.size(2), OW = y.size(3);
     const int64_t H = x.size(2), W = x.size(3), KH = w.size(2), KW = w.size(3);
     const int64_t cig = w.size(1), cog = O / p.groups;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (N * O * OH * OW * cig * KH * KW >= kParallelWork)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t o = 0; o < O; ++o) {
         const int64_t g = o / cog;
@@ -63,7 +67,7 @@ void RefBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const T
     const int64_t N = gx.size(0), C = gx.size(1), H = gx.size(2), W = gx.size(3);
     const int64_t O = gy.size(1), OH = gy.size(2), OW = gy.size(3), KH = w.size(2), KW = w.size(3);
     const int64_t cig = w.size(1), cog = O / p.groups;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * H * W * cog * KH * KW >= kParallelWork)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         const int64_t g = c / cig, cl = c % cig;
@@ -99,7 +103,7 @@ void RefBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, cons
     const int64_t N = gy.size(0), O = gy.size(1), OH = gy.size(2), OW = gy.size(3);
     const int64_t H = x.size(2), W = x.size(3), KH = gw.size(2), KW = gw.size(3);
     const int64_t cig = gw.size(1), cog = O / p.groups;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (N * O * OH * OW * cig * KH * KW >= kParallelWork)
     for (int64_t o = 0; o < O; ++o)
       for (int64_t c = 0; c < cig; ++c) {
         const int64_t g = o / cog;
@@ -155,7 +159,7 @@ void RefBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamm
     using T = decltype(tag);
     const int64_t C = x.size(1);
     const double count = static_cast<double>(x.numel() / C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelWork)
     for (int64_t c = 0; c < C; ++c) {
       const double m = channel_sum<T>(x, c, [&](int64_t n, int64_t h, int64_t w) { return double(at4<T>(x, n, c, h, w)); }) / count;
       const double v = channel_sum<T>(x, c, [&](int64_t n, int64_t h, int64_t w) {
@@ -180,7 +184,7 @@ void RefBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gam
   dispatch_float(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     const int64_t C = x.size(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelWork)
     for (int64_t c = 0; c < C; ++c) {
       const double m = vec<T>(mean, c, T(0)), inv = 1.0 / std::sqrt(double(vec<T>(var, c, T(1))) + eps);
       const double g = vec<T>(gamma, c, T(1)), b = vec<T>(beta, c, T(0));
@@ -199,7 +203,7 @@ void RefBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Te
     using T = decltype(tag);
     const int64_t C = x.size(1);
     const double count = static_cast<double>(x.numel() / C);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelWork)
     for (int64_t c = 0; c < C; ++c) {
       const double m = vec<T>(mean, c, T(0)), inv = 1.0 / std::sqrt(double(vec<T>(var, c, T(1))) + eps);
       const double g = vec<T>(gamma, c, T(1));
@@ -229,7 +233,7 @@ void RefBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const 
     const int64_t M = x.size(0), N = x.size(1);
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (M * N >= kParallelWork)
     for (int64_t i = 0; i < M; ++i) {
       double m = 0, v = 0;
       for (int64_t j = 0; j < N; ++j) m += xp[i * N + j];
@@ -283,7 +287,8 @@ Tensor RefBackend::pool2d_forward(Pool kind, const Tensor& x, const Tensor& y, c
   dispatch_float(x.dtype(), "pool2d", [&](auto tag) {
     using T = decltype(tag);
     const int64_t N = y.size(0), C = y.size(1), OH = y.size(2), OW = y.size(3), H = x.size(2), W = x.size(3);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) \
+    if (N * C * OH * OW * p.kernel_h * p.kernel_w >= kParallelWork)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
         for (int64_t oh = 0; oh < OH; ++oh)
@@ -324,7 +329,8 @@ void RefBackend::pool2d_backward(Pool kind, const Tensor& gy, const Tensor& ws, 
   dispatch_float(gy.dtype(), "pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     const int64_t N = gy.size(0), C = gy.size(1), OH = gy.size(2), OW = gy.size(3), H = gx.size(2), W = gx.size(3);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) \
+    if (N * C * OH * OW * p.kernel_h * p.kernel_w >= kParallelWork)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c)
         for (int64_t oh = 0; oh < OH; ++oh)
@@ -361,7 +367,7 @@ void for_each_lane(const Tensor& t, int64_t dim, F&& f) {
   const Shape& s = t.shape();
   const int64_t len = s[dim];
   const int64_t lanes = t.numel() / std::max<int64_t>(len, 1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t.numel() >= kParallelWork)
   for (int64_t l = 0; l < lanes; ++l) {
     int64_t rem = l, base = 0;
     for (int64_t d = static_cast<int64_t>(s.size()) - 1; d >= 0; --d) {
