@@ -152,25 +152,32 @@ TEST(Trainer, RefusesToOverwriteOrResumeNothing) {
 TEST(Trainer, NonFiniteLossStopsNamingTheStepAndKeepsTheCheckpoint) {
   auto dir = fresh_dir("nan");
   train::TrainConfig c = small_config(dir);
-  c.epochs = 3;
-  c.max_steps = 16;
-  train::run_training(c);  // one good epoch -> last.ckpt
-  const std::string good = io::read_file((dir / "last.ckpt").string());
-  c.max_steps = 0;
-  c.resume = true;
-  c.lr = 1e30;  // diverges at once
+  c.lr = 1e38;  // step 1 is computed with the initial weights; its update overflows what follows
   c.warmup_epochs = 0;
-  c.momentum = 0;
+  c.checkpoint_every = 1;
   try {
     train::run_training(c);
     FAIL() << "expected the non-finite guard to stop training";
   } catch (const Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("non-finite"), std::string::npos) << m;
-    EXPECT_NE(m.find("at step 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("at step "), std::string::npos) << m;
+    EXPECT_NE(m.find("last good checkpoint"), std::string::npos) << m;
   }
-  EXPECT_TRUE(good == io::read_file((dir / "last.ckpt").string())) << "the last good checkpoint was changed";
+  // The checkpoint written before the failure is intact and loads.
+  auto ck = train::load_checkpoint((dir / "last.ckpt").string());
+  EXPECT_GE(ck.info.step, 1);
   fs::remove_all(dir);
+
+  auto skip_dir = fresh_dir("nan_skip");
+  c.out = skip_dir.string();
+  c.checkpoint_every = 0;
+  c.skip_nonfinite = true;
+  c.epochs = 1;
+  train::TrainResult r = train::run_training(c);
+  EXPECT_GT(r.skipped_steps, 0);
+  EXPECT_EQ(r.steps, 16);
+  fs::remove_all(skip_dir);
 }
 
 TEST(Trainer, CheckpointFromAnotherModelListsMismatchedKeys) {

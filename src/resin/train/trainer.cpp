@@ -129,7 +129,7 @@ TrainResult run_training(const TrainConfig& c) {
   auto model = models::create_model(c.model, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
   auto named = model->named_parameters();
   optim::Sgd opt(optim::weight_decay_param_groups(named, c.lr, c.weight_decay),
-                 {.momentum = c.momentum, .nesterov = c.nesterov});
+                 {.momentum = c.momentum, .nesterov = c.nesterov && c.momentum > 0});
   optim::LrScheduler sched(opt, make_schedule(c, ipe));
 
   int64_t start_epoch = 0, step = 0;
