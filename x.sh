@@ -26,8 +26,20 @@ case "$cmd" in
   test)
     scripts/install-deps.sh
     configure_and_build "$BUILD_DIR"
-    cd "$BUILD_DIR"
-    ctest --output-on-failure -j "$JOBS"
+    # Serial: each test binary already uses every core through OpenMP.
+    (cd "$BUILD_DIR" && ctest --output-on-failure)
+    if [[ "${RESIN_SKIP_SANITIZE:-0}" != 1 ]]; then
+      # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the slow
+      # end-to-end folders — parity, models, train, cli — run only in the Release pass above).
+      san_dir="${BUILD_DIR}-asan"
+      cmake -S . -B "$san_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESIN_SANITIZE=ON \
+        -DRESIN_BUILD_BENCH=OFF >/dev/null
+      san_tests=(autograd tensor ops backend io data optim nn)
+      cmake --build "$san_dir" -j "$JOBS" --target "${san_tests[@]/#/test_}"
+      regex="^($(IFS='|'; echo "${san_tests[*]}"))\$"
+      (cd "$san_dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --output-on-failure -R "$regex")
+    fi
     ;;
   *)
     echo "usage: ./x.sh train [resin train options] | ./x.sh test" >&2
