@@ -194,8 +194,10 @@ void* Scratch::get(size_t bytes) {
 Arg::Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output)
     : user(user_md), want(want_md) {
   if (user == want) return;
-  if (is_output) to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), want, engine(), user));
-  else to_want = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), user, engine(), want));
+  if (is_output)
+    to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), want, engine(), user));
+  else
+    to_want = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), user, engine(), want));
 }
 
 memory wrap(const memory::desc& md, void* p) { return memory(md, engine(), p); }

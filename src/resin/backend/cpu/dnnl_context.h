@@ -8,10 +8,9 @@
 // null: oneDNN rejected that configuration, and the caller falls back to the reference loops
 // without asking oneDNN again.
 #pragma once
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>

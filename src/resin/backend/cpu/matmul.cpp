@@ -47,8 +47,9 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
   if (!e) return RefBackend::matmul(a, b, out);
   Scratch s;
-  execute("matmul", e->prim,
-          {{DNNL_ARG_SRC, e->a.in(a, s)}, {DNNL_ARG_WEIGHTS, e->b.in(b, s)}, {DNNL_ARG_DST, wrap(e->out, out)}});
+  execute(
+      "matmul", e->prim,
+      {{DNNL_ARG_SRC, e->a.in(a, s)}, {DNNL_ARG_WEIGHTS, e->b.in(b, s)}, {DNNL_ARG_DST, wrap(e->out, out)}});
 }
 
 }  // namespace resin::backend
