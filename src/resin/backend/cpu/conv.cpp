@@ -3,7 +3,7 @@
 // Each call looks up (or builds) an entry holding the primitive and one Arg per operand; an Arg
 // reorders only when the layout oneDNN wants differs from the tensor's. Layout choice: see
 // cpu_backend.h (the tensors' own layouts when oneDNN has a fast kernel for them, else `any`).
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {

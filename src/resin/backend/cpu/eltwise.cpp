@@ -1,7 +1,7 @@
 // Unary (eltwise) and binary elementwise kernels on oneDNN.
 #include <optional>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {

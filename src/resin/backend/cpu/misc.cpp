@@ -1,7 +1,7 @@
 // Reduction, softmax / log-softmax, concat, copy (reorder) and fill on oneDNN.
 #include <algorithm>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {

@@ -7,7 +7,7 @@
 // flags).
 #include <cmath>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {

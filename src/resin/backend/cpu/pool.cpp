@@ -4,7 +4,7 @@
 // (E = bytes per workspace element, 1 or 4) whose strides are the pooled output's dense layout
 // times E. Backward reads that layout back from the strides, so it rebuilds the forward hint with
 // the very layout forward used even when the incoming gradient is laid out differently.
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
