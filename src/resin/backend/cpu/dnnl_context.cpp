@@ -1,6 +1,8 @@
 // Engine, stream and execution for the oneDNN kernels.
 #include "resin/backend/cpu/dnnl_context.h"
 
+#include <mutex>
+
 #include "resin/backend/cpu/primitive_cache.h"
 #include "resin/core/error.h"
 
@@ -18,6 +20,10 @@ dnnl::stream& stream() {
 
 void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
   detail::count_executed();
+  // One stream, and the default oneDNN build shares scratchpads between executions: kernels called
+  // from several threads run one at a time (each already uses every core through OpenMP).
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
   try {
     p.execute(stream(), args);
     stream().wait();

@@ -10,7 +10,7 @@ dnnl::engine& engine();
 dnnl::stream& stream();
 
 // Runs a primitive on the stream and waits; a dnnl::error becomes a resin::Error naming `op`.
-// Counts executions for CpuBackend::cache_stats().
+// Executions are serialised across threads. Counts executions for CpuBackend::cache_stats().
 void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
 
 }  // namespace resin::backend::onednn
