@@ -14,7 +14,7 @@ struct UnaryCase {
   const char* name;
   Unary op;
   UnaryParams p;
-  bool positive;      // domain is x > 0
+  bool positive;  // domain is x > 0
   bool dnnl_fwd, dnnl_bwd;
 };
 
@@ -82,7 +82,8 @@ TEST(KernelParityElementwise, BinaryBroadcast) {
   for (Binary op : {Binary::add, Binary::sub, Binary::mul, Binary::div, Binary::eq, Binary::gt, Binary::lt})
     for (const Shape& bs : b_shapes)
       for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided}) {
-        const std::string what = "op" + std::to_string(static_cast<int>(op)) + "/b" + bs.str() + "/" + layout_name(l);
+        const std::string what =
+            "op" + std::to_string(static_cast<int>(op)) + "/b" + bs.str() + "/" + layout_name(l);
         const Tensor a0 = rnd(s);
         Tensor b0 = rnd(bs);
         if (op == Binary::div) b0 = add(abs(b0), 0.5);
@@ -122,7 +123,8 @@ TEST(KernelParityElementwise, Reduce) {
       for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided}) {
         Shape keep = s;
         for (int64_t d : dims) keep[static_cast<size_t>(d)] = 1;
-        std::string what = "op" + std::to_string(static_cast<int>(op)) + "/keep" + keep.str() + "/" + layout_name(l);
+        std::string what =
+            "op" + std::to_string(static_cast<int>(op)) + "/keep" + keep.str() + "/" + layout_name(l);
         const Tensor x0 = rnd(s), x = in_layout(x0, l);
         Tensor out = out_like(keep, Layout::nchw), out_ref = empty(keep);
         expect_path(true, what, [&] { cpu().reduce(op, x, out); });
@@ -136,8 +138,8 @@ TEST(KernelParityElementwise, Softmax) {
   for (bool log : {false, true})
     for (int64_t dim : {0, 1, 3})
       for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided}) {
-        const std::string what = std::string(log ? "logsoftmax" : "softmax") + "/dim" + std::to_string(dim) + "/" +
-                                 layout_name(l);
+        const std::string what =
+            std::string(log ? "logsoftmax" : "softmax") + "/dim" + std::to_string(dim) + "/" + layout_name(l);
         const Tensor x0 = mul(rnd(s), 3.0), gy0 = rnd(s);
         const Tensor x = in_layout(x0, l), gy = in_layout(gy0, l);
         Tensor y = out_like(s, l), y_ref = empty(s);
@@ -159,9 +161,9 @@ TEST(KernelParityElementwise, MatmulStrides) {
     Tensor t;
   };
   const Tensor a_plain = rnd({B, M, K});
-  const Tensor a_t = rnd({B, K, M}).transpose(1, 2);                  // K stride 1 -> M stride 1
-  const Tensor a_no_unit = rnd({B, M, K, 2}).select(3, 1);            // inner strides 2K, 2
-  const Tensor a_batch_bcast = rnd({1, M, K}).expand({B, M, K});      // batch stride 0
+  const Tensor a_t = rnd({B, K, M}).transpose(1, 2);              // K stride 1 -> M stride 1
+  const Tensor a_no_unit = rnd({B, M, K, 2}).select(3, 1);        // inner strides 2K, 2
+  const Tensor a_batch_bcast = rnd({1, M, K}).expand({B, M, K});  // batch stride 0
   const Tensor b_plain = rnd({B, K, N});
   const Tensor b_t = rnd({B, N, K}).transpose(1, 2);
   const Tensor b_batch_bcast = rnd({1, K, N}).expand({B, K, N});
@@ -238,7 +240,8 @@ TEST(KernelParityElementwise, Fill) {
   cpu().fill(base.narrow(1, 1, 3), -1.0);
   const auto v = base.to_vector();
   for (int64_t r = 0; r < 4; ++r)
-    for (int64_t c = 0; c < 6; ++c) EXPECT_EQ(v[static_cast<size_t>(r * 6 + c)], (c >= 1 && c < 4) ? -1.0 : 0.0);
+    for (int64_t c = 0; c < 6; ++c)
+      EXPECT_EQ(v[static_cast<size_t>(r * 6 + c)], (c >= 1 && c < 4) ? -1.0 : 0.0);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ TEST(KernelParity, ConvForwardBackward) {
         expect_close(gx, gx_ref, what + " bwd_data");
 
         Tensor gw = out_like(ws, Layout::nchw), gw_ref = empty(ws);
-        Tensor gb = bias ? out_like(Shape{c.o}, Layout::nchw) : Tensor(), gb_ref = bias ? empty(Shape{c.o}) : Tensor();
+        Tensor gb = bias ? out_like(Shape{c.o}, Layout::nchw) : Tensor(),
+               gb_ref = bias ? empty(Shape{c.o}) : Tensor();
         expect_path(true, what + " bwd_weights", [&] { cpu().conv2d_backward_weights(x, gy, gw, gb, c.p); });
         ref().conv2d_backward_weights(x0, gy0, gw_ref, gb_ref, c.p);
         expect_close(gw, gw_ref, what + " bwd_weights");
@@ -130,7 +131,8 @@ TEST(KernelParity, BatchNorm) {
         expect_close(v, v_ref, what + " var");
 
         Tensor yi = out_like(s, ol), yi_ref = empty(s);
-        expect_path(true, what + " infer", [&] { cpu().batch_norm_forward_inference(x, g, b, m_ref, v_ref, yi, eps); });
+        expect_path(true, what + " infer",
+                    [&] { cpu().batch_norm_forward_inference(x, g, b, m_ref, v_ref, yi, eps); });
         ref().batch_norm_forward_inference(x0, g, b, m_ref, v_ref, yi_ref, eps);
         expect_close(yi, yi_ref, what + " infer y");
 
@@ -198,8 +200,8 @@ TEST(KernelParity, Pooling) {
     for (Pool kind : {Pool::max, Pool::avg})
       for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided})
         for (bool gy_other_layout : {false, true}) {
-          const std::string what = std::string(c.name) + (kind == Pool::max ? "/max/" : "/avg/") + layout_name(l) +
-                                   (gy_other_layout ? "/gy_other_layout" : "");
+          const std::string what = std::string(c.name) + (kind == Pool::max ? "/max/" : "/avg/") +
+                                   layout_name(l) + (gy_other_layout ? "/gy_other_layout" : "");
           const auto& p = c.p;
           const Shape ys{c.x[0], c.x[1], (c.x[2] + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1,
                          (c.x[3] + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1};
@@ -215,7 +217,8 @@ TEST(KernelParity, Pooling) {
             ASSERT_TRUE(ws.defined()) << what;
             EXPECT_EQ(ws.dtype(), DType::u8) << what << ": expected the oneDNN workspace";
           }
-          const Layout gl = gy_other_layout ? (ol == Layout::nchw ? Layout::channels_last : Layout::nchw) : ol;
+          const Layout gl =
+              gy_other_layout ? (ol == Layout::nchw ? Layout::channels_last : Layout::nchw) : ol;
           const Tensor gy = in_layout(gy0, gl);
           Tensor gx = out_like(c.x, ol), gx_ref = empty(c.x);
           expect_path(true, what + " bwd", [&] { cpu().pool2d_backward(kind, gy, ws, gx, p); });

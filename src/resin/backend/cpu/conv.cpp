@@ -3,7 +3,7 @@
 // Each call looks up (or builds) an entry holding the primitive and one Arg per operand; an Arg
 // reorders only when the layout oneDNN wants differs from the tensor's. Layout choice: see
 // cpu_backend.h (the tensors' own layouts when oneDNN has a fast kernel for them, else `any`).
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -19,7 +19,8 @@ struct Geometry {
 // oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
 // like resin's formula, so the symmetric padding always matches y's size.
 Geometry geometry(const Conv2dParams& p) {
-  return {{p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
+  return {
+      {p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
 }
 
 // resin weights [O, C/g, KH, KW]; oneDNN wants goihw {g, O/g, C/g, KH, KW} when groups > 1.
@@ -42,8 +43,8 @@ Key conv_key(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, 
 dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
                                                  const memory::desc& bias, const memory::desc& dst,
                                                  const Geometry& g) {
-  dnnl::convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src, any_md(wei),
-                                    bias, dst, g.strides, g.dilates, g.pad_l, g.pad_r);
+  dnnl::convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src,
+                                    any_md(wei), bias, dst, g.strides, g.dilates, g.pad_l, g.pad_r);
   return {d, engine()};
 }
 
@@ -79,7 +80,8 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   const memory::desc xu = md_of(x), wu = weights_md(w, p.groups), yu = md_of(y);
   const memory::desc bu = b.defined() ? md_of(b) : memory::desc();
   const memory::desc bw = b.defined() ? dense_md({y.size(1)}) : memory::desc();
-  auto pd = choose_pd(xu, yu, [&](const memory::desc& s, const memory::desc& d) { return fwd_pd(s, wu, bw, d, g); });
+  auto pd = choose_pd(xu, yu,
+                      [&](const memory::desc& s, const memory::desc& d) { return fwd_pd(s, wu, bw, d, g); });
   auto e = std::make_shared<ConvFwd>();
   e->prim = dnnl::convolution_forward(pd);
   e->src = Arg(xu, pd.src_desc(), false);
@@ -101,8 +103,8 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   const Geometry g = geometry(p);
   const memory::desc gyu = md_of(gy), wu = weights_md(w, p.groups), gxu = md_of(gx);
   auto pd = choose_pd(gxu, gyu, [&](const memory::desc& s, const memory::desc& d) {
-    dnnl::convolution_backward_data::desc bd(algorithm::convolution_direct, s, any_md(wu), d, g.strides, g.dilates,
-                                             g.pad_l, g.pad_r);
+    dnnl::convolution_backward_data::desc bd(algorithm::convolution_direct, s, any_md(wu), d, g.strides,
+                                             g.dilates, g.pad_l, g.pad_r);
     return dnnl::convolution_backward_data::primitive_desc(bd, engine(), fwd_pd(s, wu, memory::desc(), d, g));
   });
   auto e = std::make_shared<ConvBwdData>();
@@ -127,8 +129,8 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
   const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
   auto pd = choose_pd(xu, gyu, [&](const memory::desc& s, const memory::desc& d) {
-    dnnl::convolution_backward_weights::desc bd(algorithm::convolution_direct, s, any_md(gwu), bw, d, g.strides,
-                                                g.dilates, g.pad_l, g.pad_r);
+    dnnl::convolution_backward_weights::desc bd(algorithm::convolution_direct, s, any_md(gwu), bw, d,
+                                                g.strides, g.dilates, g.pad_l, g.pad_r);
     return dnnl::convolution_backward_weights::primitive_desc(bd, engine(), fwd_pd(s, gwu, bw, d, g));
   });
   auto e = std::make_shared<ConvBwdWeights>();
@@ -174,13 +176,14 @@ void CpuBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const T
   Scratch s;
   memory diff_src = e->diff_src.out(gx, s);
   execute("conv2d_backward_data", e->prim,
-          {{DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)}, {DNNL_ARG_WEIGHTS, e->wei.in(w, s)},
+          {{DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
+           {DNNL_ARG_WEIGHTS, e->wei.in(w, s)},
            {DNNL_ARG_DIFF_SRC, diff_src}});
   e->diff_src.out_done(diff_src, gx);
 }
 
-void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
-                                         const Conv2dParams& p) {
+void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                         const Tensor& gb, const Conv2dParams& p) {
   std::shared_ptr<ConvBwdWeights> e;
   if (usable({&x, &gy, &gw, &gb}))
     e = cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
@@ -188,8 +191,9 @@ void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, cons
   if (!e) return RefBackend::conv2d_backward_weights(x, gy, gw, gb, p);
   Scratch s;
   memory diff_wei = e->diff_wei.out(gw, s);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, e->src.in(x, s)}, {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s)},
+                                       {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
+                                       {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
   memory diff_bias;
   if (gb.defined()) {
     diff_bias = e->diff_bias.out(gb, s);

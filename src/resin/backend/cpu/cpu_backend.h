@@ -60,15 +60,14 @@ class CpuBackend : public RefBackend {
                             const Conv2dParams& p) override;
   void conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
                                const Conv2dParams& p) override;
-  void batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   const Tensor& y, const Tensor& mean, const Tensor& var,
-                                   double eps) override;
+  void batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                                   const Tensor& mean, const Tensor& var, double eps) override;
   void batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                     const Tensor& mean, const Tensor& var, const Tensor& y,
                                     double eps) override;
   void batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
-                           const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
-                           const Tensor& gbeta, double eps) override;
+                           const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
+                           double eps) override;
   void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                           const Tensor& mean, const Tensor& rstd, double eps) override;
   void layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& rstd,
@@ -78,8 +77,7 @@ class CpuBackend : public RefBackend {
   void pool2d_backward(Pool kind, const Tensor& gy, const Tensor& workspace, const Tensor& gx,
                        const Pool2dParams& p) override;
   void softmax_forward(const Tensor& x, const Tensor& y, int64_t dim, bool log) override;
-  void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, int64_t dim,
-                        bool log) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, int64_t dim, bool log) override;
   void concat(const std::vector<Tensor>& xs, const Tensor& out, int64_t dim) override;
 };
 

@@ -1,144 +1,16 @@
-// The oneDNN plumbing shared by the cpu/ kernels: one CPU engine and stream for the process, the
-// primitive cache, descriptors of resin tensors, staging reorders and a scratch arena.
-// Internal to backend/cpu (kernels include it; the rest of resin does not see oneDNN).
-//
-// Primitive cache: maps a Key (op tag, every operand's dtype/shape/strides, op attributes and
-// prop_kind) to an op-specific entry (primitive + the descriptors and reorders it needs). LRU with
-// a fixed capacity (kCacheCapacity); a miss builds the entry outside the lock. An entry may be
-// null: oneDNN rejected that configuration, and the caller falls back to the reference loops
-// without asking oneDNN again.
+// The one oneDNN CPU engine and stream of the process, and primitive execution. Internal to
+// backend/cpu: kernels include dnnl_util.h, which includes this; the rest of resin never sees oneDNN.
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
-
-#include <cstdint>
-#include <memory>
-#include <optional>
-#include <string>
 #include <unordered_map>
 
-#include "resin/backend/cpu/cpu_backend.h"
-#include "resin/tensor/tensor.h"
-
 namespace resin::backend::onednn {
-
-using dnnl::memory;
-using Dims = memory::dims;
-
-inline constexpr size_t kCacheCapacity = 4096;
 
 dnnl::engine& engine();
 dnnl::stream& stream();
 
-// ---- primitive cache
-
-class Key {
- public:
-  explicit Key(const char* op) : s_(op) { s_.push_back('\0'); }
-  Key& add(int64_t v) {
-    s_.append(reinterpret_cast<const char*>(&v), sizeof v);
-    return *this;
-  }
-  Key& add(double v) {
-    s_.append(reinterpret_cast<const char*>(&v), sizeof v);
-    return *this;
-  }
-  Key& add(bool v) { return add(static_cast<int64_t>(v)); }
-  Key& add(int v) { return add(static_cast<int64_t>(v)); }
-  // An operand: whether it is defined, its dtype, shape and strides (not its address).
-  Key& add(const Tensor& t);
-  const std::string& str() const { return s_; }
-
- private:
-  std::string s_;
-};
-
-namespace detail {
-std::optional<std::shared_ptr<void>> cache_lookup(const std::string& key);  // counts a hit or miss
-void cache_insert(const std::string& key, std::shared_ptr<void> entry);
-void count_rejected();
-}  // namespace detail
-
-// The entry for `key`, built by make() -> std::shared_ptr<T> on a miss. A dnnl::error thrown by
-// make() (no implementation for this configuration) caches and returns null.
-template <class T, class F>
-std::shared_ptr<T> cached(const Key& key, F&& make) {
-  if (auto hit = detail::cache_lookup(key.str())) {
-    if (!*hit) detail::count_rejected();
-    return std::static_pointer_cast<T>(*hit);
-  }
-  std::shared_ptr<T> entry;
-  try {
-    entry = make();
-  } catch (const dnnl::error&) {
-    entry = nullptr;
-  }
-  if (!entry) detail::count_rejected();
-  detail::cache_insert(key.str(), entry);
-  return entry;
-}
-
-// ---- descriptors
-
-// The oneDNN data type for a resin dtype (f32, bf16); nullopt for the rest.
-std::optional<memory::data_type> dnnl_type(DType t);
-bool all_f32(std::initializer_list<const Tensor*> ts);  // every defined tensor is f32
-// A dim of size > 1 with stride 0 (an expanded operand).
-bool has_broadcast(const Tensor& t);
-
-// Strides with the size-1 dims normalised (contiguous and channels-last layouts get exactly the
-// strides of their format tag, so equal layouts compare equal).
-Strides normalized_strides(const Shape& shape, const Strides& strides);
-inline Strides normalized_strides(const Tensor& t) { return normalized_strides(t.shape(), t.strides()); }
-// The tensor's own layout: dims = shape (a 0-d tensor is {1}), strides = normalized_strides.
-// Throws dnnl::error for layouts oneDNN cannot describe (overlapping or negative strides).
-memory::desc md_of(const Tensor& t);
-memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides);
-// Same dims and type, format_tag::any.
-memory::desc any_md(const memory::desc& md);
-// Dense row-major descriptor.
-memory::desc dense_md(const Dims& dims, memory::data_type dt = memory::data_type::f32);
-// True when the implementation oneDNN chose is one of its fast kernels (not gemm-based, not ref).
-bool is_fast_impl(const dnnl::primitive_desc_base& pd);
-
-// ---- scratch arena
-
-// Thread-local buffers reused from call to call (malloc of activation-sized blocks would fault in
-// fresh pages every time). Buffers taken through a Scratch are valid until it is destroyed;
-// Scratches nest like a stack. The arena keeps its largest buffers for the thread's lifetime.
-class Scratch {
- public:
-  Scratch();
-  ~Scratch();
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  void* get(size_t bytes);
-
- private:
-  size_t start_;
-};
-
-// ---- staging
-
-// A tensor operand whose primitive wants descriptor `want` while the tensor is laid out as
-// `user`. When they differ the operand goes through a scratch buffer and a cached reorder.
-struct Arg {
-  memory::desc user, want;
-  std::optional<dnnl::reorder> to_want, to_user;
-
-  Arg() = default;
-  Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output);
-  bool staged() const { return to_want.has_value() || to_user.has_value(); }
-
-  // Memory holding the operand in `want`: the tensor itself, or a reordered scratch copy.
-  memory in(const Tensor& t, Scratch& s) const;
-  // Memory the primitive writes in `want`: the tensor itself, or scratch that out_done() copies back.
-  memory out(const Tensor& t, Scratch& s) const;
-  void out_done(const memory& m, const Tensor& t) const;
-};
-
-memory wrap(const memory::desc& md, const Tensor& t);
-memory wrap(const memory::desc& md, void* p);
 // Runs a primitive on the stream and waits; a dnnl::error becomes a resin::Error naming `op`.
-void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, memory>& args);
+// Executions are serialised across threads. Counts executions for CpuBackend::cache_stats().
+void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
 
 }  // namespace resin::backend::onednn

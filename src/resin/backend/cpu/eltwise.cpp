@@ -1,7 +1,7 @@
 // Unary (eltwise) and binary elementwise kernels on oneDNN.
 #include <optional>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -107,8 +107,8 @@ void CpuBackend::unary(Unary op, const Tensor& x, const Tensor& out, UnaryParams
   execute("unary", e->prim, {{DNNL_ARG_SRC, wrap(md, x)}, {DNNL_ARG_DST, wrap(md, out)}});
 }
 
-void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& gx,
-                                UnaryParams p) {
+void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, const Tensor& gy,
+                                const Tensor& gx, UnaryParams p) {
   std::shared_ptr<EltBwd> e;
   const auto el = eltwise_for(op, p, true);
   if (el && all_f32({&x, &gy, &gx}) && x.numel() > 0 && !has_broadcast(gx))
@@ -119,12 +119,14 @@ void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, cons
       // diff_src and diff_dst share one descriptor: gy is reordered into gx's layout if needed.
       dnnl::eltwise_backward::desc d(el->alg, gxd, xd, el->alpha, el->beta);
       dnnl::eltwise_backward::primitive_desc pd(d, engine(), hint);
-      return std::make_shared<EltBwd>(EltBwd{dnnl::eltwise_backward(pd), Arg(md_of(gy), pd.diff_dst_desc(), false)});
+      return std::make_shared<EltBwd>(
+          EltBwd{dnnl::eltwise_backward(pd), Arg(md_of(gy), pd.diff_dst_desc(), false)});
     });
   if (!e) return RefBackend::unary_backward(op, x, y, gy, gx, p);
   Scratch s;
   execute("unary_backward", e->prim,
-          {{DNNL_ARG_SRC, wrap(md_of(x), x)}, {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
+          {{DNNL_ARG_SRC, wrap(md_of(x), x)},
+           {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
            {DNNL_ARG_DIFF_SRC, wrap(md_of(gx), gx)}});
 }
 
@@ -153,7 +155,8 @@ void CpuBackend::binary(Binary op, const Tensor& a, const Tensor& b, const Tenso
   const Tensor& s0 = e->swap ? b : a;
   const Tensor& s1 = e->swap ? a : b;
   execute("binary", e->prim,
-          {{DNNL_ARG_SRC_0, wrap(md_of(s0), s0)}, {DNNL_ARG_SRC_1, wrap(broadcast_md(s1), s1)},
+          {{DNNL_ARG_SRC_0, wrap(md_of(s0), s0)},
+           {DNNL_ARG_SRC_1, wrap(broadcast_md(s1), s1)},
            {DNNL_ARG_DST, wrap(md_of(out), out)}});
 }
 

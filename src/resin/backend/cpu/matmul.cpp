@@ -3,7 +3,7 @@
 // oneDNN reads transposed operands through strides when one of the two inner strides is 1 (its
 // gemm kernels); an operand with neither is reordered into a dense copy first. A batch dim of
 // stride 0 (an operand broadcast over the batch) becomes a batch dim of 1, which oneDNN broadcasts.
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -47,8 +47,9 @@ void CpuBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
   if (!e) return RefBackend::matmul(a, b, out);
   Scratch s;
-  execute("matmul", e->prim,
-          {{DNNL_ARG_SRC, e->a.in(a, s)}, {DNNL_ARG_WEIGHTS, e->b.in(b, s)}, {DNNL_ARG_DST, wrap(e->out, out)}});
+  execute(
+      "matmul", e->prim,
+      {{DNNL_ARG_SRC, e->a.in(a, s)}, {DNNL_ARG_WEIGHTS, e->b.in(b, s)}, {DNNL_ARG_DST, wrap(e->out, out)}});
 }
 
 }  // namespace resin::backend

@@ -1,7 +1,7 @@
 // Reduction, softmax / log-softmax, concat, copy (reorder) and fill on oneDNN.
 #include <algorithm>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -38,7 +38,8 @@ struct ConcatEntry {
 void CpuBackend::reduce(Reduce op, const Tensor& x, const Tensor& out) {
   if (all_f32({&x, &out}) && x.shape() == out.shape()) return copy(x, out);  // nothing to fold
   std::shared_ptr<Prim> e;
-  if (all_f32({&x, &out}) && x.numel() > 0 && x.dim() == out.dim() && !has_broadcast(x) && !has_broadcast(out)) {
+  if (all_f32({&x, &out}) && x.numel() > 0 && x.dim() == out.dim() && !has_broadcast(x) &&
+      !has_broadcast(out)) {
     Key k("reduce");
     k.add(static_cast<int64_t>(op)).add(x).add(out);
     e = cached<Prim>(k, [&] {
@@ -65,7 +66,8 @@ void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, int64_t dim, 
   execute("softmax", e->prim, {{DNNL_ARG_SRC, wrap(md_of(x), x)}, {DNNL_ARG_DST, wrap(md_of(y), y)}});
 }
 
-void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, int64_t dim, bool log) {
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx, int64_t dim,
+                                  bool log) {
   std::shared_ptr<Prim> e;
   if (all_f32({&y, &gy, &gx}) && y.dim() > 0 && y.numel() > 0 && !has_broadcast(gx)) {
     Key k("softmax_bwd");
@@ -81,7 +83,8 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, const Tenso
   }
   if (!e) return RefBackend::softmax_backward(y, gy, gx, dim, log);
   execute("softmax_backward", e->prim,
-          {{DNNL_ARG_DST, wrap(md_of(y), y)}, {DNNL_ARG_DIFF_DST, wrap(md_of(gy), gy)},
+          {{DNNL_ARG_DST, wrap(md_of(y), y)},
+           {DNNL_ARG_DIFF_DST, wrap(md_of(gy), gy)},
            {DNNL_ARG_DIFF_SRC, wrap(md_of(gx), gx)}});
 }
 

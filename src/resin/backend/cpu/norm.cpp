@@ -7,7 +7,7 @@
 // flags).
 #include <cmath>
 
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -57,7 +57,8 @@ std::shared_ptr<BnFwd> make_bn_fwd(prop_kind kind, const Tensor& x, const Tensor
   const memory::desc xu = md_of(x);
   dnnl::batch_normalization_forward::desc d(kind, xu, static_cast<float>(eps), f);
   dnnl::batch_normalization_forward::primitive_desc pd(d, engine());
-  return std::make_shared<BnFwd>(BnFwd{dnnl::batch_normalization_forward(pd), Arg(md_of(y), pd.dst_desc(), true)});
+  return std::make_shared<BnFwd>(
+      BnFwd{dnnl::batch_normalization_forward(pd), Arg(md_of(y), pd.dst_desc(), true)});
 }
 
 Key bn_key(const char* op, std::initializer_list<const Tensor*> ts, double eps) {
@@ -76,8 +77,7 @@ std::shared_ptr<BnBwd> make_bn_bwd(const Tensor& x, const Tensor& gy, const Tens
   const auto f = kBwdFlags;
   dnnl::batch_normalization_forward::desc fd(prop_kind::forward_training, xu, static_cast<float>(eps), f);
   dnnl::batch_normalization_forward::primitive_desc hint(fd, engine());
-  dnnl::batch_normalization_backward::desc d(prop_kind::backward, xu, xu,
-                                             static_cast<float>(eps), f);
+  dnnl::batch_normalization_backward::desc d(prop_kind::backward, xu, xu, static_cast<float>(eps), f);
   dnnl::batch_normalization_backward::primitive_desc pd(d, engine(), hint);
   auto e = std::make_shared<BnBwd>();
   e->prim = dnnl::batch_normalization_backward(pd);
@@ -86,7 +86,8 @@ std::shared_ptr<BnBwd> make_bn_bwd(const Tensor& x, const Tensor& gy, const Tens
   return e;
 }
 
-bool bn_usable(const Tensor& x, std::initializer_list<const Tensor*> vecs, std::initializer_list<const Tensor*> ts) {
+bool bn_usable(const Tensor& x, std::initializer_list<const Tensor*> vecs,
+               std::initializer_list<const Tensor*> ts) {
   if (x.dim() != 4 || x.numel() == 0 || !all_f32(ts) || !all_f32(vecs) || has_broadcast(x)) return false;
   for (const Tensor* v : vecs)
     if (v->defined() && !dense_vec(*v, x.size(1))) return false;
@@ -105,7 +106,8 @@ struct LnBwd {
 
 memory::desc stat_md(int64_t m) { return dense_md({m}); }
 
-bool ln_usable(const Tensor& x, std::initializer_list<const Tensor*> mats, std::initializer_list<const Tensor*> vecs) {
+bool ln_usable(const Tensor& x, std::initializer_list<const Tensor*> mats,
+               std::initializer_list<const Tensor*> vecs) {
   if (x.dim() != 2 || x.numel() == 0 || !all_f32(mats) || !all_f32(vecs)) return false;
   for (const Tensor* t : mats)
     if (t->defined() && (t->shape() != x.shape() || !t->is_contiguous())) return false;
@@ -115,7 +117,8 @@ bool ln_usable(const Tensor& x, std::initializer_list<const Tensor*> mats, std::
 }  // namespace
 
 void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                             const Tensor& y, const Tensor& mean, const Tensor& var, double eps) {
+                                             const Tensor& y, const Tensor& mean, const Tensor& var,
+                                             double eps) {
   std::shared_ptr<BnFwd> e;
   if (bn_usable(x, {&gamma, &beta, &mean, &var}, {&x, &y}) && mean.defined() && var.defined()) {
     const auto f = flags_for(gamma.defined(), beta.defined());
@@ -126,8 +129,10 @@ void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamm
   Scratch s;
   const memory::desc c = stat_md(x.size(1));
   memory dst = e->dst.out(y, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)}, {DNNL_ARG_DST, dst},
-                                       {DNNL_ARG_MEAN, wrap(c, mean)}, {DNNL_ARG_VARIANCE, wrap(c, var)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)},
+                                       {DNNL_ARG_DST, dst},
+                                       {DNNL_ARG_MEAN, wrap(c, mean)},
+                                       {DNNL_ARG_VARIANCE, wrap(c, var)}};
   if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(c, gamma));
   if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(c, beta));
   execute("batch_norm", e->prim, args);
@@ -135,7 +140,8 @@ void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamm
 }
 
 void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                              const Tensor& mean, const Tensor& var, const Tensor& y, double eps) {
+                                              const Tensor& mean, const Tensor& var, const Tensor& y,
+                                              double eps) {
   std::shared_ptr<BnFwd> e;
   if (bn_usable(x, {&gamma, &beta, &mean, &var}, {&x, &y}) && mean.defined() && var.defined()) {
     const auto f = flags_for(gamma.defined(), beta.defined()) | normalization_flags::use_global_stats;
@@ -146,8 +152,10 @@ void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gam
   Scratch s;
   const memory::desc c = stat_md(x.size(1));
   memory dst = e->dst.out(y, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)}, {DNNL_ARG_DST, dst},
-                                       {DNNL_ARG_MEAN, wrap(c, mean)}, {DNNL_ARG_VARIANCE, wrap(c, var)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)},
+                                       {DNNL_ARG_DST, dst},
+                                       {DNNL_ARG_MEAN, wrap(c, mean)},
+                                       {DNNL_ARG_VARIANCE, wrap(c, var)}};
   if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(c, gamma));
   if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(c, beta));
   execute("batch_norm", e->prim, args);
@@ -159,8 +167,8 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Te
                                      const Tensor& gbeta, double eps) {
   std::shared_ptr<BnBwd> e;
   const bool params = ggamma.defined() || gbeta.defined();
-  if (bn_usable(x, {&gamma, &ggamma, &gbeta, &mean, &var}, {&x, &gy, &gx}) && mean.defined() && var.defined() &&
-      (gx.defined() || params))
+  if (bn_usable(x, {&gamma, &ggamma, &gbeta, &mean, &var}, {&x, &gy, &gx}) && mean.defined() &&
+      var.defined() && (gx.defined() || params))
     e = cached<BnBwd>(bn_key("bn_bwd", {&x, &gy, &gx, &ggamma, &gbeta}, eps),
                       [&] { return make_bn_bwd(x, gy, gx, eps); });
   if (!e) return RefBackend::batch_norm_backward(x, gy, mean, var, gamma, gx, ggamma, gbeta, eps);
@@ -191,9 +199,10 @@ void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const 
     k.add(x).add(gamma.defined()).add(beta.defined()).add(eps);
     e = cached<LnFwd>(k, [&] {
       dnnl::layer_normalization_forward::desc d(prop_kind::forward_training, md_of(x), stat_md(x.size(0)),
-                                                static_cast<float>(eps), flags_for(gamma.defined(), beta.defined()));
-      return std::make_shared<LnFwd>(
-          LnFwd{dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(d, engine()))});
+                                                static_cast<float>(eps),
+                                                flags_for(gamma.defined(), beta.defined()));
+      return std::make_shared<LnFwd>(LnFwd{
+          dnnl::layer_normalization_forward(dnnl::layer_normalization_forward::primitive_desc(d, engine()))});
     });
   }
   if (!e) return RefBackend::layer_norm_forward(x, gamma, beta, y, mean, rstd, eps);
@@ -201,8 +210,10 @@ void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const 
   const int64_t M = x.size(0);
   const memory::desc xd = md_of(x), m = stat_md(M), n = stat_md(x.size(1));
   auto* var = static_cast<float*>(s.get(m.get_size()));
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(xd, x)}, {DNNL_ARG_DST, wrap(xd, y)},
-                                       {DNNL_ARG_MEAN, wrap(m, mean)}, {DNNL_ARG_VARIANCE, wrap(m, var)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(xd, x)},
+                                       {DNNL_ARG_DST, wrap(xd, y)},
+                                       {DNNL_ARG_MEAN, wrap(m, mean)},
+                                       {DNNL_ARG_VARIANCE, wrap(m, var)}};
   if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(n, gamma));
   if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(n, beta));
   execute("layer_norm", e->prim, args);
@@ -211,9 +222,9 @@ void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const 
   for (int64_t i = 0; i < M; ++i) r[i] = 1.0f / std::sqrt(var[i] + static_cast<float>(eps));
 }
 
-void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& rstd,
-                                     const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
-                                     const Tensor& gbeta) {
+void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean,
+                                     const Tensor& rstd, const Tensor& gamma, const Tensor& gx,
+                                     const Tensor& ggamma, const Tensor& gbeta) {
   std::shared_ptr<LnBwd> e;
   const bool params = ggamma.defined() || gbeta.defined();
   const int64_t M = x.size(0), N = x.dim() == 2 ? x.size(1) : 0;
@@ -229,8 +240,7 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Te
       const auto f = kBwdFlags;
       dnnl::layer_normalization_forward::desc fd(prop_kind::forward_training, xd, m, 0.0f, f);
       dnnl::layer_normalization_forward::primitive_desc hint(fd, engine());
-      dnnl::layer_normalization_backward::desc d(prop_kind::backward, xd, xd, m,
-                                                 0.0f, f);
+      dnnl::layer_normalization_backward::desc d(prop_kind::backward, xd, xd, m, 0.0f, f);
       return std::make_shared<LnBwd>(LnBwd{dnnl::layer_normalization_backward(
           dnnl::layer_normalization_backward::primitive_desc(d, engine(), hint))});
     });
@@ -243,8 +253,10 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gy, const Te
   for (int64_t i = 0; i < M; ++i) var[i] = 1.0f / (r[i] * r[i]);  // per row, a plain loop
   const memory scale = gamma.defined() ? wrap(n, gamma) : wrap(n, ones(s, N));
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, wrap(xd, x)},    {DNNL_ARG_DIFF_DST, wrap(xd, gy)},
-      {DNNL_ARG_MEAN, wrap(m, mean)}, {DNNL_ARG_VARIANCE, wrap(m, var)},
+      {DNNL_ARG_SRC, wrap(xd, x)},
+      {DNNL_ARG_DIFF_DST, wrap(xd, gy)},
+      {DNNL_ARG_MEAN, wrap(m, mean)},
+      {DNNL_ARG_VARIANCE, wrap(m, var)},
       {DNNL_ARG_SCALE, scale},
       {DNNL_ARG_DIFF_SRC, gx.defined() ? wrap(xd, gx) : wrap(xd, s.get(xd.get_size()))}};
   args.emplace(DNNL_ARG_SHIFT, scale);  // demanded with use_shift, never read by backward

@@ -4,7 +4,7 @@
 // (E = bytes per workspace element, 1 or 4) whose strides are the pooled output's dense layout
 // times E. Backward reads that layout back from the strides, so it rebuilds the forward hint with
 // the very layout forward used even when the incoming gradient is laid out differently.
-#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
 namespace {
@@ -15,18 +15,20 @@ using dnnl::prop_kind;
 
 algorithm alg_of(Pool kind, const Pool2dParams& p) {
   if (kind == Pool::max) return algorithm::pooling_max;
-  return p.count_include_pad ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding;
+  return p.count_include_pad ? algorithm::pooling_avg_include_padding
+                             : algorithm::pooling_avg_exclude_padding;
 }
 
 // Right padding = left padding: oneDNN's output-size check floors exactly like resin's formula.
 dnnl::pooling_forward::desc fwd_desc(Pool kind, const memory::desc& src, const memory::desc& dst,
                                      const Pool2dParams& p) {
-  return dnnl::pooling_forward::desc(kind == Pool::max ? prop_kind::forward_training : prop_kind::forward_inference,
-                                     alg_of(kind, p), src, dst, {p.stride_h, p.stride_w}, {p.kernel_h, p.kernel_w},
-                                     {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w});
+  return dnnl::pooling_forward::desc(
+      kind == Pool::max ? prop_kind::forward_training : prop_kind::forward_inference, alg_of(kind, p), src,
+      dst, {p.stride_h, p.stride_w}, {p.kernel_h, p.kernel_w}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w});
 }
 
-Key pool_key(const char* op, Pool kind, const Tensor& a, const Tensor& b, const Tensor& c, const Pool2dParams& p) {
+Key pool_key(const char* op, Pool kind, const Tensor& a, const Tensor& b, const Tensor& c,
+             const Pool2dParams& p) {
   Key k(op);
   k.add(static_cast<int64_t>(kind)).add(a).add(b).add(c);
   for (int64_t v : {p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w}) k.add(v);
@@ -90,8 +92,8 @@ std::shared_ptr<PoolBwd> make_bwd(Pool kind, const Tensor& gy, const Tensor& ws,
                     w.get_size() == static_cast<size_t>(ws.numel()),
                 "max_pool2d backward: the workspace does not match the forward primitive");
   }
-  dnnl::pooling_backward::desc d(alg_of(kind, p), gxu, dst, {p.stride_h, p.stride_w}, {p.kernel_h, p.kernel_w},
-                                 {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w});
+  dnnl::pooling_backward::desc d(alg_of(kind, p), gxu, dst, {p.stride_h, p.stride_w},
+                                 {p.kernel_h, p.kernel_w}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w});
   dnnl::pooling_backward::primitive_desc pd(d, engine(), hint);
   return std::make_shared<PoolBwd>(
       PoolBwd{dnnl::pooling_backward(pd), Arg(md_of(gy), pd.diff_dst_desc(), false), hint.workspace_desc()});
@@ -107,7 +109,8 @@ bool usable(const Tensor& in, const Tensor& out) {
 Tensor CpuBackend::pool2d_forward(Pool kind, const Tensor& x, const Tensor& y, const Pool2dParams& p) {
   std::shared_ptr<PoolFwd> e;
   if (usable(x, y))
-    e = cached<PoolFwd>(pool_key("pool_fwd", kind, x, y, Tensor(), p), [&] { return make_fwd(kind, x, y, p); });
+    e = cached<PoolFwd>(pool_key("pool_fwd", kind, x, y, Tensor(), p),
+                        [&] { return make_fwd(kind, x, y, p); });
   if (!e) return RefBackend::pool2d_forward(kind, x, y, p);
   Tensor ws;
   Scratch s;
@@ -130,10 +133,12 @@ void CpuBackend::pool2d_backward(Pool kind, const Tensor& gy, const Tensor& ws, 
   std::shared_ptr<PoolBwd> e;
   const bool dnnl_ws = kind == Pool::avg || (ws.defined() && ws.dtype() == DType::u8 && ws.dim() == 5);
   if (usable(gy, gx) && dnnl_ws)
-    e = cached<PoolBwd>(pool_key("pool_bwd", kind, gy, gx, ws, p), [&] { return make_bwd(kind, gy, ws, gx, p); });
+    e = cached<PoolBwd>(pool_key("pool_bwd", kind, gy, gx, ws, p),
+                        [&] { return make_bwd(kind, gy, ws, gx, p); });
   if (!e) {
     RESIN_CHECK(kind == Pool::avg || ws.dtype() != DType::u8,
-                "max_pool2d backward: oneDNN rejected the backward of its own forward (gradient ", gy.shape(), ")");
+                "max_pool2d backward: oneDNN rejected the backward of its own forward (gradient ", gy.shape(),
+                ")");
     return RefBackend::pool2d_backward(kind, gy, ws, gx, p);
   }
   Scratch s;

@@ -1,0 +1,147 @@
+// Descriptors, scratch arena and staging reorders for the oneDNN kernels.
+#include "resin/backend/cpu/dnnl_util.h"
+
+#include <cstdlib>
+#include <vector>
+
+namespace resin::backend::onednn {
+
+// ---- descriptors
+
+std::optional<memory::data_type> dnnl_type(DType t) {
+  switch (t) {
+    case DType::f32: return memory::data_type::f32;
+    case DType::bf16: return memory::data_type::bf16;
+    default: return std::nullopt;
+  }
+}
+
+bool all_f32(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->defined() && t->dtype() != DType::f32) return false;
+  return true;
+}
+
+bool has_broadcast(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.stride(d) == 0 && t.size(d) > 1) return true;
+  return false;
+}
+
+namespace {
+// Strides agree with `want` on every dim of size > 1.
+bool same_layout(const Shape& shape, const Strides& strides, const Strides& want) {
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] != 1 && strides[d] != want[d]) return false;
+  return true;
+}
+}  // namespace
+
+Strides normalized_strides(const Shape& shape, const Strides& strides) {
+  Strides c = contiguous_strides(shape);
+  if (same_layout(shape, strides, c)) return c;
+  if (shape.size() == 4) {
+    Strides cl = channels_last_strides(shape);
+    if (same_layout(shape, strides, cl)) return cl;
+  }
+  return strides;
+}
+
+memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides) {
+  auto dt = dnnl_type(t.dtype());
+  if (!dt) throw dnnl::error(dnnl_unimplemented, "resin: dtype without a oneDNN type");
+  return memory::desc(dims, *dt, strides);
+}
+
+memory::desc md_of(const Tensor& t) {
+  if (t.dim() == 0) return md_of(t, Dims{1}, Dims{1});
+  const Strides st = normalized_strides(t);
+  return md_of(t, Dims(t.shape().begin(), t.shape().end()), Dims(st.begin(), st.end()));
+}
+
+memory::desc any_md(const memory::desc& md) {
+  return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
+}
+
+memory::desc dense_md(const Dims& dims, memory::data_type dt) {
+  Dims st(dims.size(), 1);
+  for (size_t i = dims.size(); i-- > 1;) st[i - 1] = st[i] * dims[i];
+  return memory::desc(dims, dt, st);
+}
+
+bool is_fast_impl(const dnnl::primitive_desc_base& pd) {
+  const std::string s = pd.impl_info_str();
+  return s.find("gemm") == std::string::npos && s.find("ref") == std::string::npos;
+}
+
+// ---- scratch
+
+namespace {
+
+struct Arena {
+  struct Buf {
+    void* p = nullptr;
+    size_t cap = 0;
+  };
+  std::vector<Buf> bufs;
+  size_t top = 0;
+  ~Arena() {
+    for (Buf& b : bufs) std::free(b.p);
+  }
+};
+
+Arena& arena() {
+  thread_local Arena a;
+  return a;
+}
+
+}  // namespace
+
+Scratch::Scratch() : start_(arena().top) {}
+Scratch::~Scratch() { arena().top = start_; }
+
+void* Scratch::get(size_t bytes) {
+  Arena& a = arena();
+  if (a.top == a.bufs.size()) a.bufs.emplace_back();
+  Arena::Buf& b = a.bufs[a.top++];
+  if (b.cap < bytes) {
+    std::free(b.p);
+    const size_t cap = (bytes + 63) / 64 * 64;
+    b.p = std::aligned_alloc(64, cap);
+    RESIN_CHECK(b.p, "cpu backend: out of memory allocating ", cap, " bytes of scratch");
+    b.cap = cap;
+  }
+  return b.p;
+}
+
+// ---- staging
+
+Arg::Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output)
+    : user(user_md), want(want_md) {
+  if (user == want) return;
+  if (is_output)
+    to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), want, engine(), user));
+  else
+    to_want = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), user, engine(), want));
+}
+
+memory wrap(const memory::desc& md, void* p) { return memory(md, engine(), p); }
+memory wrap(const memory::desc& md, const Tensor& t) { return wrap(md, t.raw_data()); }
+
+memory Arg::in(const Tensor& t, Scratch& s) const {
+  if (!to_want) return wrap(want, t);
+  memory m = wrap(want, s.get(want.get_size()));
+  execute("reorder", *to_want, {{DNNL_ARG_FROM, wrap(user, t)}, {DNNL_ARG_TO, m}});
+  return m;
+}
+
+memory Arg::out(const Tensor& t, Scratch& s) const {
+  if (!to_user) return wrap(want, t);
+  return wrap(want, s.get(want.get_size()));
+}
+
+void Arg::out_done(const memory& m, const Tensor& t) const {
+  if (to_user) execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}});
+}
+
+}  // namespace resin::backend::onednn

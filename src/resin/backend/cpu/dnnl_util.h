@@ -1,0 +1,79 @@
+// Helpers of the oneDNN kernels: descriptors of resin tensors, a scratch arena and staging
+// reorders (Arg). Kernels include this one header.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "resin/backend/cpu/cpu_backend.h"
+#include "resin/backend/cpu/dnnl_context.h"
+#include "resin/backend/cpu/primitive_cache.h"
+#include "resin/tensor/tensor.h"
+
+namespace resin::backend::onednn {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+// ---- descriptors
+
+// The oneDNN data type for a resin dtype (f32, bf16); nullopt for the rest.
+std::optional<memory::data_type> dnnl_type(DType t);
+bool all_f32(std::initializer_list<const Tensor*> ts);  // every defined tensor is f32
+// A dim of size > 1 with stride 0 (an expanded operand).
+bool has_broadcast(const Tensor& t);
+
+// Strides with the size-1 dims normalised (contiguous and channels-last layouts get exactly the
+// strides of their format tag, so equal layouts compare equal).
+Strides normalized_strides(const Shape& shape, const Strides& strides);
+inline Strides normalized_strides(const Tensor& t) { return normalized_strides(t.shape(), t.strides()); }
+// The tensor's own layout: dims = shape (a 0-d tensor is {1}), strides = normalized_strides.
+// Throws dnnl::error for layouts oneDNN cannot describe (overlapping or negative strides).
+memory::desc md_of(const Tensor& t);
+memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides);
+// Same dims and type, format_tag::any.
+memory::desc any_md(const memory::desc& md);
+// Dense row-major descriptor.
+memory::desc dense_md(const Dims& dims, memory::data_type dt = memory::data_type::f32);
+// True when the implementation oneDNN chose is one of its fast kernels (not gemm-based, not ref).
+bool is_fast_impl(const dnnl::primitive_desc_base& pd);
+
+// ---- scratch arena
+
+// Thread-local buffers reused from call to call (malloc of activation-sized blocks would fault in
+// fresh pages every time). Buffers taken through a Scratch are valid until it is destroyed;
+// Scratches nest like a stack. The arena keeps its largest buffers for the thread's lifetime.
+class Scratch {
+ public:
+  Scratch();
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* get(size_t bytes);
+
+ private:
+  size_t start_;
+};
+
+// ---- staging
+
+// A tensor operand whose primitive wants descriptor `want` while the tensor is laid out as
+// `user`. When they differ the operand goes through a scratch buffer and a cached reorder.
+struct Arg {
+  memory::desc user, want;
+  std::optional<dnnl::reorder> to_want, to_user;
+
+  Arg() = default;
+  Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output);
+  bool staged() const { return to_want.has_value() || to_user.has_value(); }
+
+  // Memory holding the operand in `want`: the tensor itself, or a reordered scratch copy.
+  memory in(const Tensor& t, Scratch& s) const;
+  // Memory the primitive writes in `want`: the tensor itself, or scratch that out_done() copies back.
+  memory out(const Tensor& t, Scratch& s) const;
+  void out_done(const memory& m, const Tensor& t) const;
+};
+
+memory wrap(const memory::desc& md, const Tensor& t);
+memory wrap(const memory::desc& md, void* p);
+
+}  // namespace resin::backend::onednn
