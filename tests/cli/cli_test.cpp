@@ -42,36 +42,28 @@ TEST(Cli, HelpForEveryCommand) {
 }
 
 TEST(Cli, BadInputIsAClearErrorNotACrash) {
-  CliRun r = run("frobnicate");
-  EXPECT_EQ(r.code, 2);
-  expect_contains(r, "unknown command 'frobnicate'");
-  r = run("train --epochz 3");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "unknown option --epochz");
-  r = run("train --epochs three");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "--epochs expects an integer, got 'three'");
-  r = run("train --epochs 0");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "--epochs must be in [1,");
-  r = run("train --lr nan");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "--lr expects a finite number");
-  r = run("train --model resnet21 --out /tmp/resin_cli_test_unknown_model");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "unknown model 'resnet21'");
-  r = run("train --data imagenet --out /tmp/resin_cli_test_unknown_data");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "unknown dataset 'imagenet'");
-  r = run("train --data fashion-mnist --data-dir /nonexistent/dir --out /tmp/resin_cli_test_missing");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "/nonexistent/dir");
-  r = run("eval");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "missing required option --checkpoint");
-  r = run("eval --checkpoint /nonexistent.ckpt");
-  EXPECT_EQ(r.code, 1);
-  expect_contains(r, "/nonexistent.ckpt");
+  struct Case {
+    const char* args;
+    int code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"frobnicate", 2, "unknown command 'frobnicate'"},
+      {"train --epochz 3", 1, "unknown option --epochz"},
+      {"train --epochs three", 1, "--epochs expects an integer, got 'three'"},
+      {"train --epochs 0", 1, "--epochs must be in [1,"},
+      {"train --lr nan", 1, "--lr expects a finite number"},
+      {"train --model resnet21 --out /tmp/resin_cli_test_unknown_model", 1, "unknown model 'resnet21'"},
+      {"train --data imagenet --out /tmp/resin_cli_test_unknown_data", 1, "unknown dataset 'imagenet'"},
+      {"train --data-dir /nonexistent/dir --out /tmp/resin_cli_test_missing", 1, "/nonexistent/dir"},
+      {"eval", 1, "missing required option --checkpoint"},
+      {"eval --checkpoint /nonexistent.ckpt", 1, "/nonexistent.ckpt"},
+  };
+  for (const Case& c : cases) {
+    CliRun r = run(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.output;
+    expect_contains(r, c.message);
+  }
 }
 
 TEST(Cli, ZooJsonListsEveryModel) {

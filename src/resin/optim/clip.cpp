@@ -5,13 +5,7 @@
 #include "resin/autograd/grad_mode.h"
 #include "resin/optim/detail.h"
 
-// Torch parity needs a rounding wherever torch rounds: no compiler-contracted multiply-adds besides
-// the explicit std::fma calls (GCC contracts a * b + c by default in C++).
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "resin/optim/fp_contract_off.h"  // last include: see the header
 
 namespace resin::optim {
 
