@@ -1,0 +1,128 @@
+// The zoo against torchvision (Debian's python3-torchvision, driven by torchvision_oracle.py):
+// parameter counts of every torchvision-backed model, and weight interchange in both directions
+// through safetensors with the same eval-mode logits. Each test starts ONE Python process.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "resin/io/json.h"
+#include "resin/io/safetensors.h"
+#include "resin/models/zoo.h"
+#include "resin/nn/init.h"
+#include "resin/nn/layers.h"
+#include "resin/resin.h"
+#include "torchvision_oracle.h"
+
+namespace resin {
+namespace {
+
+using testing::TempDir;
+
+// Every zoo member that torchvision defines (plainN: resnetN without its downsample projections).
+bool torchvision_backed(const models::ZooEntry& e) {
+  static const std::vector<std::string> kFamilies = {"resnet", "plain", "wide_resnet", "resnext", "densenet", "vgg"};
+  return std::find(kFamilies.begin(), kFamilies.end(), e.family) != kFamilies.end();
+}
+
+TEST(ZooTorchvision, ParameterCountsEqualTorchvision) {
+  std::vector<std::string> names;
+  std::string args;
+  for (const auto& e : models::zoo())
+    if (torchvision_backed(e)) {
+      names.push_back(e.name);
+      args += " '" + e.name + "'";
+    }
+  ASSERT_GE(names.size(), 27u);  // 5 resnet + 5 plain + 2 wide + 3 resnext + 4 densenet + 8 vgg
+  TempDir dir;
+  const std::string out = dir.file("counts.json");
+  const std::string err = testing::run_torchvision_oracle("counts '" + out + "'" + args, dir.file("log"));
+  ASSERT_EQ(err, "");
+  const io::JsonValue counts = io::parse_json(io::read_file(out), out);
+  for (const std::string& name : names) {
+    const io::JsonValue* want = counts.find(name);
+    ASSERT_NE(want, nullptr) << name;
+    const models::ZooEntry& e = models::zoo_entry(name);
+    EXPECT_EQ(e.make(e.paper_args)->parameter_count(), want->integer) << name;
+  }
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// max|a - b| / max|b|: one scale for the whole logit vector, so near-zero logits do not dominate.
+double relative_error(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) return INFINITY;
+  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
+  double d = 0;
+  for (size_t i = 0; i < va.size(); ++i) d = std::max(d, std::abs(va[i] - vb[i]));
+  return d / std::max(max_abs(b), 1e-30);
+}
+
+// Random BN statistics and affine parameters, so that eval-mode BN is not the identity and a
+// swapped mean/var or gamma/beta would show in the logits.
+void randomise_batch_norm(nn::Module& m) {
+  for (auto& [_, mod] : m.named_modules())
+    if (auto bn = std::dynamic_pointer_cast<nn::BatchNorm>(mod)) {
+      Tensor mean = bn->running_mean(), var = bn->running_var(), w = bn->weight(), b = bn->bias();
+      nn::init::uniform_(mean, -0.5, 0.5);
+      nn::init::uniform_(var, 0.5, 1.5);
+      nn::init::uniform_(w, 0.5, 1.5);
+      nn::init::uniform_(b, -0.2, 0.2);
+    }
+}
+
+// 64x64 is the smallest size at which every listed model is valid and non-trivial (VGG's
+// adaptive pool then upsamples 2x2 to 7x7, DenseNet-121 ends at 2x2). Batch 2, eval mode, f32.
+TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
+  const std::vector<std::string> names = {"resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
+                                          "densenet121", "vgg11_bn"};
+  constexpr double kTolerance = 1e-4;
+  TempDir dir;
+  manual_seed(2024);
+  std::map<std::string, nn::ModulePtr> models;
+  std::map<std::string, Tensor> resin_logits;
+  std::string args;
+  for (const std::string& name : names) {
+    auto m = models::create_model(name, {.in_channels = 3, .num_classes = 1000, .image_size = 64});
+    randomise_batch_norm(*m);
+    m->eval();
+    Tensor x = randn({2, 3, 64, 64});
+    {
+      NoGradGuard ng;
+      resin_logits[name] = m->forward(x);
+    }
+    std::map<std::string, Tensor> state = m->state_dict();
+    state["input"] = x;
+    io::save_safetensors(dir.file("resin_" + name + ".safetensors"), state);
+    models[name] = m;
+    args += " '" + name + "'";
+  }
+  const std::string err = testing::run_torchvision_oracle("interchange '" + dir.path() + "'" + args, dir.file("log"));
+  ASSERT_EQ(err, "");
+  for (const std::string& name : names) {
+    SCOPED_TRACE(name);
+    // resin -> safetensors -> torchvision
+    const Tensor tv_on_resin = io::load_safetensors(dir.file("tv_on_resin_" + name + ".safetensors")).tensors.at("logits");
+    EXPECT_LE(relative_error(resin_logits[name], tv_on_resin), kTolerance) << "resin weights in torchvision";
+    // torchvision -> safetensors -> resin (strict: every key present, no extra keys, same shapes)
+    auto file = io::load_safetensors(dir.file("tv_" + name + ".safetensors"));
+    const Tensor x = file.tensors.at("input"), want = file.tensors.at("logits");
+    file.tensors.erase("input");
+    file.tensors.erase("logits");
+    auto& m = models[name];
+    const nn::LoadReport report = m->load_state_dict(file.tensors, /*strict=*/true);
+    ASSERT_TRUE(report.ok()) << report.str();
+    NoGradGuard ng;
+    const Tensor got = m->forward(x);
+    EXPECT_GT(max_abs(want), 0.0);
+    EXPECT_LE(relative_error(got, want), kTolerance) << "torchvision weights in resin";
+  }
+}
+
+}  // namespace
+}  // namespace resin
