@@ -8,7 +8,7 @@
 #       "input") into torchvision's model, evaluates it and writes DIR/tv_on_resin_NAME.safetensors
 #       {"logits"}; (2) builds torchvision's model from seed 1234 with randomised BN statistics and
 #       affine parameters, evaluates it on a fixed input and writes DIR/tv_NAME.safetensors (its
-#       state dict without num_batches_tracked, plus "input" and "logits").
+#       whole state dict, plus "input" and "logits"). Both loads are strict.
 # safetensors is read and written here with json + struct (no safetensors package). Exit status 3:
 # torch or torchvision cannot be imported.
 import json
@@ -99,11 +99,7 @@ def interchange(directory, names):
         state = load("%s/resin_%s.safetensors" % (directory, name))
         x = state.pop("input")
         model = build(name)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            print("%s: resin state does not match torchvision: missing %s unexpected %s" % (name, missing, unexpected))
-            sys.exit(1)
+        model.load_state_dict(state, strict=True)  # raises, naming the keys, on any mismatch
         model.eval()
         with torch.no_grad():
             save("%s/tv_on_resin_%s.safetensors" % (directory, name), {"logits": model(x)})
@@ -116,7 +112,7 @@ def interchange(directory, names):
         x = torch.randn(x.shape, generator=gen)
         with torch.no_grad():
             logits = model(x)
-        out = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        out = dict(model.state_dict())
         out["input"] = x
         out["logits"] = logits
         save("%s/tv_%s.safetensors" % (directory, name), out)

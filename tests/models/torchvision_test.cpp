@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "resin/io/json.h"
 #include "resin/io/safetensors.h"
@@ -108,7 +109,8 @@ TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
     SCOPED_TRACE(name);
     // resin -> safetensors -> torchvision
     const Tensor tv_on_resin = io::load_safetensors(dir.file("tv_on_resin_" + name + ".safetensors")).tensors.at("logits");
-    EXPECT_LE(relative_error(resin_logits[name], tv_on_resin), kTolerance) << "resin weights in torchvision";
+    const double to_tv = relative_error(resin_logits[name], tv_on_resin);
+    EXPECT_LE(to_tv, kTolerance) << "resin weights in torchvision";
     // torchvision -> safetensors -> resin (strict: every key present, no extra keys, same shapes)
     auto file = io::load_safetensors(dir.file("tv_" + name + ".safetensors"));
     const Tensor x = file.tensors.at("input"), want = file.tensors.at("logits");
@@ -120,7 +122,10 @@ TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
     NoGradGuard ng;
     const Tensor got = m->forward(x);
     EXPECT_GT(max_abs(want), 0.0);
-    EXPECT_LE(relative_error(got, want), kTolerance) << "torchvision weights in resin";
+    const double from_tv = relative_error(got, want);
+    EXPECT_LE(from_tv, kTolerance) << "torchvision weights in resin";
+    std::printf("%-16s relative logit error: resin->torchvision %.1e, torchvision->resin %.1e (max |logit| %.3g)\n",
+                name.c_str(), to_tv, from_tv, max_abs(want));
   }
 }
 

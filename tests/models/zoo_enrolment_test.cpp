@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include "resin/models/zoo.h"
 #include "resin/resin.h"
@@ -24,17 +23,10 @@ std::vector<std::string> zoo_names() {
   return names;
 }
 
-bool slow(const std::string& name) {
-  return name == "resnet1202" || name == "resnet1202_b" || name == "preact_resnet1001";
-}
-
 class ZooEnrolment : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ZooEnrolment, ForwardBackwardFinite) {
   const models::ZooEntry& e = models::zoo_entry(GetParam());
-  const char* full = std::getenv("RESIN_ZOO_FULL");
-  if (slow(e.name) && !(full && std::string(full) == "1"))
-    GTEST_SKIP() << e.name << " is skipped for time; run with RESIN_ZOO_FULL=1";
   const int64_t size = std::max(e.min_image_size, e.paper_args.image_size >= 224 ? int64_t{32} : int64_t{16});
   constexpr int64_t kClasses = 7;
   manual_seed(17);
