@@ -1,4 +1,4 @@
-// The zoo against torchvision (Debian's python3-torchvision, driven by torchvision_oracle.py):
+// The zoo against torchvision (Debian's python3-torchvision, driven by zoo_oracle.py):
 // parameter counts of every torchvision-backed model, and weight interchange in both directions
 // through safetensors with the same eval-mode logits. Each test starts ONE Python process.
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include "resin/nn/init.h"
 #include "resin/nn/layers.h"
 #include "resin/resin.h"
-#include "torchvision_oracle.h"
+#include "zoo_oracle.h"
 
 namespace resin {
 namespace {
@@ -37,7 +37,7 @@ TEST(ZooTorchvision, ParameterCountsEqualTorchvision) {
   ASSERT_GE(names.size(), 27u);  // 5 resnet + 5 plain + 2 wide + 3 resnext + 4 densenet + 8 vgg
   TempDir dir;
   const std::string out = dir.file("counts.json");
-  const std::string err = testing::run_torchvision_oracle("counts '" + out + "'" + args, dir.file("log"));
+  const std::string err = testing::run_zoo_oracle("counts '" + out + "'" + args, dir.file("log"));
   ASSERT_EQ(err, "");
   const io::JsonValue counts = io::parse_json(io::read_file(out), out);
   for (const std::string& name : names) {
@@ -46,35 +46,6 @@ TEST(ZooTorchvision, ParameterCountsEqualTorchvision) {
     const models::ZooEntry& e = models::zoo_entry(name);
     EXPECT_EQ(e.make(e.paper_args)->parameter_count(), want->integer) << name;
   }
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
-
-// max|a - b| / max|b|: one scale for the whole logit vector, so near-zero logits do not dominate.
-double relative_error(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  double d = 0;
-  for (size_t i = 0; i < va.size(); ++i) d = std::max(d, std::abs(va[i] - vb[i]));
-  return d / std::max(max_abs(b), 1e-30);
-}
-
-// Random BN statistics and affine parameters, so that eval-mode BN is not the identity and a
-// swapped mean/var or gamma/beta would show in the logits.
-void randomise_batch_norm(nn::Module& m) {
-  for (auto& [_, mod] : m.named_modules())
-    if (auto bn = std::dynamic_pointer_cast<nn::BatchNorm>(mod)) {
-      Tensor mean = bn->running_mean(), var = bn->running_var(), w = bn->weight(), b = bn->bias();
-      nn::init::uniform_(mean, -0.5, 0.5);
-      nn::init::uniform_(var, 0.5, 1.5);
-      nn::init::uniform_(w, 0.5, 1.5);
-      nn::init::uniform_(b, -0.2, 0.2);
-    }
 }
 
 // 64x64 is the smallest size at which every listed model is valid and non-trivial (VGG's
@@ -90,7 +61,7 @@ TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
   std::string args;
   for (const std::string& name : names) {
     auto m = models::create_model(name, {.in_channels = 3, .num_classes = 1000, .image_size = 64});
-    randomise_batch_norm(*m);
+    testing::randomise_batch_norm(*m);
     m->eval();
     Tensor x = randn({2, 3, 64, 64});
     {
@@ -103,13 +74,13 @@ TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
     models[name] = m;
     args += " '" + name + "'";
   }
-  const std::string err = testing::run_torchvision_oracle("interchange '" + dir.path() + "'" + args, dir.file("log"));
+  const std::string err = testing::run_zoo_oracle("interchange '" + dir.path() + "'" + args, dir.file("log"));
   ASSERT_EQ(err, "");
   for (const std::string& name : names) {
     SCOPED_TRACE(name);
     // resin -> safetensors -> torchvision
     const Tensor tv_on_resin = io::load_safetensors(dir.file("tv_on_resin_" + name + ".safetensors")).tensors.at("logits");
-    const double to_tv = relative_error(resin_logits[name], tv_on_resin);
+    const double to_tv = testing::relative_error(resin_logits[name], tv_on_resin);
     EXPECT_LE(to_tv, kTolerance) << "resin weights in torchvision";
     // torchvision -> safetensors -> resin (strict: every key present, no extra keys, same shapes)
     auto file = io::load_safetensors(dir.file("tv_" + name + ".safetensors"));
@@ -121,11 +92,11 @@ TEST(ZooTorchvision, WeightInterchangeBothWaysSameLogits) {
     ASSERT_TRUE(report.ok()) << report.str();
     NoGradGuard ng;
     const Tensor got = m->forward(x);
-    EXPECT_GT(max_abs(want), 0.0);
-    const double from_tv = relative_error(got, want);
+    EXPECT_GT(testing::max_abs(want), 0.0);
+    const double from_tv = testing::relative_error(got, want);
     EXPECT_LE(from_tv, kTolerance) << "torchvision weights in resin";
     std::printf("%-16s relative logit error: resin->torchvision %.1e, torchvision->resin %.1e (max |logit| %.3g)\n",
-                name.c_str(), to_tv, from_tv, max_abs(want));
+                name.c_str(), to_tv, from_tv, testing::max_abs(want));
   }
 }
 

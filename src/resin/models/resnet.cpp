@@ -25,6 +25,8 @@ ResNet::ResNet(const ResNetConfig& c) : c_(c) {
               " num_classes=", c.num_classes);
   RESIN_CHECK(!c.preact || c.stem == StemKind::cifar, "ResNet: pre-activation networks are defined here with the "
               "CIFAR stem only");
+  RESIN_CHECK(!(c.preact && c.zero_init_residual), "ResNet: zero_init_residual is defined for post-activation "
+              "networks only (pre-activation branches end in a conv)");
   RESIN_CHECK(c.dropout == 0.0 || (c.preact && c.block == BlockKind::basic), "ResNet: dropout is defined for "
               "pre-activation basic units only (WRN), got dropout=", c.dropout);
   const int64_t stem_width = c.stem_width > 0 ? c.stem_width : c.stem == StemKind::imagenet ? 64 : c.widths[0];
@@ -48,7 +50,7 @@ ResNet::ResNet(const ResNetConfig& c) : c_(c) {
     }
     stages_.push_back(register_module("layer" + std::to_string(s + 1), stage));
   }
-  if (c.preact) bn1_ = register_module("bn_final", nn::BatchNorm2d({.features = in}));
+  if (c.preact) bn_final_ = register_module("bn_final", nn::BatchNorm2d({.features = in}));
   fc_ = register_module("fc", std::make_shared<nn::Linear>(nn::LinearOptions{.in = in, .out = c.num_classes}));
   // torchvision's initialisation: He-normal (fan_out, ReLU gain) for every conv; BN gamma 1, beta 0.
   for (auto& [name, m] : named_modules())
@@ -62,7 +64,7 @@ Tensor ResNet::features(const Tensor& x) {
   if (!c_.preact) h = relu(bn1_->forward(h));
   if (c_.stem == StemKind::imagenet) h = max_pool2d(h, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
   for (auto& stage : stages_) h = stage->forward(h);
-  if (c_.preact) h = relu(bn1_->forward(h));
+  if (c_.preact) h = relu(bn_final_->forward(h));
   return global_avg_pool2d(h).flatten(1);
 }
 

@@ -49,7 +49,8 @@ class ResNet : public nn::Module {
  private:
   ResNetConfig c_;
   std::shared_ptr<nn::Conv2d> conv1_;
-  std::shared_ptr<nn::BatchNorm> bn1_;  // stem BN (post-activation) or final BN (pre-activation)
+  std::shared_ptr<nn::BatchNorm> bn1_;       // stem BN (post-activation networks)
+  std::shared_ptr<nn::BatchNorm> bn_final_;  // BN before the pool (pre-activation networks)
   std::vector<std::shared_ptr<nn::Sequential>> stages_;
   std::shared_ptr<nn::Linear> fc_;
 };
