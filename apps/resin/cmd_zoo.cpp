@@ -42,13 +42,16 @@ int cmd_zoo(const std::vector<std::string>& argv) {
                               "each in its paper configuration (ImageNet models: 3x224x224, 1000 classes;\n"
                               "CIFAR models: 3x32x32, 10 classes).");
   args.flag("json", "print a JSON list of {name, family, params, macs, input, classes, description}")
+      .flag("markdown", "print a Markdown table (name, family, params, GMACs, input, description)")
       .option("family", "", "only models of this family (e.g. resnet-cifar, resnext, densenet, vgg)", "NAME")
       .option("name", "", "only these models (comma-separated, e.g. resnet152,vgg19)", "NAMES")
       .flag("no-macs", "skip the MAC count (faster: no forward passes; macs printed as -1)");
   if (!args.parse(argv)) return 0;
-  const bool json = args.get_flag("json"), macs = !args.get_flag("no-macs");
+  const bool json = args.get_flag("json"), markdown = args.get_flag("markdown"), macs = !args.get_flag("no-macs");
+  RESIN_CHECK(!(json && markdown), "resin zoo: choose one of --json and --markdown");
   const auto entries = select(args.get("family"), args.get("name"));
   if (json) std::cout << "[";
+  else if (markdown) std::printf("| name | family | params | GMACs | input | description |\n|---|---|---:|---:|---|---|\n");
   else std::printf("%-20s %-20s %14s %9s  %s\n", "name", "family", "params", "GMACs", "input");
   bool first = true;
   for (const models::ZooEntry* e : entries) {
@@ -67,8 +70,12 @@ int cmd_zoo(const std::vector<std::string>& argv) {
     } else {
       char gmacs[32] = "-";
       if (macs) std::snprintf(gmacs, sizeof gmacs, "%.3f", static_cast<double>(n_macs) / 1e9);
-      std::printf("%-20s %-20s %14lld %9s  %s\n", e->name.c_str(), e->family.c_str(), static_cast<long long>(params),
-                  gmacs, input.c_str());
+      if (markdown)
+        std::printf("| %s | %s | %lld | %s | %s | %s |\n", e->name.c_str(), e->family.c_str(),
+                    static_cast<long long>(params), gmacs, input.c_str(), e->description.c_str());
+      else
+        std::printf("%-20s %-20s %14lld %9s  %s\n", e->name.c_str(), e->family.c_str(),
+                    static_cast<long long>(params), gmacs, input.c_str());
     }
     std::cout.flush();
     std::fflush(stdout);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -56,6 +57,14 @@ TEST(ZooCli, TableForAFamily) {
   EXPECT_NE(r.out.find("34426698"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("3x32x32"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("resnet20 "), std::string::npos) << r.out;
+}
+
+TEST(ZooCli, MarkdownTable) {
+  const CliRun r = run_resin("zoo --markdown --family densenet-cifar --no-macs");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("| name | family | params | GMACs | input | description |\n|---|", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("| densenet_bc100_k12 | densenet-cifar | 769162 | - | 3x32x32 | "), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2 + 3);
 }
 
 TEST(ZooCli, UnknownNamesAndFamiliesFail) {
