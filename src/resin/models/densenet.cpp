@@ -6,6 +6,17 @@
 
 namespace resin::models {
 
+namespace {
+
+// Spatial size after the stem and every transition, or 0 once it vanishes.
+int64_t feature_size(int64_t h, bool imagenet_stem, size_t transitions) {
+  if (imagenet_stem) h = ((h + 6 - 7) / 2 + 1 + 2 - 3) / 2 + 1;  // 7x7/2 conv (pad 3), 3x3/2 max pool (pad 1)
+  for (size_t t = 0; t < transitions && h > 0; ++t) h /= 2;
+  return h;
+}
+
+}  // namespace
+
 DenseNet::DenseNet(const DenseNetConfig& c) : c_(c) {
   RESIN_CHECK(!c.blocks.empty() && c.growth > 0 && c.init_features > 0 && c.bn_size >= 0, "DenseNet: invalid "
               "config: ", c.blocks.size(), " blocks, growth=", c.growth, " init_features=", c.init_features,
@@ -15,6 +26,7 @@ DenseNet::DenseNet(const DenseNetConfig& c) : c_(c) {
               " num_classes=", c.num_classes);
   features_ = register_module("features", std::make_shared<blocks::NamedSequential>());
   const bool imagenet = c.stem == StemKind::imagenet;
+  while (feature_size(min_input_, imagenet, c.blocks.size() - 1) < 1) ++min_input_;
   features_->register_module("conv0", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
                                           .in = c.in_channels, .out = c.init_features, .kernel = imagenet ? 7 : 3,
                                           .stride = imagenet ? 2 : 1, .padding = imagenet ? 3 : 1, .bias = false}));
@@ -49,8 +61,8 @@ DenseNet::DenseNet(const DenseNetConfig& c) : c_(c) {
 }
 
 Tensor DenseNet::features(const Tensor& x) {
-  RESIN_CHECK(x.dim() == 4 && x.size(1) == c_.in_channels, "DenseNet: expected input [N, ", c_.in_channels,
-              ", H, W], got ", x.shape());
+  RESIN_CHECK(x.dim() == 4 && x.size(1) == c_.in_channels && x.size(2) >= min_input_ && x.size(3) >= min_input_,
+              "DenseNet: expected input [N, ", c_.in_channels, ", H, W] with H, W >= ", min_input_, ", got ", x.shape());
   return global_avg_pool2d(relu(features_->forward(x))).flatten(1);
 }
 

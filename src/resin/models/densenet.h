@@ -33,9 +33,13 @@ class DenseNet : public nn::Module {
   // [N, C] after the final BN-ReLU and global pooling.
   Tensor features(const Tensor& x);
   const DenseNetConfig& config() const { return c_; }
+  // The smallest square input the network accepts (each transition halves, flooring): 29 for
+  // the ImageNet stem with four blocks, 4 for the CIFAR stem with three. Smaller inputs throw.
+  int64_t min_input_size() const { return min_input_; }
 
  private:
   DenseNetConfig c_;
+  int64_t min_input_ = 1;
   std::shared_ptr<blocks::NamedSequential> features_;
   std::shared_ptr<nn::Linear> classifier_;
 };

@@ -159,7 +159,7 @@ std::vector<ZooEntry> build_zoo() {
   for (const DSpec& d : {DSpec{121, 32, 64, {6, 12, 24, 16}}, DSpec{161, 48, 96, {6, 12, 36, 24}},
                          DSpec{169, 32, 64, {6, 12, 32, 32}}, DSpec{201, 32, 64, {6, 12, 48, 32}}})
     z.push_back(densenet_entry(str_cat("densenet", d.depth), "densenet", str_cat("DenseNet-", d.depth, " (Huang et al. 2017; torchvision)"),
-                               kImageNet, 32, {.growth = d.k, .blocks = d.blocks, .init_features = d.init}));
+                               kImageNet, 29, {.growth = d.k, .blocks = d.blocks, .init_features = d.init}));
   for (int depth : {11, 13, 16, 19})
     for (bool bn : {false, true}) z.push_back(vgg_entry(depth, bn));
   return z;

@@ -32,7 +32,7 @@ struct ZooEntry {
   std::string family;       // "resnet-cifar", "plain-cifar", "resnet", "resnext", "wide_resnet", ...
   std::string description;  // one line
   ModelArgs paper_args;     // the paper's configuration (for `resin zoo`)
-  int64_t min_image_size = 1;  // smallest square input the network accepts (VGG, ImageNet DenseNet: 32)
+  int64_t min_image_size = 1;  // smallest square input the network accepts (VGG 32, ImageNet DenseNet 29)
   std::function<nn::ModulePtr(const ModelArgs&)> make = nullptr;
 };
 
