@@ -12,9 +12,7 @@ Tensor ZeroPadShortcut::forward(const Tensor& x) {
   return pad(s, {0, 0, 0, 0, lo, hi});
 }
 
-namespace {
-
-nn::ModulePtr make_shortcut(const BlockOptions& o, int64_t out) {
+nn::ModulePtr make_shortcut(const BlockOptions& o, int64_t out, bool projection_bn) {
   if (!o.residual || (o.stride == 1 && o.in == out)) return nullptr;
   if (o.shortcut == ShortcutKind::zero_pad) {
     RESIN_CHECK(out >= o.in, "option-A shortcut: cannot shrink channels ", o.in, " -> ", out);
@@ -23,13 +21,19 @@ nn::ModulePtr make_shortcut(const BlockOptions& o, int64_t out) {
   auto seq = std::make_shared<nn::Sequential>();
   seq->push_back(std::make_shared<nn::Conv2d>(
       nn::Conv2dOptions{.in = o.in, .out = out, .kernel = 1, .stride = o.stride, .bias = false}));
-  seq->push_back(nn::BatchNorm2d({.features = out}));
+  if (projection_bn) seq->push_back(nn::BatchNorm2d({.features = out}));
   return seq;
 }
 
+namespace {
+void check_post_activation(const BlockOptions& o, const char* name) {
+  RESIN_CHECK(o.dropout == 0.0 && !o.shared_preact, name, ": dropout and shared_preact are pre-activation options "
+              "(use preact_blocks.h), got dropout=", o.dropout, " shared_preact=", o.shared_preact);
+}
 }  // namespace
 
 BasicBlock::BasicBlock(const BlockOptions& o) : o_(o) {
+  check_post_activation(o, "BasicBlock");
   RESIN_CHECK(o.groups == 1 && o.base_width == 64, "BasicBlock: only groups=1 and base_width=64 are defined "
               "(use Bottleneck for ResNeXt / Wide ResNet), got groups=", o.groups, " base_width=", o.base_width);
   conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
@@ -51,6 +55,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
 }
 
 Bottleneck::Bottleneck(const BlockOptions& o) : o_(o) {
+  check_post_activation(o, "Bottleneck");
   const int64_t width = o.planes * o.base_width / 64 * o.groups, out = o.planes * kExpansion;
   conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = o.in, .out = width, .kernel = 1, .bias = false}));
   bn1_ = register_module("bn1", nn::BatchNorm2d({.features = width}));

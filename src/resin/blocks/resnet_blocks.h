@@ -25,7 +25,15 @@ struct BlockOptions {
   int64_t groups = 1;            // ResNeXt cardinality (bottleneck only)
   int64_t base_width = 64;       // width per group (bottleneck only; 64 = plain ResNet)
   bool zero_init_last_bn = false;  // gamma of the branch's last BN starts at 0 (Goyal et al. 2017)
+  // Pre-activation blocks only (preact_blocks.h):
+  double dropout = 0.0;            // dropout between the 3x3 convs (Zagoruyko & Komodakis 2016)
+  bool shared_preact = false;      // the shortcut sees BN-ReLU(x) instead of x (first block of a stage)
 };
+
+// The shortcut a block needs for `out` output channels: nullptr for identity (or residual = false),
+// else ZeroPadShortcut (option A) or `projection` (option B). Post-activation blocks project with
+// 1x1 conv + BN; pre-activation blocks with a bare 1x1 conv (their input is already normalised).
+nn::ModulePtr make_shortcut(const BlockOptions& o, int64_t out, bool projection_bn = true);
 
 // Option A shortcut: no parameters.
 class ZeroPadShortcut : public nn::Module {
