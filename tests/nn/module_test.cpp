@@ -95,8 +95,13 @@ TEST(Init, KaimingNormalFanOutHasTheRightSpread) {
 TEST(Init, ZeroInitLastBatchNormGamma) {
   models::ResNet net({.block = models::BlockKind::basic, .layers = {1}, .widths = {4}, .stem = models::StemKind::cifar,
                       .in_channels = 1, .num_classes = 2, .zero_init_residual = true});
-  for (auto& [n, p] : net.named_parameters())
-    if (n == "layer1.0.bn2.weight") EXPECT_EQ(p.to_vector(), std::vector<double>(4, 0.0));
+  int found = 0;
+  for (auto& [n, p] : net.named_parameters()) {
+    if (n != "layer1.0.bn2.weight") continue;
+    EXPECT_EQ(p.to_vector(), std::vector<double>(4, 0.0));
+    ++found;
+  }
+  EXPECT_EQ(found, 1);
 }
 
 TEST(Module, ToF64ConvertsParametersAndKeepsGrad) {
