@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/models/lab_models.h"
 #include "resin/models/resnet.h"
 #include "resin/ops/profile.h"
 
@@ -67,6 +68,7 @@ std::vector<ZooEntry> build_zoo() {
   z.push_back(imagenet_resnet("resnext50_32x4d", "resnext", K, {3, 4, 6, 3}, 32, 4, true, "ResNeXt-50 32x4d (Xie et al. 2017)"));
   z.push_back(imagenet_resnet("resnext101_32x8d", "resnext", K, {3, 4, 23, 3}, 32, 8, true, "ResNeXt-101 32x8d"));
   z.push_back(imagenet_resnet("resnext101_64x4d", "resnext", K, {3, 4, 23, 3}, 64, 4, true, "ResNeXt-101 64x4d"));
+  for (auto& e : lab_zoo_entries()) z.push_back(std::move(e));
   return z;
 }
 
@@ -100,7 +102,11 @@ const ZooEntry& zoo_entry(const std::string& name) {
   RESIN_FAIL("unknown model '", name, "'. Did you mean: ", hint, "? (`resin zoo` lists all ", zoo().size(), " models)");
 }
 
-nn::ModulePtr create_model(const std::string& name, const ModelArgs& args) { return zoo_entry(name).make(args); }
+nn::ModulePtr create_model(const std::string& name, const ModelArgs& args) {
+  // "family:key=value,..." builds any configuration of the lab's models (lab_models.h).
+  if (name.find(':') != std::string::npos) return create_lab_model(name, args);
+  return zoo_entry(name).make(args);
+}
 
 int64_t count_macs(nn::Module& model, int64_t in_channels, int64_t image_size) {
   NoGradGuard ng;
