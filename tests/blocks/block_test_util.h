@@ -1,0 +1,56 @@
+// Helpers shared by the block tests.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "resin/nn/module.h"
+#include "resin/resin.h"
+
+namespace resin::testing {
+
+// max_i |a_i − b_i|.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  const auto u = a.to_vector(), v = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < u.size() && i < v.size(); ++i) m = std::max(m, std::abs(u[i] - v[i]));
+  return m;
+}
+
+inline double max_abs(const Tensor& a) {
+  double m = 0;
+  for (double x : a.to_vector()) m = std::max(m, std::abs(x));
+  return m;
+}
+
+// max_i |a_i − b_i| / max_i |b_i|: the error relative to the reference's scale.
+inline double rel_diff(const Tensor& a, const Tensor& b) {
+  const double s = max_abs(b);
+  return max_abs_diff(a, b) / (s > 0 ? s : 1.0);
+}
+
+// Bit-for-bit equality of values (same shape).
+inline bool same_values(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return false;
+  return a.to_vector() == b.to_vector();
+}
+
+// A fixed, deterministic weighting r (same shape and dtype as y); sum(y * r) is a loss whose
+// gradient exercises every output element differently.
+inline Tensor weighting(const Tensor& y) {
+  std::vector<double> v(static_cast<size_t>(y.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7919 + 17) % 2003) / 1001.5 - 1.0;
+  return from_vector(v, y.shape(), {.dtype = y.dtype()});
+}
+inline Tensor weighted_sum(const Tensor& y) { return sum(mul(y, weighting(y))); }
+
+// Gradients of all parameters, by name.
+inline std::map<std::string, Tensor> param_grads(const nn::Module& m) {
+  std::map<std::string, Tensor> g;
+  for (auto& [n, p] : m.named_parameters()) g[n] = p.grad().defined() ? p.grad().clone() : Tensor();
+  return g;
+}
+
+}  // namespace resin::testing
