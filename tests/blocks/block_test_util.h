@@ -31,6 +31,15 @@ inline double rel_diff(const Tensor& a, const Tensor& b) {
   return max_abs_diff(a, b) / (s > 0 ? s : 1.0);
 }
 
+// ‖a − b‖₂ / ‖b‖₂: the usual relative error of a vector.
+inline double rel_l2(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  const auto u = a.to_vector(), v = b.to_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < u.size() && i < v.size(); ++i) num += (u[i] - v[i]) * (u[i] - v[i]), den += v[i] * v[i];
+  return std::sqrt(num) / (den > 0 ? std::sqrt(den) : 1.0);
+}
+
 // Bit-for-bit equality of values (same shape).
 inline bool same_values(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return false;

@@ -20,11 +20,39 @@ std::pair<Tensor, Tensor> halves(const Tensor& x, int64_t dim, const char* who) 
   return {parts[0], parts[1]};
 }
 
+// F or G on a stream tensor: runs in `compute` (the dtype of the stack's input) and returns the
+// stream's dtype, so a wide (f64) stream can carry f32 branches.
+Tensor call(nn::Module& m, const Tensor& x, DType compute) {
+  if (x.dtype() == compute) return m.forward(x);
+  return m.forward(x.to(compute)).to(x.dtype());
+}
+
 // Grad mode on for the local recomputation graph (the engine runs nodes with it off).
 struct GradEnabledGuard {
   bool prev = GradMode::is_enabled();
   GradEnabledGuard() { GradMode::set_enabled(true); }
   ~GradEnabledGuard() { GradMode::set_enabled(prev); }
+};
+
+// Copies of every buffer under some modules, written back on destruction: recomputation and
+// inversion leave BatchNorm running statistics as the forward pass left them.
+class BufferSnapshot {
+ public:
+  explicit BufferSnapshot(const std::vector<nn::Module*>& roots) {
+    NoGradGuard ng;
+    for (nn::Module* m : roots)
+      for (auto& [_, t] : m->named_buffers())
+        if (t.defined()) saved_.emplace_back(t, t.clone());
+  }
+  ~BufferSnapshot() {
+    NoGradGuard ng;
+    for (auto& [t, copy] : saved_) backend::backend_for(t).copy(copy, t);
+  }
+  BufferSnapshot(const BufferSnapshot&) = delete;
+  BufferSnapshot& operator=(const BufferSnapshot&) = delete;
+
+ private:
+  std::vector<std::pair<Tensor, Tensor>> saved_;
 };
 
 // The default generator's state before a call of F or G, kept only if the call drew from it (so a
@@ -54,26 +82,26 @@ class ReversibleBackward : public autograd::Node {
   std::vector<Tensor> params;                          // unique parameters that require grad
   std::vector<std::vector<size_t>> f_params, g_params;  // per block: indices into params
   std::vector<std::optional<Generator>> rng_f, rng_g;
-  std::optional<Tensor> y1, y2;  // detached outputs of the last block
+  std::optional<Tensor> y1, y2;  // detached outputs of the last block (stream dtype)
+  DType compute = DType::f32;    // dtype F and G run in
 };
 
 std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
   RESIN_CHECK(y1 && y2, name(), ": saved outputs were released; pass retain_graph=true to the first backward");
   GradEnabledGuard grad_on;
-  const Generator rng_saved = default_generator();
-  // Snapshot every buffer so the recomputation leaves running statistics as the forward left them.
-  std::vector<std::pair<Tensor, Tensor>> buffers;
-  {
-    NoGradGuard ng;
-    for (auto& b : blocks)
-      for (auto& [_, t] : b->named_buffers())
-        if (t.defined()) buffers.emplace_back(t, t.clone());
-  }
+  // The backward leaves the generator where the forward left it, whatever F and G draw.
+  struct RngRestore {
+    Generator saved = default_generator();
+    ~RngRestore() { default_generator() = saved; }
+  } rng_restore;
+  std::vector<nn::Module*> roots;
+  for (auto& b : blocks) roots.push_back(b.get());
+  const BufferSnapshot buffers(roots);
   std::vector<Tensor> pgrad(params.size());
   auto run_local = [&](nn::Module& m, const Tensor& in, const std::vector<size_t>& idx,
                        const std::optional<Generator>& rng, const Tensor& grad_out, Tensor& out_value) {
     if (rng) default_generator() = *rng;
-    Tensor out = m.forward(in);
+    Tensor out = call(m, in, compute);
     out_value = out.detach();
     std::vector<Tensor> inputs{in};
     for (size_t k : idx) inputs.push_back(params[k]);
@@ -112,11 +140,6 @@ std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
     cy1 = x1;
     cy2 = x2;
   }
-  {
-    NoGradGuard ng;
-    for (auto& [t, copy] : buffers) backend::backend_for(t).copy(copy, t);
-  }
-  default_generator() = rng_saved;
   std::vector<Tensor> out{dy1, dy2};
   for (size_t k = 0; k < params.size(); ++k) out.push_back(pgrad[k].defined() ? pgrad[k] : zeros_like(params[k]));
   return out;
@@ -130,15 +153,17 @@ RevBlock::RevBlock(nn::ModulePtr f, nn::ModulePtr g) {
   g_ = register_module("g", std::move(g));
 }
 
-std::pair<Tensor, Tensor> RevBlock::forward(const Tensor& x1, const Tensor& x2) {
-  Tensor y1 = add(x1, f_->forward(x2));
-  Tensor y2 = add(x2, g_->forward(y1));
+std::pair<Tensor, Tensor> RevBlock::forward(const Tensor& x1, const Tensor& x2, std::optional<DType> compute) {
+  const DType c = compute.value_or(x1.dtype());
+  Tensor y1 = add(x1, call(*f_, x2, c));
+  Tensor y2 = add(x2, call(*g_, y1, c));
   return {y1, y2};
 }
 
-std::pair<Tensor, Tensor> RevBlock::inverse(const Tensor& y1, const Tensor& y2) {
-  Tensor x2 = sub(y2, g_->forward(y1));
-  Tensor x1 = sub(y1, f_->forward(x2));
+std::pair<Tensor, Tensor> RevBlock::inverse(const Tensor& y1, const Tensor& y2, std::optional<DType> compute) {
+  const DType c = compute.value_or(y1.dtype());
+  Tensor x2 = sub(y2, call(*g_, y1, c));
+  Tensor x1 = sub(y1, call(*f_, x2, c));
   return {x1, x2};
 }
 
@@ -157,12 +182,24 @@ ReversibleSequence::ReversibleSequence(std::vector<std::shared_ptr<RevBlock>> bl
 }
 
 std::string ReversibleSequence::extra_repr() const {
-  return str_cat("y1 = x1 + F(x2), y2 = x2 + G(y1); dim=", o_.dim, o_.recompute ? ", recompute" : ", store activations");
+  return str_cat("y1 = x1 + F(x2), y2 = x2 + G(y1); dim=", o_.dim, o_.recompute ? ", recompute" : ", store activations",
+                 o_.wide_stream ? ", f64 stream" : "");
 }
 
 Tensor ReversibleSequence::forward(const Tensor& x) {
-  auto [x1, x2] = halves(x, o_.dim, "ReversibleSequence");
-  const int64_t d = o_.dim < 0 ? o_.dim + x.dim() : o_.dim;
+  RESIN_CHECK(x.defined(), "ReversibleSequence: input is undefined");
+  const DType compute = x.dtype();
+  const bool widen = o_.wide_stream && compute == DType::f32;
+  auto [x1, x2] = halves(widen ? x.to(DType::f64) : x, o_.dim, "ReversibleSequence");
+  auto [y1, y2] = forward(x1, x2, compute);
+  Tensor y = concat({y1, y2}, o_.dim < 0 ? o_.dim + x.dim() : o_.dim);
+  return widen ? y.to(compute) : y;
+}
+
+std::pair<Tensor, Tensor> ReversibleSequence::forward(const Tensor& x1, const Tensor& x2, std::optional<DType> compute_opt) {
+  RESIN_CHECK(x1.defined() && x2.defined() && x1.shape() == x2.shape() && x1.dtype() == x2.dtype(),
+              "ReversibleSequence: the halves must be defined and of one shape and dtype");
+  const DType compute = compute_opt.value_or(x1.dtype());
   auto node = std::make_shared<ReversibleBackward>();
   std::map<TensorImpl*, size_t> index;
   auto collect = [&](nn::Module& m) {
@@ -179,41 +216,52 @@ Tensor ReversibleSequence::forward(const Tensor& x) {
     node->f_params.push_back(collect(b->f()));
     node->g_params.push_back(collect(b->g()));
   }
-  const bool need_grad = GradMode::is_enabled() && (x.requires_grad() || !node->params.empty());
-  if (!o_.recompute || !need_grad) {
-    Tensor a = x1, b = x2;
-    for (auto& blk : blocks_) std::tie(a, b) = blk->forward(a, b);
-    return concat({a, b}, d);
-  }
+  const bool need_grad =
+      GradMode::is_enabled() && (x1.requires_grad() || x2.requires_grad() || !node->params.empty());
   Tensor a = x1, b = x2;
+  if (!o_.recompute || !need_grad) {
+    for (auto& blk : blocks_) std::tie(a, b) = blk->forward(a, b, compute);
+    return {a, b};
+  }
   {
     NoGradGuard ng;  // nothing inside the stack is recorded
     for (auto& blk : blocks_) {
       RngRecorder rf(is_training());
-      Tensor y1 = add(a, blk->f().forward(b));
+      Tensor y1 = add(a, call(blk->f(), b, compute));
       node->rng_f.push_back(rf.take());
       RngRecorder rg(is_training());
-      Tensor y2 = add(b, blk->g().forward(y1));
+      Tensor y2 = add(b, call(blk->g(), y1, compute));
       node->rng_g.push_back(rg.take());
       a = y1;
       b = y2;
     }
   }
   node->blocks = blocks_;
+  node->compute = compute;
   node->y1 = a.detach();
   node->y2 = b.detach();
   std::vector<const Tensor*> inputs{&x1, &x2};
   for (const Tensor& p : node->params) inputs.push_back(&p);
   autograd::set_history(node, inputs, {&a, &b});
-  return concat({a, b}, d);
+  return {a, b};
 }
 
 Tensor ReversibleSequence::inverse(const Tensor& y) {
+  RESIN_CHECK(y.defined(), "ReversibleSequence::inverse: input is undefined");
+  const DType compute = y.dtype();
+  const bool widen = o_.wide_stream && compute == DType::f32;
+  auto [a, b] = halves(widen ? y.to(DType::f64) : y, o_.dim, "ReversibleSequence::inverse");
+  auto [x1, x2] = inverse(a, b, compute);
+  Tensor x = concat({x1, x2}, o_.dim < 0 ? o_.dim + y.dim() : o_.dim);
+  return widen ? x.to(compute) : x;
+}
+
+std::pair<Tensor, Tensor> ReversibleSequence::inverse(const Tensor& y1, const Tensor& y2, std::optional<DType> compute) {
   NoGradGuard ng;
-  auto [a, b] = halves(y, o_.dim, "ReversibleSequence::inverse");
-  const int64_t d = o_.dim < 0 ? o_.dim + y.dim() : o_.dim;
-  for (size_t i = blocks_.size(); i-- > 0;) std::tie(a, b) = blocks_[i]->inverse(a, b);
-  return concat({a, b}, d);
+  const BufferSnapshot buffers({this});
+  Tensor a = y1, b = y2;
+  for (size_t i = blocks_.size(); i-- > 0;) std::tie(a, b) = blocks_[i]->inverse(a, b, compute);
+  return {a, b};
 }
 
 }  // namespace resin::blocks
