@@ -55,6 +55,22 @@ inline Tensor weighting(const Tensor& y) {
 }
 inline Tensor weighted_sum(const Tensor& y) { return sum(mul(y, weighting(y))); }
 
+// Replaces every parameter and floating buffer of m (recursively) by a copy in dtype t; blocks look
+// their parameters up by name, so the module then computes in t.
+inline void convert(nn::Module& m, DType t) {
+  auto one = [t](nn::Module& mm) {
+    for (auto& [_, p] : mm.own_parameters()) {
+      const bool rg = p.requires_grad();
+      p = p.detach().to(t);
+      p.set_requires_grad(rg);
+    }
+    for (auto& [_, b] : mm.own_buffers())
+      if (b.defined() && is_floating(b.dtype())) b = b.to(t);
+  };
+  one(m);
+  for (auto& [_, c] : m.named_modules()) one(*c);
+}
+
 // Gradients of all parameters, by name.
 inline std::map<std::string, Tensor> param_grads(const nn::Module& m) {
   std::map<std::string, Tensor> g;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "resin/blocks/param.h"
 #include "resin/nn/init.h"
 
 namespace resin::blocks {
@@ -18,9 +19,8 @@ MultiheadAttention::MultiheadAttention(const MultiheadAttentionOptions& o) : o_(
   RESIN_CHECK(o.dim > 0 && o.heads > 0 && o.dim % o.heads == 0, "MultiheadAttention: dim ", o.dim,
               " must be a positive multiple of heads ", o.heads);
   RESIN_CHECK(o.dropout >= 0 && o.dropout < 1, "MultiheadAttention: dropout must be in [0, 1), got ", o.dropout);
-  in_w_ = register_parameter("in_proj_weight", empty({3 * o.dim, o.dim}));
-  nn::init::xavier_uniform_(in_w_);
-  if (o.bias) in_b_ = register_parameter("in_proj_bias", zeros({3 * o.dim}));
+  nn::init::xavier_uniform_(register_parameter("in_proj_weight", empty({3 * o.dim, o.dim})));
+  if (o.bias) register_parameter("in_proj_bias", zeros({3 * o.dim}));
   out_proj_ = register_module("out_proj", std::make_shared<nn::Linear>(nn::LinearOptions{.in = o.dim, .out = o.dim, .bias = o.bias}));
   if (o.bias) nn::init::constant_(out_proj_->own_parameters()[1].second, 0.0);
 }
@@ -39,9 +39,10 @@ Tensor MultiheadAttention::forward(const Tensor& q, const Tensor& k, const Tenso
   const int64_t N = q.size(0), T = q.size(1), S = k.size(1);
   RESIN_CHECK(k.size(0) == N && v.size(0) == N && v.size(1) == S, "MultiheadAttention: batch/length mismatch, q ",
               q.shape(), ", k ", k.shape(), ", v ", v.shape());
+  const Tensor in_w = own_param(*this, "in_proj_weight"), in_b = own_param(*this, "in_proj_bias");
   auto project = [&](const Tensor& x, int64_t part, int64_t len) {
-    Tensor w = in_w_.narrow(0, part * E, E);
-    Tensor b = in_b_.defined() ? in_b_.narrow(0, part * E, E) : Tensor();
+    Tensor w = in_w.narrow(0, part * E, E);
+    Tensor b = in_b.defined() ? in_b.narrow(0, part * E, E) : Tensor();
     return linear(x, w, b).reshape({N, len, H, Dh}).permute({0, 2, 1, 3});  // [N, H, len, Dh]
   };
   // torch scales q before the product: softmax((q/√Dh) kᵀ).

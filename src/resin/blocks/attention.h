@@ -45,7 +45,6 @@ class MultiheadAttention : public nn::Module {
 
  private:
   MultiheadAttentionOptions o_;
-  Tensor in_w_, in_b_;
   std::shared_ptr<nn::Linear> out_proj_;
 };
 

@@ -1,5 +1,6 @@
 #include "resin/blocks/embedding.h"
 
+#include "resin/blocks/param.h"
 #include "resin/nn/init.h"
 
 namespace resin::blocks {
@@ -16,13 +17,13 @@ TokenEmbedding::TokenEmbedding(int64_t vocab, int64_t dim, int64_t max_len) : ma
   RESIN_CHECK(vocab > 0 && dim > 0 && max_len > 0, "TokenEmbedding: invalid vocab=", vocab, " dim=", dim,
               " max_len=", max_len);
   token_ = register_module("token", std::make_shared<nn::Embedding>(vocab, dim));
-  pos_ = register_parameter("pos", position_table({max_len, dim}));
+  register_parameter("pos", position_table({max_len, dim}));
 }
 
 Tensor TokenEmbedding::forward(const Tensor& idx) {
   RESIN_CHECK(idx.defined() && idx.dim() == 2 && idx.size(1) <= max_len_, "TokenEmbedding: expected indices [N, T] with T <= ",
               max_len_, ", got ", idx.defined() ? idx.shape().str() : "undefined");
-  return add(token_->forward(idx), pos_.narrow(0, 0, idx.size(1)));
+  return add(token_->forward(idx), own_param(*this, "pos").narrow(0, 0, idx.size(1)));
 }
 
 PatchEmbedding::PatchEmbedding(const PatchEmbeddingOptions& o) : o_(o) {
@@ -31,8 +32,8 @@ PatchEmbedding::PatchEmbedding(const PatchEmbeddingOptions& o) : o_(o) {
               " (dim=", o.dim, ", in_channels=", o.in_channels, ")");
   proj_ = register_module("proj", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
                                       .in = o.in_channels, .out = o.dim, .kernel = o.patch, .stride = o.patch}));
-  if (o.cls_token) cls_ = register_parameter("cls_token", position_table({1, 1, o.dim}));
-  pos_ = register_parameter("pos_embed", position_table({1, num_tokens(), o.dim}));
+  if (o.cls_token) register_parameter("cls_token", position_table({1, 1, o.dim}));
+  register_parameter("pos_embed", position_table({1, num_tokens(), o.dim}));
 }
 
 int64_t PatchEmbedding::num_tokens() const {
@@ -51,8 +52,8 @@ Tensor PatchEmbedding::forward(const Tensor& x) {
               x.defined() ? x.shape().str() : "undefined");
   const int64_t n = x.size(0);
   Tensor t = proj_->forward(x).flatten(2).transpose(1, 2);  // [N, P, dim]
-  if (o_.cls_token) t = concat({cls_.expand({n, 1, o_.dim}), t}, 1);
-  return add(t, pos_);
+  if (o_.cls_token) t = concat({own_param(*this, "cls_token").expand({n, 1, o_.dim}), t}, 1);
+  return add(t, own_param(*this, "pos_embed"));
 }
 
 RowEmbedding::RowEmbedding(int64_t channels, int64_t height, int64_t width, int64_t dim)
@@ -60,7 +61,7 @@ RowEmbedding::RowEmbedding(int64_t channels, int64_t height, int64_t width, int6
   RESIN_CHECK(channels > 0 && height > 0 && width > 0 && dim > 0, "RowEmbedding: invalid sizes ", channels, "x", height,
               "x", width, " -> ", dim);
   proj_ = register_module("proj", std::make_shared<nn::Linear>(nn::LinearOptions{.in = channels * width, .out = dim}));
-  pos_ = register_parameter("pos", position_table({height, dim}));
+  register_parameter("pos", position_table({height, dim}));
 }
 
 Tensor RowEmbedding::forward(const Tensor& x) {
@@ -68,7 +69,7 @@ Tensor RowEmbedding::forward(const Tensor& x) {
               "RowEmbedding: expected [N, ", c_, ", ", h_, ", ", w_, "], got ", x.defined() ? x.shape().str() : "undefined");
   // [N, C, H, W] → [N, H, C, W] → [N, H, C·W]
   Tensor rows = x.permute({0, 2, 1, 3}).reshape({x.size(0), h_, c_ * w_});
-  return add(proj_->forward(rows), pos_);
+  return add(proj_->forward(rows), own_param(*this, "pos"));
 }
 
 ClassifierHead::ClassifierHead(int64_t dim, int64_t classes, Pool pool, bool norm) : pool_(pool) {

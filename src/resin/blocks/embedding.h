@@ -17,7 +17,6 @@ class TokenEmbedding : public nn::Module {
  private:
   int64_t max_len_;
   std::shared_ptr<nn::Embedding> token_;
-  Tensor pos_;
 };
 
 struct PatchEmbeddingOptions {
@@ -38,7 +37,6 @@ class PatchEmbedding : public nn::Module {
  private:
   PatchEmbeddingOptions o_;
   std::shared_ptr<nn::Conv2d> proj_;
-  Tensor cls_, pos_;
 };
 
 // x [N, C, H, W] → H tokens, token h = Linear(x[:, :, h, :] flattened to C·W) + pos[h]
@@ -52,7 +50,6 @@ class RowEmbedding : public nn::Module {
  private:
   int64_t c_, h_, w_;
   std::shared_ptr<nn::Linear> proj_;
-  Tensor pos_;
 };
 
 enum class Pool {

@@ -1,5 +1,6 @@
 #include "resin/blocks/laurel.h"
 
+#include "resin/blocks/param.h"
 #include "resin/nn/init.h"
 
 namespace resin::blocks {
@@ -11,20 +12,20 @@ LaurelBlock::LaurelBlock(nn::ModulePtr branch, const LaurelOptions& o) : o_(o) {
               " pa_rank=", o.pa_rank);
   const int64_t D = o.features;
   branch_ = register_module("branch", std::move(branch));
-  if (o.rw) rw_ = register_parameter("rw", zeros({2}));
-  auto low_rank = [&](const char* an, const char* bn, int64_t r, bool zero_b, Tensor& a, Tensor& b) {
-    a = register_parameter(an, empty({r, D}));
-    b = register_parameter(bn, empty({D, r}));
+  if (o.rw) register_parameter("rw", zeros({2}));
+  auto low_rank = [&](const char* an, const char* bn, int64_t r, bool zero_b) {
+    Tensor& a = register_parameter(an, empty({r, D}));
     nn::init::xavier_uniform_(a);
+    Tensor& b = register_parameter(bn, empty({D, r}));
     if (zero_b) nn::init::constant_(b, 0.0);
     else nn::init::xavier_uniform_(b);
   };
-  // LR: B = 0 so the block starts as x + F(x) and A still receives gradient through B's.
-  if (o.lr_rank > 0) low_rank("lr_a", "lr_b", o.lr_rank, true, lr_a_, lr_b_);
+  // LR: B = 0 makes the block start as x + F(x); B's gradient (through A·x ≠ 0) is not zero.
+  if (o.lr_rank > 0) low_rank("lr_a", "lr_b", o.lr_rank, true);
   if (o.pa_k > 0) {
-    pa_gamma_ = register_parameter("pa_gamma", zeros({o.pa_k}));
+    register_parameter("pa_gamma", zeros({o.pa_k}));
     // γ = 0 already makes PA vanish at init; h stays non-zero so that γ gets a gradient.
-    if (o.pa_rank > 0) low_rank("pa_a", "pa_b", o.pa_rank, false, pa_a_, pa_b_);
+    if (o.pa_rank > 0) low_rank("pa_a", "pa_b", o.pa_rank, false);
   }
 }
 
@@ -35,10 +36,12 @@ std::string LaurelBlock::extra_repr() const {
   return s.empty() ? "x + F(x)" : s;
 }
 
+Tensor LaurelBlock::p(const char* name) const { return own_param(*this, name); }
+
 int64_t LaurelBlock::added_parameters() const {
   int64_t n = 0;
-  for (const Tensor* t : {&rw_, &lr_a_, &lr_b_, &pa_gamma_, &pa_a_, &pa_b_})
-    if (t->defined()) n += t->numel();
+  for (const char* name : {"rw", "lr_a", "lr_b", "pa_gamma", "pa_a", "pa_b"})
+    if (Tensor t = p(name); t.defined()) n += t.numel();
   return n;
 }
 
@@ -56,16 +59,16 @@ Tensor LaurelBlock::forward(const Tensor& x, const std::vector<Tensor>& history)
   Tensor f = branch_->forward(x);
   RESIN_CHECK(f.shape() == x.shape(), "LaurelBlock: the branch changes the shape ", x.shape(), " -> ", f.shape());
   Tensor g = x;
-  if (o_.lr_rank > 0) g = add(g, map(x, lr_a_, lr_b_));
+  if (o_.lr_rank > 0) g = add(g, map(x, p("lr_a"), p("lr_b")));
   for (int64_t j = 0; j < o_.pa_k; ++j) {
     const int64_t back = static_cast<int64_t>(history.size()) - j;  // j = 0 is x itself
     if (j > 0 && back < 0) break;
     const Tensor& xj = j == 0 ? x : history[static_cast<size_t>(back)];
-    Tensor hj = o_.pa_rank > 0 ? map(xj, pa_a_, pa_b_) : xj;
-    g = add(g, mul(hj, pa_gamma_.select(0, j)));
+    Tensor hj = o_.pa_rank > 0 ? map(xj, p("pa_a"), p("pa_b")) : xj;
+    g = add(g, mul(hj, p("pa_gamma").select(0, j)));
   }
   if (!o_.rw) return add(f, g);
-  Tensor ab = mul(softmax(rw_, 0), 2.0);
+  Tensor ab = mul(softmax(p("rw"), 0), 2.0);
   return add(mul(f, ab.select(0, 0)), mul(g, ab.select(0, 1)));
 }
 

@@ -44,9 +44,9 @@ class LaurelBlock : public nn::Module {
 
  private:
   Tensor map(const Tensor& x, const Tensor& a, const Tensor& b) const;  // b·(a·x) over the features
+  Tensor p(const char* name) const;
   LaurelOptions o_;
   nn::ModulePtr branch_;
-  Tensor rw_, lr_a_, lr_b_, pa_gamma_, pa_a_, pa_b_;
 };
 
 // Blocks "0", "1", ... applied in order, each seeing the inputs of the blocks before it.

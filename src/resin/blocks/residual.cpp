@@ -1,5 +1,6 @@
 #include "resin/blocks/residual.h"
 
+#include "resin/blocks/param.h"
 #include "resin/blocks/resnet_blocks.h"
 #include "resin/nn/init.h"
 
@@ -125,7 +126,7 @@ Residual::Residual(nn::ModulePtr branch, const ResidualOptions& o) : o_(o) {
   const bool gated = o.mix == Mix::exclusive_gate || o.mix == Mix::shortcut_gate || o.mix == Mix::carry_gate;
   if (gated) gate_ = register_module("gate", gate_layer(o.layer, o.in, o.out, o.stride, o.gate_bias));
   if (o.mix == Mix::carry_gate) carry_ = register_module("carry", gate_layer(o.layer, o.in, o.out, o.stride, o.carry_bias));
-  if (o.mix == Mix::learned_scale) alpha_ = register_parameter("alpha", full(Shape{}, o.alpha_init));
+  if (o.mix == Mix::learned_scale) register_parameter("alpha", full(Shape{}, o.alpha_init));
   if (o.post == Post::bn_relu)
     post_norm_ = register_module("post_norm", o.layer == Layer::conv ? nn::BatchNorm2d({.features = o.out})
                                                                       : nn::BatchNorm1d({.features = o.out}));
@@ -155,6 +156,8 @@ std::string Residual::extra_repr() const {
   if (o_.drop_path > 0) s += str_cat(", drop_path=", o_.drop_path);
   return s;
 }
+
+Tensor Residual::alpha() const { return own_param(*this, "alpha"); }
 
 Tensor Residual::branch(const Tensor& x) { return branch_->forward(x); }
 Tensor Residual::shortcut(const Tensor& x) { return shortcut_ ? shortcut_->forward(x) : x; }
@@ -190,7 +193,7 @@ Tensor Residual::pre_post(const Tensor& x) {
       if (o_.shortcut_scale != 1.0) a = mul(s, o_.shortcut_scale);
       if (o_.branch_scale != 1.0) b = mul(f, o_.branch_scale);
       break;
-    case Mix::learned_scale: b = mul(f, alpha_); break;
+    case Mix::learned_scale: b = mul(f, alpha()); break;
     case Mix::exclusive_gate: {
       Tensor g = sigmoid(gate_->forward(x));
       a = mul(s, 1.0 - g);

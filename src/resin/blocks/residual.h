@@ -111,13 +111,12 @@ class Residual : public nn::Module {
   // Changing λ_s (attenuation schedules) and drop-path (stochastic-depth schedules) after build.
   void set_shortcut_scale(double s) { o_.shortcut_scale = s; }
   void set_drop_path(double p);
-  Tensor alpha() const { return alpha_; }  // undefined unless Mix::learned_scale
+  Tensor alpha() const;  // undefined unless Mix::learned_scale
 
  private:
   Tensor post(const Tensor& z);
   ResidualOptions o_;
   nn::ModulePtr branch_, shortcut_, gate_, carry_, post_norm_;
-  Tensor alpha_;
 };
 
 }  // namespace resin::blocks

@@ -1,5 +1,7 @@
 #include "resin/blocks/transformer.h"
 
+#include "resin/blocks/param.h"
+
 namespace resin::blocks {
 
 const char* placement_name(Placement p) {
@@ -76,7 +78,7 @@ TransformerLayerBase::TransformerLayerBase(const TransformerLayerOptions& o, siz
   for (size_t i = 1; i <= sublayers; ++i) {
     const std::string k = std::to_string(i);
     if (o.placement == Placement::rezero) {
-      alphas_.push_back(register_parameter("alpha" + k, zeros(Shape{})));
+      register_parameter("alpha" + k, zeros(Shape{}));
       continue;
     }
     norms_.push_back(register_module("norm" + k, ln()));
@@ -98,7 +100,7 @@ Tensor TransformerLayerBase::sublayer(size_t i, const Tensor& x, const std::func
   SublayerNorms n;
   if (!norms_.empty()) n.in = norms_[i].get();
   if (!out_norms_.empty()) n.out = out_norms_[i].get();
-  if (!alphas_.empty()) n.alpha = alphas_[i];
+  if (o_.placement == Placement::rezero) n.alpha = own_param(*this, "alpha" + std::to_string(i + 1));
   // dropout1..3 of torch: on the sublayer's output, before the residual addition.
   auto g = [&](const Tensor& h) { return dropout(f(h), o_.dropout, is_training()); };
   return add_norm(o_.placement, x, g, n, scales_[i], drop_path_, is_training());

@@ -71,7 +71,6 @@ class TransformerLayerBase : public nn::Module {
   Tensor ffn(const Tensor& x);
   TransformerLayerOptions o_;
   std::vector<nn::ModulePtr> norms_, out_norms_;
-  std::vector<Tensor> alphas_;
   std::vector<double> scales_;
   double drop_path_ = 0.0;
   std::shared_ptr<nn::Linear> linear1_, linear2_;

@@ -4,6 +4,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/backend/backend.h"
+#include "resin/blocks/param.h"
 #include "resin/nn/init.h"
 
 namespace resin::blocks {
@@ -111,35 +112,37 @@ FixupBranch::FixupBranch(Layer layer, int64_t in, int64_t hidden, int64_t out, i
   RESIN_CHECK(in > 0 && hidden > 0 && out > 0 && stride > 0, "FixupBranch: invalid geometry ", in, " -> ", hidden,
               " -> ", out, ", stride ", stride);
   RESIN_CHECK(layer == Layer::conv || stride == 1, "FixupBranch: the linear domain has no stride");
-  auto scalar = [&](const char* name, double v) { return register_parameter(name, full(Shape{}, v)); };
-  bias1a_ = scalar("bias1a", 0);
-  w1_ = register_parameter("weight1", layer == Layer::conv ? empty({hidden, in, 3, 3}) : empty({hidden, in}));
-  bias1b_ = scalar("bias1b", 0);
-  bias2a_ = scalar("bias2a", 0);
-  w2_ = register_parameter("weight2", layer == Layer::conv ? empty({out, hidden, 3, 3}) : empty({out, hidden}));
-  scale_ = scalar("scale", 1);
-  bias2b_ = scalar("bias2b", 0);
+  auto scalar = [&](const char* name, double v) { register_parameter(name, full(Shape{}, v)); };
+  scalar("bias1a", 0);
+  register_parameter("weight1", layer == Layer::conv ? empty({hidden, in, 3, 3}) : empty({hidden, in}));
+  scalar("bias1b", 0);
+  scalar("bias2a", 0);
+  register_parameter("weight2", layer == Layer::conv ? empty({out, hidden, 3, 3}) : empty({out, hidden}));
+  scalar("scale", 1);
+  scalar("bias2b", 0);
   reinit(1);
 }
 
 void FixupBranch::reinit(int64_t num_branches) {
   RESIN_CHECK(num_branches > 0, "FixupBranch::reinit: expected a positive number of branches, got ", num_branches);
   NoGradGuard ng;
-  nn::init::kaiming_normal_(w1_, nn::init::FanMode::fan_out);
+  Tensor w1 = own_param(*this, "weight1"), w2 = own_param(*this, "weight2");
+  nn::init::kaiming_normal_(w1, nn::init::FanMode::fan_out);
   // Zhang et al. 2019: scale by L^(−1/(2m−2)); m = 2 weight layers per branch gives L^(−1/2).
-  Tensor scaled = mul(w1_, 1.0 / std::sqrt(static_cast<double>(num_branches)));
-  backend::backend_for(w1_).copy(scaled, w1_);
-  nn::init::constant_(w2_, 0.0);
+  Tensor scaled = mul(w1, 1.0 / std::sqrt(static_cast<double>(num_branches)));
+  backend::backend_for(w1).copy(scaled, w1);
+  nn::init::constant_(w2, 0.0);
 }
 
 Tensor FixupBranch::forward(const Tensor& x) {
   auto W = [&](const Tensor& h, const Tensor& w, int64_t stride) {
     return layer_ == Layer::conv ? conv2d(h, w, {}, {.stride = {stride, stride}, .padding = {1, 1}}) : linear(h, w);
   };
-  Tensor h = W(add(x, bias1a_), w1_, stride_);
-  h = activate(add(h, bias1b_), act_);
-  h = W(add(h, bias2a_), w2_, 1);
-  return add(mul(h, scale_), bias2b_);
+  auto P = [&](const char* name) { return own_param(*this, name); };
+  Tensor h = W(add(x, P("bias1a")), P("weight1"), stride_);
+  h = activate(add(h, P("bias1b")), act_);
+  h = W(add(h, P("bias2a")), P("weight2"), 1);
+  return add(mul(h, P("scale")), P("bias2b"));
 }
 
 int64_t fixup_init(nn::Module& root, int64_t num_branches) {

@@ -58,7 +58,6 @@ class FixupBranch : public nn::Module {
   Layer layer_;
   int64_t stride_;
   Activation act_;
-  Tensor w1_, w2_, bias1a_, bias1b_, bias2a_, scale_, bias2b_;
 };
 
 // Applies FixupBranch::reinit to every FixupBranch under `root` with L = their count (or
