@@ -15,8 +15,8 @@
 namespace resin::blocks {
 
 struct AttentionMask {
-  Tensor attn_mask;         // [T, S] or [N*H, T, S]; non-zero = may not attend
-  Tensor key_padding_mask;  // [N, S]; non-zero = padding key
+  Tensor attn_mask = {};    // [T, S] or [N*H, T, S]; non-zero = may not attend
+  Tensor key_padding_mask = {};  // [N, S]; non-zero = padding key
   bool causal = false;      // block keys after the query position
 };
 

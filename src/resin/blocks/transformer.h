@@ -30,7 +30,7 @@ Placement parse_norm_placement(const std::string& name);  // "post" | "pre" | "p
 struct SublayerNorms {
   nn::Module* in = nullptr;   // LN: the post-LN norm for post, the input norm for pre and peri
   nn::Module* out = nullptr;  // LN' (peri only)
-  Tensor alpha;               // α (rezero only)
+  Tensor alpha = {};          // α (rezero only)
 };
 // One residual sublayer: x ← combine(x, F) by placement (formulas above).
 Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const Tensor&)>& f, const SublayerNorms& n,
@@ -105,7 +105,7 @@ class TransformerDecoderLayer : public TransformerLayerBase {
 };
 
 struct TransformerStackOptions {
-  TransformerLayerOptions layer;
+  TransformerLayerOptions layer = {};
   int64_t layers = 1;
   // The final LN after the last layer; by default present for pre and peri, absent for post/rezero.
   enum class FinalNorm { auto_, on, off } final_norm = FinalNorm::auto_;

@@ -25,7 +25,7 @@ enum class UnitPlacement { original, bn_after_add, relu_before_add, relu_preact,
 enum class Activation { relu, gelu };
 
 struct UnitOptions {
-  ResidualOptions residual;  // in, out, stride, layer, shortcut, mix, ...; `post` is set by the placement
+  ResidualOptions residual = {};  // in, out, stride, layer, shortcut, mix, ...; `post` is set by the placement
   UnitPlacement placement = UnitPlacement::original;
   int64_t hidden = 0;           // width between W1 and W2 (0: out)
   bool norm = true;             // false: drop every BN (norm-free nets: SkipInit, ReZero)
