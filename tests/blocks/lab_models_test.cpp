@@ -1,7 +1,7 @@
 // The lab's models: every family builds from a CLI spec and trains (finite gradients), parameter and
 // MAC counts match LAB.md's formulas, schedules reach the units, and bad specs are rejected clearly.
-#include "block_test_util.h"
 #include "resin/models/lab_models.h"
+#include "block_test_util.h"
 #include "resin/models/zoo.h"
 
 namespace resin::testing {
@@ -29,18 +29,32 @@ void expect_trains(const std::string& spec) {
 
 TEST(LabModels, EveryFamilyBuildsFromASpecAndBackpropagates) {
   for (const char* spec :
-       {"mlp:width=16,depth=4", "mlp:width=16,depth=3,norm=0,act=gelu", "resmlp:width=16,blocks=2",
-        "resmlp:width=16,blocks=2,placement=bn_after_add", "resmlp:width=16,blocks=2,placement=relu_before_add",
-        "resmlp:width=16,blocks=2,placement=relu_preact", "resmlp:width=16,blocks=2,placement=full_preact,mix=learned_scale",
+       {"mlp:width=16,depth=4",
+        "mlp:width=16,depth=3,norm=0,act=gelu",
+        "resmlp:width=16,blocks=2",
+        "resmlp:width=16,blocks=2,placement=bn_after_add",
+        "resmlp:width=16,blocks=2,placement=relu_before_add",
+        "resmlp:width=16,blocks=2,placement=relu_preact",
+        "resmlp:width=16,blocks=2,placement=full_preact,mix=learned_scale",
         "resmlp:width=16,blocks=2,placement=ln_pre,act=gelu,alpha_min=0.5,zero_init_last=1",
-        "resmlp:width=16,blocks=2,placement=fixup", "resmlp:width=16,blocks=2,mix=exclusive_gate,gate_bias=-6",
-        "resmlp:width=16,blocks=2,mix=shortcut_gate,gate_bias=-6", "resmlp:width=16,blocks=2,shortcut=conv1x1",
-        "resmlp:width=16,blocks=2,shortcut_dropout=0.5", "resmlp:width=16,blocks=2,mix=scaled,shortcut_scale=0.5",
-        "resmlp:width=16,blocks=3,placement=full_preact,laurel_rw=1,laurel_rank=4,laurel_k=2,laurel_pa_rank=2",
-        "resmlp:width=16,blocks=3,drop_path=0.2", "resmlp:width=16,blocks=2,mix=none", "highway:width=12,layers=3",
-        "highway:width=12,layers=2,carry_gate=1", "revmlp:width=16,blocks=2", "revmlp:width=16,blocks=2,recompute=0",
-        "rowformer:dim=16,depth=2,heads=2,ff=32,norm=post", "rowformer:dim=16,depth=2,heads=2,ff=32,norm=peri",
-        "rowformer:dim=16,depth=2,heads=2,ff=32,norm=rezero", "vit:patch=7,dim=16,depth=2,heads=2,ff=32,norm=pre,act=gelu"})
+        "resmlp:width=16,blocks=2,placement=fixup",
+        "resmlp:width=16,blocks=2,mix=exclusive_gate,gate_bias=-6",
+        "resmlp:width=16,blocks=2,mix=shortcut_gate,gate_bias=-6",
+        "resmlp:width=16,blocks=2,shortcut=conv1x1",
+        "resmlp:width=16,blocks=2,shortcut_dropout=0.5",
+        "resmlp:width=16,blocks=2,mix=scaled,shortcut_scale=0.5",
+        "resmlp:width=16,blocks=3,placement=full_preact,laurel_rw=1,laurel_rank=4,laurel_k=2,laurel_pa_rank="
+        "2",
+        "resmlp:width=16,blocks=3,drop_path=0.2",
+        "resmlp:width=16,blocks=2,mix=none",
+        "highway:width=12,layers=3",
+        "highway:width=12,layers=2,carry_gate=1",
+        "revmlp:width=16,blocks=2",
+        "revmlp:width=16,blocks=2,recompute=0",
+        "rowformer:dim=16,depth=2,heads=2,ff=32,norm=post",
+        "rowformer:dim=16,depth=2,heads=2,ff=32,norm=peri",
+        "rowformer:dim=16,depth=2,heads=2,ff=32,norm=rezero",
+        "vit:patch=7,dim=16,depth=2,heads=2,ff=32,norm=pre,act=gelu"})
     expect_trains(spec);
 }
 
@@ -59,13 +73,17 @@ TEST(LabModels, CountsMatchLabFormulas) {
 TEST(LabModels, NormFreeReZeroNetworkOutputsItsStem) {
   // LAB E11 P1 on the model: 100 units of x + α·F(x) with α = 0 leave the stem output unchanged.
   manual_seed(42);
-  auto m = make_res_mlp({.width = 32, .blocks = 100, .placement = blocks::UnitPlacement::full_preact,
-                         .mix = blocks::Mix::learned_scale, .norm = false});
+  auto m = make_res_mlp({.width = 32,
+                         .blocks = 100,
+                         .placement = blocks::UnitPlacement::full_preact,
+                         .mix = blocks::Mix::learned_scale,
+                         .norm = false});
   Tensor x = randn({3, 784});
   Tensor s = m->stem_output(x);
   EXPECT_TRUE(same_values(m->blocks()->forward(s), s));
   // A plain He-initialised norm-free stack of the same depth does not.
-  auto plain = make_res_mlp({.width = 32, .blocks = 100, .placement = blocks::UnitPlacement::full_preact, .norm = false});
+  auto plain = make_res_mlp(
+      {.width = 32, .blocks = 100, .placement = blocks::UnitPlacement::full_preact, .norm = false});
   Tensor s2 = plain->stem_output(x);
   EXPECT_GT(max_abs_diff(plain->blocks()->forward(s2), s2), 1.0);
 }
@@ -91,8 +109,10 @@ TEST(LabModels, AttenuationAndDropPathReachTheUnits) {
     EXPECT_EQ(r.options().shortcut_scale, a[i]);
     EXPECT_EQ(r.options().drop_path, p[i]);
   }
-  EXPECT_THROW(make_res_mlp({.width = 8, .blocks = 2, .mix = blocks::Mix::learned_scale, .alpha_min = 0.5}), Error);
-  EXPECT_THROW(make_res_mlp({.width = 8, .blocks = 2, .laurel_rw = true}), Error);  // original unit has a post ReLU
+  EXPECT_THROW(make_res_mlp({.width = 8, .blocks = 2, .mix = blocks::Mix::learned_scale, .alpha_min = 0.5}),
+               Error);
+  EXPECT_THROW(make_res_mlp({.width = 8, .blocks = 2, .laurel_rw = true}),
+               Error);  // original unit has a post ReLU
 }
 
 TEST(LabModels, SpecsAreValidated) {

@@ -1,8 +1,8 @@
 // LAuReL: at initialisation every variant equals the block without it, exactly; the added
 // parameter counts; and each term computes its formula once its parameters move.
+#include "resin/blocks/laurel.h"
 #include "block_test_util.h"
 #include "resin/backend/backend.h"
-#include "resin/blocks/laurel.h"
 #include "resin/blocks/units.h"
 
 namespace resin::testing {
@@ -48,7 +48,8 @@ TEST(Laurel, AtInitEveryVariantEqualsThePlainResidualStack) {
     nn::Sequential plain;
     for (auto& b : branches) {
       laurel.push_back(std::make_shared<LaurelBlock>(b, v.o));
-      plain.push_back(std::make_shared<Residual>(b, ResidualOptions{.in = 16, .out = 16, .layer = Layer::linear}));
+      plain.push_back(
+          std::make_shared<Residual>(b, ResidualOptions{.in = 16, .out = 16, .layer = Layer::linear}));
     }
     laurel.eval();  // BN as a fixed map: both stacks see identical branch outputs
     plain.eval();
@@ -79,7 +80,8 @@ TEST(Laurel, AddedParameterCounts) {
 TEST(Laurel, TermsComputeTheirFormulas) {
   manual_seed(22);
   const int64_t D = 6;
-  auto f = make_branch({.residual = {.in = D, .out = D, .layer = Layer::linear}, .placement = UnitPlacement::ln_pre});
+  auto f = make_branch(
+      {.residual = {.in = D, .out = D, .layer = Layer::linear}, .placement = UnitPlacement::ln_pre});
   LaurelBlock b(f, {.features = D, .rw = true, .lr_rank = 2, .pa_k = 3});
   fill(param(b, "rw").narrow(0, 0, 1), 0.7);   // a
   fill(param(b, "rw").narrow(0, 1, 1), -0.2);  // b
@@ -105,7 +107,8 @@ TEST(Laurel, TermsComputeTheirFormulas) {
 
 TEST(Laurel, ConvFeaturesUseOneByOneMaps) {
   manual_seed(23);
-  auto f = make_branch({.residual = {.in = 4, .out = 4, .layer = Layer::conv}, .placement = UnitPlacement::full_preact});
+  auto f = make_branch(
+      {.residual = {.in = 4, .out = 4, .layer = Layer::conv}, .placement = UnitPlacement::full_preact});
   LaurelBlock b(f, {.features = 4, .layer = Layer::conv, .lr_rank = 2});
   Tensor lr_b = param(b, "lr_b");
   fill(lr_b, 0.1);

@@ -19,7 +19,9 @@ nn::ModulePtr tanh_branch(int64_t d) {
   return std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{lin(d, d), nn::Tanh(), lin(d, d)});
 }
 
-Tensor gate_of(Residual& r, const char* child, const Tensor& x) { return sigmoid(r.child(child)->forward(x)); }
+Tensor gate_of(Residual& r, const char* child, const Tensor& x) {
+  return sigmoid(r.child(child)->forward(x));
+}
 
 TEST(Residual, ReZeroAtZeroIsExactlyTheIdentity) {
   manual_seed(1);
@@ -32,7 +34,10 @@ TEST(Residual, ReZeroAtZeroIsExactlyTheIdentity) {
   weighted_sum(r.forward(xi)).backward();
   EXPECT_NE(r.alpha().grad().item(), 0.0);
   // And the block stops being the identity once α moves.
-  { NoGradGuard ng; backend::backend_for(r.alpha()).fill(r.alpha(), 0.5); }
+  {
+    NoGradGuard ng;
+    backend::backend_for(r.alpha()).fill(r.alpha(), 0.5);
+  }
   EXPECT_GT(max_abs_diff(r.forward(x), x), 1e-3);
 }
 
@@ -49,8 +54,10 @@ TEST(Residual, NormFreeReZeroStackOf100UnitsIsTheIdentity) {
   manual_seed(3);
   nn::Sequential s;
   for (int i = 0; i < 100; ++i)
-    s.push_back(make_unit({.residual = {.in = 16, .out = 16, .layer = Layer::linear, .mix = Mix::learned_scale},
-                           .placement = UnitPlacement::full_preact, .norm = false}));
+    s.push_back(
+        make_unit({.residual = {.in = 16, .out = 16, .layer = Layer::linear, .mix = Mix::learned_scale},
+                   .placement = UnitPlacement::full_preact,
+                   .norm = false}));
   Tensor x = randn({4, 16});
   EXPECT_TRUE(same_values(s.forward(x), x));
 }
@@ -82,7 +89,8 @@ TEST(Residual, EveryMixComputesItsFormula) {
     Tensor g = gate_of(r, "gate", x);
     return (1.0 - g) * x + g * f;
   });
-  check(with(Mix::shortcut_gate), [&](Residual& r, const Tensor& f) { return (1.0 - gate_of(r, "gate", x)) * x + f; });
+  check(with(Mix::shortcut_gate),
+        [&](Residual& r, const Tensor& f) { return (1.0 - gate_of(r, "gate", x)) * x + f; });
   check(with(Mix::carry_gate),
         [&](Residual& r, const Tensor& f) { return gate_of(r, "carry", x) * x + gate_of(r, "gate", x) * f; });
   ResidualOptions post = base;
@@ -94,7 +102,8 @@ TEST(Residual, EveryMixComputesItsFormula) {
 
 TEST(Residual, GateBiasIsALearnableParameterStartingAtTheGivenValue) {
   manual_seed(5);
-  Residual r(tanh_branch(8), {.in = 8, .out = 8, .layer = Layer::linear, .mix = Mix::shortcut_gate, .gate_bias = -6.0});
+  Residual r(tanh_branch(8),
+             {.in = 8, .out = 8, .layer = Layer::linear, .mix = Mix::shortcut_gate, .gate_bias = -6.0});
   Tensor b;
   for (auto& [n, p] : r.named_parameters())
     if (n == "gate.bias") b = p;
@@ -121,7 +130,9 @@ TEST(Residual, ShortcutDropoutWithoutRescalingKeepsTheBareMask) {
   r.eval();
   EXPECT_LT(max_abs_diff(r.forward(x), 0.5 * x), 1e-7);
   // With rescaling: inverted dropout, identity in eval.
-  Residual s(zero, {.in = 1, .out = 1, .layer = Layer::linear, .shortcut_dropout = 0.5, .shortcut_dropout_rescale = true});
+  Residual s(
+      zero,
+      {.in = 1, .out = 1, .layer = Layer::linear, .shortcut_dropout = 0.5, .shortcut_dropout_rescale = true});
   for (double v : s.forward(x).to_vector()) EXPECT_TRUE(v == 0.0 || v > 1.9) << v;
   s.eval();
   EXPECT_TRUE(same_values(s.forward(x), x));
@@ -159,7 +170,8 @@ TEST(Residual, AttenuationScheduleFollowsTheFormulaExactly) {
     ASSERT_EQ(static_cast<int64_t>(a.size()), S);
     EXPECT_EQ(a[0], 1.0);
     for (int64_t l = 0; l < S; ++l)
-      EXPECT_EQ(a[static_cast<size_t>(l)], 1.0 - (1.0 - 0.6) * (S > 1 ? static_cast<double>(l) / static_cast<double>(S - 1) : 0.0));
+      EXPECT_EQ(a[static_cast<size_t>(l)],
+                1.0 - (1.0 - 0.6) * (S > 1 ? static_cast<double>(l) / static_cast<double>(S - 1) : 0.0));
     if (S > 1) {
       EXPECT_DOUBLE_EQ(a.back(), 0.6);
     }
@@ -179,7 +191,8 @@ TEST(Residual, ShortcutKinds) {
   ASSERT_TRUE(a);
   Tensor ya = a->forward(x);
   EXPECT_EQ(ya.shape(), (Shape{2, 8, 3, 3}));
-  EXPECT_TRUE(same_values(ya.narrow(1, 2, 4).contiguous(), x.slice(2, 0, 6, 2).slice(3, 0, 6, 2).contiguous()));
+  EXPECT_TRUE(
+      same_values(ya.narrow(1, 2, 4).contiguous(), x.slice(2, 0, 6, 2).slice(3, 0, 6, 2).contiguous()));
   EXPECT_EQ(max_abs(ya.narrow(1, 0, 2)), 0.0);
   EXPECT_EQ(a->parameter_count(), 0);
   // Option B: identity where the shape is kept, 1x1 conv + BN where it changes; option C: always.
@@ -196,12 +209,14 @@ TEST(Residual, ShortcutKinds) {
   auto d = make_shortcut(Shortcut::avg_projection, Layer::conv, 4, 8, 2);
   auto& ds = static_cast<nn::Sequential&>(*d);
   ASSERT_EQ(ds.size(), 3u);
-  Tensor want = ds[2]->forward(conv2d(avg_pool2d(x, {.kernel = {2, 2}}), static_cast<nn::Conv2d&>(*ds[1]).weight()));
+  Tensor want =
+      ds[2]->forward(conv2d(avg_pool2d(x, {.kernel = {2, 2}}), static_cast<nn::Conv2d&>(*ds[1]).weight()));
   EXPECT_LT(max_abs_diff(d->forward(x), want), 1e-6);
   // 1x1 conv shortcut (He 2016 Table 1): a bare convolution, even at equal shapes.
   auto k = make_shortcut(Shortcut::conv1x1, Layer::conv, 4, 4, 1);
   EXPECT_EQ(k->type_name(), "Conv2d");
-  EXPECT_EQ(make_shortcut(Shortcut::conv1x1, Layer::linear, 4, 6, 1)->forward(randn({3, 4})).shape(), (Shape{3, 6}));
+  EXPECT_EQ(make_shortcut(Shortcut::conv1x1, Layer::linear, 4, 6, 1)->forward(randn({3, 4})).shape(),
+            (Shape{3, 6}));
   EXPECT_THROW(make_shortcut(Shortcut::zero_pad, Layer::linear, 4, 8, 1), Error);
   EXPECT_THROW(Residual(tanh_branch(4), {.in = 4, .out = 4, .layer = Layer::conv, .post = Post::ln}), Error);
 }
@@ -242,12 +257,15 @@ TEST(Residual, UnitPlacementsOfHe2016) {
     u->eval();
     Tensor x = randn({5, 8});
     Tensor z = x + u->branch(x);
-    Tensor want = c.post == Post::relu ? relu(z) : c.post == Post::bn_relu ? relu(u->child("post_norm")->forward(z)) : z;
+    Tensor want = c.post == Post::relu      ? relu(z)
+                  : c.post == Post::bn_relu ? relu(u->child("post_norm")->forward(z))
+                                            : z;
     EXPECT_LT(max_abs_diff(u->forward(x), want), 1e-6) << placement_name(c.p);
   }
   // Conv units: 3x3 convs without bias, stride on the first, projection where the shape changes.
-  auto conv = make_unit({.residual = {.in = 4, .out = 8, .stride = 2, .layer = Layer::conv, .shortcut = Shortcut::projection},
-                         .placement = UnitPlacement::full_preact});
+  auto conv = make_unit(
+      {.residual = {.in = 4, .out = 8, .stride = 2, .layer = Layer::conv, .shortcut = Shortcut::projection},
+       .placement = UnitPlacement::full_preact});
   EXPECT_EQ(conv->forward(randn({2, 4, 8, 8})).shape(), (Shape{2, 8, 4, 4}));
   EXPECT_TRUE(has_child(*conv, "shortcut"));
   // Plain twin: no shortcut module at all.
@@ -261,7 +279,8 @@ TEST(Residual, UnitPlacementsOfHe2016) {
 TEST(Residual, ZeroInitLastMakesTheBranchZero) {
   manual_seed(10);
   for (UnitPlacement p : {UnitPlacement::original, UnitPlacement::full_preact, UnitPlacement::ln_pre}) {
-    auto u = make_unit({.residual = {.in = 8, .out = 8, .layer = Layer::linear}, .placement = p, .zero_init_last = true});
+    auto u = make_unit(
+        {.residual = {.in = 8, .out = 8, .layer = Layer::linear}, .placement = p, .zero_init_last = true});
     Tensor x = randn({4, 8});
     EXPECT_EQ(max_abs(u->branch(x)), 0.0) << placement_name(p);
   }
@@ -271,7 +290,8 @@ TEST(Residual, FixupUnitsStartAsTheIdentityAndScaleW1) {
   manual_seed(11);
   nn::Sequential s;
   for (int i = 0; i < 16; ++i)
-    s.push_back(make_unit({.residual = {.in = 256, .out = 256, .layer = Layer::linear}, .placement = UnitPlacement::fixup}));
+    s.push_back(make_unit(
+        {.residual = {.in = 256, .out = 256, .layer = Layer::linear}, .placement = UnitPlacement::fixup}));
   EXPECT_EQ(fixup_init(s), 16);
   Tensor x = relu(randn({3, 256}));
   EXPECT_TRUE(same_values(s.forward(x), x));  // relu(x + 0) with x >= 0
@@ -283,11 +303,13 @@ TEST(Residual, FixupUnitsStartAsTheIdentityAndScaleW1) {
   const auto v = w1.to_vector();
   double ss = 0;
   for (double e : v) ss += e * e;
-  EXPECT_NEAR(std::sqrt(ss / static_cast<double>(v.size())), std::sqrt(2.0 / 256.0) / 4.0, 0.02 * std::sqrt(2.0 / 256.0) / 4.0);
+  EXPECT_NEAR(std::sqrt(ss / static_cast<double>(v.size())), std::sqrt(2.0 / 256.0) / 4.0,
+              0.02 * std::sqrt(2.0 / 256.0) / 4.0);
   std::vector<std::string> scalars;
   for (auto& [n, p] : s[0]->named_parameters())
     if (p.dim() == 0) scalars.push_back(n);
-  EXPECT_EQ(scalars, (std::vector<std::string>{"branch.bias1a", "branch.bias1b", "branch.bias2a", "branch.scale", "branch.bias2b"}));
+  EXPECT_EQ(scalars, (std::vector<std::string>{"branch.bias1a", "branch.bias1b", "branch.bias2a",
+                                               "branch.scale", "branch.bias2b"}));
 }
 
 TEST(Residual, HighwayLayer) {
@@ -302,7 +324,8 @@ TEST(Residual, HighwayLayer) {
   EXPECT_LT(max_abs_diff(c->forward(x), Hc * Tc + x * C), 1e-6);
   for (double v : c->child("carry")->own_parameters()[1].second.to_vector()) EXPECT_EQ(v, 1.5);
   // Conv highway keeps the shape.
-  EXPECT_EQ(make_highway({.features = 3, .layer = Layer::conv})->forward(randn({2, 3, 5, 5})).shape(), (Shape{2, 3, 5, 5}));
+  EXPECT_EQ(make_highway({.features = 3, .layer = Layer::conv})->forward(randn({2, 3, 5, 5})).shape(),
+            (Shape{2, 3, 5, 5}));
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // Reversible stacks: exact inverse, gradients equal to storing activations, BN statistics updated
 // once, dropout replayed, and activation memory independent of depth.
+#include "resin/blocks/reversible.h"
 #include "block_test_util.h"
 #include "resin/blocks/residual.h"
-#include "resin/blocks/reversible.h"
 #include "resin/tensor/storage.h"
 
 namespace resin::testing {
@@ -23,7 +23,8 @@ nn::ModulePtr branch(int64_t h, double p = 0.0) {
 
 std::shared_ptr<ReversibleSequence> rev_stack(int64_t blocks, int64_t width, double p = 0.0) {
   std::vector<std::shared_ptr<RevBlock>> b;
-  for (int64_t i = 0; i < blocks; ++i) b.push_back(std::make_shared<RevBlock>(branch(width / 2, p), branch(width / 2, p)));
+  for (int64_t i = 0; i < blocks; ++i)
+    b.push_back(std::make_shared<RevBlock>(branch(width / 2, p), branch(width / 2, p)));
   return std::make_shared<ReversibleSequence>(b);
 }
 
@@ -187,7 +188,8 @@ int64_t activation_peak(nn::Module& net, const Tensor& x) {
 std::shared_ptr<nn::Sequential> res_stack(int64_t blocks, int64_t width) {
   auto s = std::make_shared<nn::Sequential>();
   for (int64_t i = 0; i < blocks; ++i)
-    s->push_back(std::make_shared<Residual>(branch(width), ResidualOptions{.in = width, .out = width, .layer = Layer::linear}));
+    s->push_back(std::make_shared<Residual>(
+        branch(width), ResidualOptions{.in = width, .out = width, .layer = Layer::linear}));
   return s;
 }
 
@@ -206,9 +208,11 @@ TEST(Reversible, ActivationMemoryDoesNotGrowWithDepth) {
   }
   const double rev_ratio = static_cast<double>(rev[128]) / static_cast<double>(rev[8]);
   const double res_ratio = static_cast<double>(res[128]) / static_cast<double>(res[8]);
-  std::printf("activation peak bytes: rev 8: %lld, rev 128: %lld (x%.3f); residual 8: %lld, residual 128: %lld (x%.2f)\n",
-              static_cast<long long>(rev[8]), static_cast<long long>(rev[128]), rev_ratio,
-              static_cast<long long>(res[8]), static_cast<long long>(res[128]), res_ratio);
+  std::printf(
+      "activation peak bytes: rev 8: %lld, rev 128: %lld (x%.3f); residual 8: %lld, residual 128: %lld "
+      "(x%.2f)\n",
+      static_cast<long long>(rev[8]), static_cast<long long>(rev[128]), rev_ratio,
+      static_cast<long long>(res[8]), static_cast<long long>(res[128]), res_ratio);
   EXPECT_GT(rev[8], 0);
   EXPECT_LT(std::abs(rev_ratio - 1.0), 0.2);
   EXPECT_GT(res_ratio, 8.0);

@@ -52,14 +52,18 @@ struct Built {
 };
 
 TransformerLayerOptions layer_options(const Spec& s) {
-  return {.dim = s.dim, .heads = s.heads, .ff = s.ff, .activation = s.act,
+  return {.dim = s.dim,
+          .heads = s.heads,
+          .ff = s.ff,
+          .activation = s.act,
           .placement = s.norm_first ? Placement::pre : Placement::post};
 }
 
 Tensor mask01(const std::vector<std::vector<int>>& rows, DType t) {
   std::vector<double> v;
   for (auto& r : rows) v.insert(v.end(), r.begin(), r.end());
-  return from_vector(v, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, {.dtype = t});
+  return from_vector(v, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())},
+                     {.dtype = t});
 }
 
 Built build(const Spec& s, size_t index) {
@@ -76,18 +80,24 @@ Built build(const Spec& s, size_t index) {
       b.inputs["v"] = randn({N, S, E});
     }
   } else if (s.kind == "encoder_layer" || s.kind == "encoder") {
-    if (s.kind == "encoder_layer") b.module = std::make_shared<TransformerEncoderLayer>(layer_options(s));
+    if (s.kind == "encoder_layer")
+      b.module = std::make_shared<TransformerEncoderLayer>(layer_options(s));
     else
-      b.module = std::make_shared<TransformerEncoder>(TransformerStackOptions{
-          .layer = layer_options(s), .layers = s.layers,
-          .final_norm = s.final_norm ? TransformerStackOptions::FinalNorm::on : TransformerStackOptions::FinalNorm::off});
+      b.module = std::make_shared<TransformerEncoder>(
+          TransformerStackOptions{.layer = layer_options(s),
+                                  .layers = s.layers,
+                                  .final_norm = s.final_norm ? TransformerStackOptions::FinalNorm::on
+                                                             : TransformerStackOptions::FinalNorm::off});
     b.inputs["x"] = randn({N, T, E});
   } else {
-    if (s.kind == "decoder_layer") b.module = std::make_shared<TransformerDecoderLayer>(layer_options(s));
+    if (s.kind == "decoder_layer")
+      b.module = std::make_shared<TransformerDecoderLayer>(layer_options(s));
     else
-      b.module = std::make_shared<TransformerDecoder>(TransformerStackOptions{
-          .layer = layer_options(s), .layers = s.layers,
-          .final_norm = s.final_norm ? TransformerStackOptions::FinalNorm::on : TransformerStackOptions::FinalNorm::off});
+      b.module = std::make_shared<TransformerDecoder>(
+          TransformerStackOptions{.layer = layer_options(s),
+                                  .layers = s.layers,
+                                  .final_norm = s.final_norm ? TransformerStackOptions::FinalNorm::on
+                                                             : TransformerStackOptions::FinalNorm::off});
     b.inputs["tgt"] = randn({N, T, E});
     b.inputs["memory"] = randn({N, S, E});
   }
@@ -99,11 +109,13 @@ Built build(const Spec& s, size_t index) {
     }
   const int64_t keys = s.kind == "mha" ? (s.self_attention ? T : S) : T;
   for (const std::string& m : s.masks) {
-    if (m == "attn_mask" || m == "tgt_mask") b.masks[m] = causal_mask(T, T);
+    if (m == "attn_mask" || m == "tgt_mask")
+      b.masks[m] = causal_mask(T, T);
     else if (m == "key_padding_mask" || m == "tgt_key_padding_mask")
       b.masks[m] = keys == S ? mask01({{0, 0, 0, 0, 1, 1}, {0, 0, 0, 0, 0, 1}}, DType::f32)
                              : mask01({{0, 0, 0, 1, 1}, {0, 0, 0, 0, 0}}, DType::f32);
-    else if (m == "memory_key_padding_mask") b.masks[m] = mask01({{0, 0, 0, 0, 0, 1}, {0, 0, 1, 1, 1, 1}}, DType::f32);
+    else if (m == "memory_key_padding_mask")
+      b.masks[m] = mask01({{0, 0, 0, 0, 0, 1}, {0, 0, 1, 1, 1, 1}}, DType::f32);
   }
   if (s.dtype == DType::f64) {
     convert(*b.module, DType::f64);
@@ -118,19 +130,38 @@ std::vector<Spec> specs() {
       {.kind = "mha", .label = "cross_key_padding", .self_attention = false, .masks = {"key_padding_mask"}},
       {.kind = "mha", .label = "self_causal", .masks = {"attn_mask"}},
       {.kind = "encoder_layer", .label = "post_relu"},
-      {.kind = "encoder_layer", .label = "pre_gelu_causal_padding", .act = Activation::gelu, .norm_first = true,
+      {.kind = "encoder_layer",
+       .label = "pre_gelu_causal_padding",
+       .act = Activation::gelu,
+       .norm_first = true,
        .masks = {"attn_mask", "key_padding_mask"}},
-      {.kind = "encoder_layer", .label = "post_gelu_padding", .act = Activation::gelu, .masks = {"key_padding_mask"}},
+      {.kind = "encoder_layer",
+       .label = "post_gelu_padding",
+       .act = Activation::gelu,
+       .masks = {"key_padding_mask"}},
       {.kind = "encoder_layer", .label = "pre_relu", .norm_first = true},
       {.kind = "decoder_layer", .label = "post_relu_causal", .masks = {"tgt_mask"}},
-      {.kind = "decoder_layer", .label = "pre_gelu_causal_memory_padding", .act = Activation::gelu, .norm_first = true,
+      {.kind = "decoder_layer",
+       .label = "pre_gelu_causal_memory_padding",
+       .act = Activation::gelu,
+       .norm_first = true,
        .masks = {"tgt_mask", "memory_key_padding_mask"}},
-      {.kind = "decoder_layer", .label = "post_gelu_padding", .act = Activation::gelu,
+      {.kind = "decoder_layer",
+       .label = "post_gelu_padding",
+       .act = Activation::gelu,
        .masks = {"tgt_key_padding_mask", "memory_key_padding_mask"}},
-      {.kind = "encoder", .label = "pre3_final_norm_causal", .layers = 3, .norm_first = true, .final_norm = true,
+      {.kind = "encoder",
+       .label = "pre3_final_norm_causal",
+       .layers = 3,
+       .norm_first = true,
+       .final_norm = true,
        .masks = {"attn_mask"}},
       {.kind = "encoder", .label = "post2", .layers = 2},
-      {.kind = "decoder", .label = "pre2_final_norm", .layers = 2, .norm_first = true, .final_norm = true,
+      {.kind = "decoder",
+       .label = "pre2_final_norm",
+       .layers = 2,
+       .norm_first = true,
+       .final_norm = true,
        .masks = {"tgt_mask"}},
   };
   std::vector<Spec> out;
@@ -161,10 +192,12 @@ std::vector<Tensor> run_resin(Built& b, std::map<std::string, Tensor>& leaves) {
   const AttentionMask src{.attn_mask = mask("attn_mask"), .key_padding_mask = mask("key_padding_mask")};
   const AttentionMask tgt{.attn_mask = mask("tgt_mask"), .key_padding_mask = mask("tgt_key_padding_mask")};
   const AttentionMask mem{.key_padding_mask = mask("memory_key_padding_mask")};
-  if (k == "encoder_layer") return {static_cast<TransformerEncoderLayer&>(*b.module).forward(leaves["x"], src)};
+  if (k == "encoder_layer")
+    return {static_cast<TransformerEncoderLayer&>(*b.module).forward(leaves["x"], src)};
   if (k == "encoder") return {static_cast<TransformerEncoder&>(*b.module).forward(leaves["x"], src)};
   if (k == "decoder_layer")
-    return {static_cast<TransformerDecoderLayer&>(*b.module).forward(leaves["tgt"], leaves["memory"], tgt, mem)};
+    return {
+        static_cast<TransformerDecoderLayer&>(*b.module).forward(leaves["tgt"], leaves["memory"], tgt, mem)};
   return {static_cast<TransformerDecoder&>(*b.module).forward(leaves["tgt"], leaves["memory"], tgt, mem)};
 }
 
@@ -185,12 +218,14 @@ std::string spec_json(const std::vector<Built>& cases) {
     const Spec& c = cases[i].spec;
     std::vector<std::string> inputs;
     for (auto& [n, _] : cases[i].inputs) inputs.push_back(n);
-    s += str_cat(i ? ",\n" : "", "{\"id\": ", io::json_quote(cases[i].id), ", \"kind\": ", io::json_quote(c.kind),
-                 ", \"dtype\": \"", c.dtype == DType::f64 ? "f64" : "f32", "\", \"dim\": ", c.dim, ", \"heads\": ", c.heads,
+    s += str_cat(i ? ",\n" : "", "{\"id\": ", io::json_quote(cases[i].id),
+                 ", \"kind\": ", io::json_quote(c.kind), ", \"dtype\": \"",
+                 c.dtype == DType::f64 ? "f64" : "f32", "\", \"dim\": ", c.dim, ", \"heads\": ", c.heads,
                  ", \"ff\": ", c.ff, ", \"activation\": \"", c.act == Activation::gelu ? "gelu" : "relu",
                  "\", \"norm_first\": ", c.norm_first ? "true" : "false", ", \"layers\": ", c.layers,
-                 ", \"final_norm\": ", c.final_norm ? "true" : "false", ", \"self_attention\": ",
-                 c.self_attention ? "true" : "false", ", \"inputs\": ", list(inputs), ", \"masks\": ", list(c.masks), "}");
+                 ", \"final_norm\": ", c.final_norm ? "true" : "false",
+                 ", \"self_attention\": ", c.self_attention ? "true" : "false",
+                 ", \"inputs\": ", list(inputs), ", \"masks\": ", list(c.masks), "}");
   }
   return s + "\n]}\n";
 }
@@ -225,8 +260,8 @@ Oracle run_oracle() {
                     out_path = dir.file("outputs.safetensors"), log_path = dir.file("oracle.log");
   io::atomic_write_file(spec_path, spec);
   io::atomic_write_file(in_path, input_bytes);
-  const std::string cmd = "/usr/bin/python3 '" + script + "' '" + spec_path + "' '" + in_path + "' '" + out_path + "' > '" +
-                          log_path + "' 2>&1";
+  const std::string cmd = "/usr/bin/python3 '" + script + "' '" + spec_path + "' '" + in_path + "' '" +
+                          out_path + "' > '" + log_path + "' 2>&1";
   const int status = std::system(cmd.c_str());
   const int rc = status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::string log;
@@ -235,8 +270,10 @@ Oracle run_oracle() {
   } catch (const Error&) {
   }
   if (rc == 3 || rc == 127) {
-    o.error = "PyTorch is not importable from /usr/bin/python3, so the Transformer parity tests cannot run. "
-              "Run scripts/install-deps.sh (it installs python3-torch). Oracle output:\n" + log;
+    o.error =
+        "PyTorch is not importable from /usr/bin/python3, so the Transformer parity tests cannot run. "
+        "Run scripts/install-deps.sh (it installs python3-torch). Oracle output:\n" +
+        log;
   } else if (rc != 0) {
     o.error = "transformer_oracle.py failed with exit status " + std::to_string(rc) + ":\n" + log;
   } else {
@@ -266,7 +303,8 @@ std::string compare(const Tensor& got, const Tensor& want, DType dtype) {
     if (!(e <= excess)) excess = e, worst = i;  // NaN counts as worst
   }
   if (excess <= 1.0) return "";
-  return str_cat("element ", worst, ": resin ", g[worst], ", torch ", w[worst], " (", excess, "x the tolerance)");
+  return str_cat("element ", worst, ": resin ", g[worst], ", torch ", w[worst], " (", excess,
+                 "x the tolerance)");
 }
 
 class TransformerParity : public ::testing::TestWithParam<size_t> {};

@@ -1,9 +1,9 @@
 // Transformer blocks beyond torch's coverage: the peri-LN and ReZero placements by formula, the
 // causal flag, attenuated and stochastic-depth stacks, embeddings and the classification head.
+#include "resin/blocks/transformer.h"
 #include "block_test_util.h"
 #include "resin/backend/backend.h"
 #include "resin/blocks/embedding.h"
-#include "resin/blocks/transformer.h"
 
 namespace resin::testing {
 namespace {

@@ -21,17 +21,20 @@ TokenEmbedding::TokenEmbedding(int64_t vocab, int64_t dim, int64_t max_len) : ma
 }
 
 Tensor TokenEmbedding::forward(const Tensor& idx) {
-  RESIN_CHECK(idx.defined() && idx.dim() == 2 && idx.size(1) <= max_len_, "TokenEmbedding: expected indices [N, T] with T <= ",
-              max_len_, ", got ", idx.defined() ? idx.shape().str() : "undefined");
+  RESIN_CHECK(idx.defined() && idx.dim() == 2 && idx.size(1) <= max_len_,
+              "TokenEmbedding: expected indices [N, T] with T <= ", max_len_, ", got ",
+              idx.defined() ? idx.shape().str() : "undefined");
   return add(token_->forward(idx), own_param(*this, "pos").narrow(0, 0, idx.size(1)));
 }
 
 PatchEmbedding::PatchEmbedding(const PatchEmbeddingOptions& o) : o_(o) {
-  RESIN_CHECK(o.in_channels > 0 && o.dim > 0 && o.patch > 0 && o.image_size > 0 && o.image_size % o.patch == 0,
-              "PatchEmbedding: image_size ", o.image_size, " must be a positive multiple of patch ", o.patch,
-              " (dim=", o.dim, ", in_channels=", o.in_channels, ")");
-  proj_ = register_module("proj", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
-                                      .in = o.in_channels, .out = o.dim, .kernel = o.patch, .stride = o.patch}));
+  RESIN_CHECK(
+      o.in_channels > 0 && o.dim > 0 && o.patch > 0 && o.image_size > 0 && o.image_size % o.patch == 0,
+      "PatchEmbedding: image_size ", o.image_size, " must be a positive multiple of patch ", o.patch,
+      " (dim=", o.dim, ", in_channels=", o.in_channels, ")");
+  proj_ =
+      register_module("proj", std::make_shared<nn::Conv2d>(nn::Conv2dOptions{
+                                  .in = o.in_channels, .out = o.dim, .kernel = o.patch, .stride = o.patch}));
   if (o.cls_token) register_parameter("cls_token", position_table({1, 1, o.dim}));
   register_parameter("pos_embed", position_table({1, num_tokens(), o.dim}));
 }
@@ -42,14 +45,15 @@ int64_t PatchEmbedding::num_tokens() const {
 }
 
 std::string PatchEmbedding::extra_repr() const {
-  return str_cat("patch=", o_.patch, ", image=", o_.image_size, ", dim=", o_.dim, o_.cls_token ? ", cls" : "");
+  return str_cat("patch=", o_.patch, ", image=", o_.image_size, ", dim=", o_.dim,
+                 o_.cls_token ? ", cls" : "");
 }
 
 Tensor PatchEmbedding::forward(const Tensor& x) {
   RESIN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == o_.in_channels && x.size(2) == o_.image_size &&
                   x.size(3) == o_.image_size,
-              "PatchEmbedding: expected [N, ", o_.in_channels, ", ", o_.image_size, ", ", o_.image_size, "], got ",
-              x.defined() ? x.shape().str() : "undefined");
+              "PatchEmbedding: expected [N, ", o_.in_channels, ", ", o_.image_size, ", ", o_.image_size,
+              "], got ", x.defined() ? x.shape().str() : "undefined");
   const int64_t n = x.size(0);
   Tensor t = proj_->forward(x).flatten(2).transpose(1, 2);  // [N, P, dim]
   if (o_.cls_token) t = concat({own_param(*this, "cls_token").expand({n, 1, o_.dim}), t}, 1);
@@ -58,15 +62,17 @@ Tensor PatchEmbedding::forward(const Tensor& x) {
 
 RowEmbedding::RowEmbedding(int64_t channels, int64_t height, int64_t width, int64_t dim)
     : c_(channels), h_(height), w_(width) {
-  RESIN_CHECK(channels > 0 && height > 0 && width > 0 && dim > 0, "RowEmbedding: invalid sizes ", channels, "x", height,
-              "x", width, " -> ", dim);
-  proj_ = register_module("proj", std::make_shared<nn::Linear>(nn::LinearOptions{.in = channels * width, .out = dim}));
+  RESIN_CHECK(channels > 0 && height > 0 && width > 0 && dim > 0, "RowEmbedding: invalid sizes ", channels,
+              "x", height, "x", width, " -> ", dim);
+  proj_ = register_module(
+      "proj", std::make_shared<nn::Linear>(nn::LinearOptions{.in = channels * width, .out = dim}));
   register_parameter("pos", position_table({height, dim}));
 }
 
 Tensor RowEmbedding::forward(const Tensor& x) {
   RESIN_CHECK(x.defined() && x.dim() == 4 && x.size(1) == c_ && x.size(2) == h_ && x.size(3) == w_,
-              "RowEmbedding: expected [N, ", c_, ", ", h_, ", ", w_, "], got ", x.defined() ? x.shape().str() : "undefined");
+              "RowEmbedding: expected [N, ", c_, ", ", h_, ", ", w_, "], got ",
+              x.defined() ? x.shape().str() : "undefined");
   // [N, C, H, W] → [N, H, C, W] → [N, H, C·W]
   Tensor rows = x.permute({0, 2, 1, 3}).reshape({x.size(0), h_, c_ * w_});
   return add(proj_->forward(rows), own_param(*this, "pos"));
@@ -74,7 +80,8 @@ Tensor RowEmbedding::forward(const Tensor& x) {
 
 ClassifierHead::ClassifierHead(int64_t dim, int64_t classes, Pool pool, bool norm) : pool_(pool) {
   RESIN_CHECK(dim > 0 && classes > 0, "ClassifierHead: invalid dim=", dim, " classes=", classes);
-  if (norm) norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {dim}}));
+  if (norm)
+    norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {dim}}));
   fc_ = register_module("fc", std::make_shared<nn::Linear>(nn::LinearOptions{.in = dim, .out = classes}));
 }
 

@@ -17,8 +17,10 @@ LaurelBlock::LaurelBlock(nn::ModulePtr branch, const LaurelOptions& o) : o_(o) {
     Tensor& a = register_parameter(an, empty({r, D}));
     nn::init::xavier_uniform_(a);
     Tensor& b = register_parameter(bn, empty({D, r}));
-    if (zero_b) nn::init::constant_(b, 0.0);
-    else nn::init::xavier_uniform_(b);
+    if (zero_b)
+      nn::init::constant_(b, 0.0);
+    else
+      nn::init::xavier_uniform_(b);
   };
   // LR: B = 0 makes the block start as x + F(x); B's gradient (through A·x ≠ 0) is not zero.
   if (o.lr_rank > 0) low_rank("lr_a", "lr_b", o.lr_rank, true);
@@ -57,7 +59,8 @@ Tensor LaurelBlock::forward(const Tensor& x, const std::vector<Tensor>& history)
   RESIN_CHECK(x.dim() >= 1 && x.size(fdim) == o_.features, "LaurelBlock: expected ", o_.features,
               " features in dim ", fdim, ", got shape ", x.shape());
   Tensor f = branch_->forward(x);
-  RESIN_CHECK(f.shape() == x.shape(), "LaurelBlock: the branch changes the shape ", x.shape(), " -> ", f.shape());
+  RESIN_CHECK(f.shape() == x.shape(), "LaurelBlock: the branch changes the shape ", x.shape(), " -> ",
+              f.shape());
   Tensor g = x;
   if (o_.lr_rank > 0) g = add(g, map(x, p("lr_a"), p("lr_b")));
   for (int64_t j = 0; j < o_.pa_k; ++j) {

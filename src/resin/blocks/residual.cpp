@@ -18,10 +18,11 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator* gen) {
 }
 
 std::vector<double> linear_drop_path(int64_t blocks, double p_max) {
-  RESIN_CHECK(blocks >= 0 && p_max >= 0 && p_max < 1, "linear_drop_path: expected blocks >= 0 and p_max in [0, 1), got ",
-              blocks, ", ", p_max);
+  RESIN_CHECK(blocks >= 0 && p_max >= 0 && p_max < 1,
+              "linear_drop_path: expected blocks >= 0 and p_max in [0, 1), got ", blocks, ", ", p_max);
   std::vector<double> p(static_cast<size_t>(blocks));
-  for (int64_t l = 1; l <= blocks; ++l) p[static_cast<size_t>(l - 1)] = p_max * static_cast<double>(l) / static_cast<double>(blocks);
+  for (int64_t l = 1; l <= blocks; ++l)
+    p[static_cast<size_t>(l - 1)] = p_max * static_cast<double>(l) / static_cast<double>(blocks);
   return p;
 }
 
@@ -39,13 +40,15 @@ std::vector<double> attenuation_schedule(int64_t sublayers, double alpha_min) {
 namespace {
 
 nn::ModulePtr conv1x1(int64_t in, int64_t out, int64_t stride, bool bias) {
-  return std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = in, .out = out, .kernel = 1, .stride = stride, .bias = bias});
+  return std::make_shared<nn::Conv2d>(
+      nn::Conv2dOptions{.in = in, .out = out, .kernel = 1, .stride = stride, .bias = bias});
 }
 
 // W x + b with b initialised to `bias` (gates).
 nn::ModulePtr gate_layer(Layer layer, int64_t in, int64_t out, int64_t stride, double bias) {
-  nn::ModulePtr m = layer == Layer::conv ? conv1x1(in, out, stride, true)
-                                         : std::make_shared<nn::Linear>(nn::LinearOptions{.in = in, .out = out});
+  nn::ModulePtr m = layer == Layer::conv
+                        ? conv1x1(in, out, stride, true)
+                        : std::make_shared<nn::Linear>(nn::LinearOptions{.in = in, .out = out});
   nn::init::constant_(m->own_parameters()[1].second, bias);
   return m;
 }
@@ -66,14 +69,17 @@ const char* mix_formula(Mix m) {
 }  // namespace
 
 nn::ModulePtr make_shortcut(Shortcut kind, Layer layer, int64_t in, int64_t out, int64_t stride) {
-  RESIN_CHECK(in > 0 && out > 0 && stride > 0, "make_shortcut: invalid geometry in=", in, " out=", out, " stride=", stride);
+  RESIN_CHECK(in > 0 && out > 0 && stride > 0, "make_shortcut: invalid geometry in=", in, " out=", out,
+              " stride=", stride);
   const bool same = in == out && stride == 1;
   if (layer == Layer::linear) {
     RESIN_CHECK(stride == 1, "make_shortcut: the linear domain has no stride, got stride=", stride);
     RESIN_CHECK(kind != Shortcut::zero_pad && kind != Shortcut::avg_projection,
                 "make_shortcut: zero_pad and avg_projection need [N, C, H, W] activations (Layer::conv)");
   }
-  auto linear = [&] { return std::make_shared<nn::Linear>(nn::LinearOptions{.in = in, .out = out, .bias = false}); };
+  auto linear = [&] {
+    return std::make_shared<nn::Linear>(nn::LinearOptions{.in = in, .out = out, .bias = false});
+  };
   switch (kind) {
     case Shortcut::identity:
       if (same) return nullptr;
@@ -116,21 +122,25 @@ Residual::Residual(nn::ModulePtr branch, const ResidualOptions& o) : o_(o) {
   RESIN_CHECK(branch != nullptr, "Residual: the branch module is null");
   RESIN_CHECK(o.in > 0 && o.out > 0 && o.stride > 0, "Residual: invalid geometry in=", o.in, " out=", o.out,
               " stride=", o.stride);
-  RESIN_CHECK(o.shortcut_dropout >= 0 && o.shortcut_dropout < 1, "Residual: shortcut_dropout must be in [0, 1), got ",
-              o.shortcut_dropout);
-  RESIN_CHECK(!(o.post == Post::ln && o.layer == Layer::conv), "Residual: Post::ln needs Layer::linear ([..., D])");
+  RESIN_CHECK(o.shortcut_dropout >= 0 && o.shortcut_dropout < 1,
+              "Residual: shortcut_dropout must be in [0, 1), got ", o.shortcut_dropout);
+  RESIN_CHECK(!(o.post == Post::ln && o.layer == Layer::conv),
+              "Residual: Post::ln needs Layer::linear ([..., D])");
   set_drop_path(o.drop_path);
   branch_ = register_module("branch", std::move(branch));
   if (o.mix != Mix::none && (shortcut_ = make_shortcut(o.shortcut, o.layer, o.in, o.out, o.stride)))
     register_module("shortcut", shortcut_);
   const bool gated = o.mix == Mix::exclusive_gate || o.mix == Mix::shortcut_gate || o.mix == Mix::carry_gate;
   if (gated) gate_ = register_module("gate", gate_layer(o.layer, o.in, o.out, o.stride, o.gate_bias));
-  if (o.mix == Mix::carry_gate) carry_ = register_module("carry", gate_layer(o.layer, o.in, o.out, o.stride, o.carry_bias));
+  if (o.mix == Mix::carry_gate)
+    carry_ = register_module("carry", gate_layer(o.layer, o.in, o.out, o.stride, o.carry_bias));
   if (o.mix == Mix::learned_scale) register_parameter("alpha", full(Shape{}, o.alpha_init));
   if (o.post == Post::bn_relu)
     post_norm_ = register_module("post_norm", o.layer == Layer::conv ? nn::BatchNorm2d({.features = o.out})
-                                                                      : nn::BatchNorm1d({.features = o.out}));
-  if (o.post == Post::ln) post_norm_ = register_module("post_norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.out}}));
+                                                                     : nn::BatchNorm1d({.features = o.out}));
+  if (o.post == Post::ln)
+    post_norm_ =
+        register_module("post_norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.out}}));
 }
 
 void Residual::set_drop_path(double p) {
@@ -183,8 +193,8 @@ Tensor Residual::pre_post(const Tensor& x) {
     // and the expected value (1 − p)·x in eval.
     s = o_.shortcut_dropout_rescale ? dropout(s, p, training) : mul(dropout(s, p, training), 1.0 - p);
   }
-  RESIN_CHECK(s.shape() == f.shape(), "Residual: shortcut gives shape ", s.shape(), " but the branch gives ", f.shape(),
-              " (in=", o_.in, " out=", o_.out, " stride=", o_.stride, ")");
+  RESIN_CHECK(s.shape() == f.shape(), "Residual: shortcut gives shape ", s.shape(), " but the branch gives ",
+              f.shape(), " (in=", o_.in, " out=", o_.out, " stride=", o_.stride, ")");
   Tensor a = s, b = f;  // the two terms before the addition
   switch (o_.mix) {
     case Mix::none:

@@ -41,11 +41,11 @@ enum class Shortcut {
 enum class Mix {
   none,            // z = F(x)                                        (plain block, no shortcut)
   sum,             // z = S(x) + F(x)
-  scaled,          // z = λ_s·S(x) + λ_f·F(x), fixed λ (constant scaling; attenuated identity α_l·x + F(x))
+  scaled,          // z = λ_s·S(x) + λ_f·F(x), λ fixed (constant scaling; attenuated identity)
   learned_scale,   // z = S(x) + α·F(x), α a learnable scalar, α = alpha_init (ReZero / SkipInit: 0)
   exclusive_gate,  // z = (1 − g)·S(x) + g·F(x), g = σ(W_g x + b_g)     (He 2016 Table 1; highway T)
   shortcut_gate,   // z = (1 − g)·S(x) + F(x),   g = σ(W_g x + b_g)     (He 2016 "shortcut-only gating")
-  carry_gate,      // z = c·S(x) + g·F(x), g = σ(W_g x + b_g), c = σ(W_c x + b_c)  (highway, free carry gate)
+  carry_gate,      // z = c·S(x) + g·F(x), g = σ(W_g x + b_g), c = σ(W_c x + b_c)   (highway, carry gate)
 };
 
 enum class Post {

@@ -79,7 +79,7 @@ class ReversibleBackward : public autograd::Node {
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
 
   std::vector<std::shared_ptr<RevBlock>> blocks;
-  std::vector<Tensor> params;                          // unique parameters that require grad
+  std::vector<Tensor> params;                           // unique parameters that require grad
   std::vector<std::vector<size_t>> f_params, g_params;  // per block: indices into params
   std::vector<std::optional<Generator>> rng_f, rng_g;
   std::optional<Tensor> y1, y2;  // detached outputs of the last block (stream dtype)
@@ -87,7 +87,8 @@ class ReversibleBackward : public autograd::Node {
 };
 
 std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
-  RESIN_CHECK(y1 && y2, name(), ": saved outputs were released; pass retain_graph=true to the first backward");
+  RESIN_CHECK(y1 && y2, name(),
+              ": saved outputs were released; pass retain_graph=true to the first backward");
   GradEnabledGuard grad_on;
   // The backward leaves the generator where the forward left it, whatever F and G draw.
   struct RngRestore {
@@ -141,7 +142,8 @@ std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
     cy2 = x2;
   }
   std::vector<Tensor> out{dy1, dy2};
-  for (size_t k = 0; k < params.size(); ++k) out.push_back(pgrad[k].defined() ? pgrad[k] : zeros_like(params[k]));
+  for (size_t k = 0; k < params.size(); ++k)
+    out.push_back(pgrad[k].defined() ? pgrad[k] : zeros_like(params[k]));
   return out;
 }
 
@@ -153,14 +155,16 @@ RevBlock::RevBlock(nn::ModulePtr f, nn::ModulePtr g) {
   g_ = register_module("g", std::move(g));
 }
 
-std::pair<Tensor, Tensor> RevBlock::forward(const Tensor& x1, const Tensor& x2, std::optional<DType> compute) {
+std::pair<Tensor, Tensor> RevBlock::forward(const Tensor& x1, const Tensor& x2,
+                                            std::optional<DType> compute) {
   const DType c = compute.value_or(x1.dtype());
   Tensor y1 = add(x1, call(*f_, x2, c));
   Tensor y2 = add(x2, call(*g_, y1, c));
   return {y1, y2};
 }
 
-std::pair<Tensor, Tensor> RevBlock::inverse(const Tensor& y1, const Tensor& y2, std::optional<DType> compute) {
+std::pair<Tensor, Tensor> RevBlock::inverse(const Tensor& y1, const Tensor& y2,
+                                            std::optional<DType> compute) {
   const DType c = compute.value_or(y1.dtype());
   Tensor x2 = sub(y2, call(*g_, y1, c));
   Tensor x1 = sub(y1, call(*f_, x2, c));
@@ -173,7 +177,8 @@ Tensor RevBlock::forward(const Tensor& x) {
   return concat({y1, y2}, 1);
 }
 
-ReversibleSequence::ReversibleSequence(std::vector<std::shared_ptr<RevBlock>> blocks, const ReversibleOptions& o)
+ReversibleSequence::ReversibleSequence(std::vector<std::shared_ptr<RevBlock>> blocks,
+                                       const ReversibleOptions& o)
     : blocks_(std::move(blocks)), o_(o) {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     RESIN_CHECK(blocks_[i] != nullptr, "ReversibleSequence: block ", i, " is null");
@@ -182,8 +187,8 @@ ReversibleSequence::ReversibleSequence(std::vector<std::shared_ptr<RevBlock>> bl
 }
 
 std::string ReversibleSequence::extra_repr() const {
-  return str_cat("y1 = x1 + F(x2), y2 = x2 + G(y1); dim=", o_.dim, o_.recompute ? ", recompute" : ", store activations",
-                 o_.wide_stream ? ", f64 stream" : "");
+  return str_cat("y1 = x1 + F(x2), y2 = x2 + G(y1); dim=", o_.dim,
+                 o_.recompute ? ", recompute" : ", store activations", o_.wide_stream ? ", f64 stream" : "");
 }
 
 Tensor ReversibleSequence::forward(const Tensor& x) {
@@ -196,7 +201,8 @@ Tensor ReversibleSequence::forward(const Tensor& x) {
   return widen ? y.to(compute) : y;
 }
 
-std::pair<Tensor, Tensor> ReversibleSequence::forward(const Tensor& x1, const Tensor& x2, std::optional<DType> compute_opt) {
+std::pair<Tensor, Tensor> ReversibleSequence::forward(const Tensor& x1, const Tensor& x2,
+                                                      std::optional<DType> compute_opt) {
   RESIN_CHECK(x1.defined() && x2.defined() && x1.shape() == x2.shape() && x1.dtype() == x2.dtype(),
               "ReversibleSequence: the halves must be defined and of one shape and dtype");
   const DType compute = compute_opt.value_or(x1.dtype());
@@ -256,7 +262,8 @@ Tensor ReversibleSequence::inverse(const Tensor& y) {
   return widen ? x.to(compute) : x;
 }
 
-std::pair<Tensor, Tensor> ReversibleSequence::inverse(const Tensor& y1, const Tensor& y2, std::optional<DType> compute) {
+std::pair<Tensor, Tensor> ReversibleSequence::inverse(const Tensor& y1, const Tensor& y2,
+                                                      std::optional<DType> compute) {
   NoGradGuard ng;
   const BufferSnapshot buffers({this});
   Tensor a = y1, b = y2;

@@ -20,8 +20,8 @@ Placement parse_norm_placement(const std::string& name) {
   RESIN_FAIL("unknown norm placement '", name, "'; expected post, pre, peri or rezero");
 }
 
-Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const Tensor&)>& f, const SublayerNorms& n,
-                double shortcut_scale, double drop_path_p, bool training) {
+Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const Tensor&)>& f,
+                const SublayerNorms& n, double shortcut_scale, double drop_path_p, bool training) {
   const Tensor a = shortcut_scale == 1.0 ? x : mul(x, shortcut_scale);
   switch (p) {
     case Placement::post:
@@ -42,7 +42,8 @@ Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const T
 
 namespace {
 
-Tensor feed_forward(const Tensor& x, nn::Linear& l1, nn::Linear& l2, Activation act, double p, bool training) {
+Tensor feed_forward(const Tensor& x, nn::Linear& l1, nn::Linear& l2, Activation act, double p,
+                    bool training) {
   return l2.forward(dropout(activate(l1.forward(x), act), p, training));
 }
 
@@ -54,7 +55,8 @@ int64_t ff_width(const TransformerLayerOptions& o) { return o.ff > 0 ? o.ff : 4 
 
 }  // namespace
 
-FeedForward::FeedForward(int64_t dim, int64_t ff, Activation act, double dropout) : act_(act), dropout_(dropout) {
+FeedForward::FeedForward(int64_t dim, int64_t ff, Activation act, double dropout)
+    : act_(act), dropout_(dropout) {
   RESIN_CHECK(dim > 0 && ff > 0 && dropout >= 0 && dropout < 1, "FeedForward: invalid dim=", dim, " ff=", ff,
               " dropout=", dropout);
   register_module("linear1", make_linear(dim, ff));
@@ -71,10 +73,13 @@ TransformerLayerBase::TransformerLayerBase(const TransformerLayerOptions& o, siz
     : o_(o), scales_(sublayers, 1.0) {
   RESIN_CHECK(o.dim > 0 && o.heads > 0 && o.dim % o.heads == 0, "Transformer layer: dim ", o.dim,
               " must be a positive multiple of heads ", o.heads);
-  RESIN_CHECK(o.dropout >= 0 && o.dropout < 1, "Transformer layer: dropout must be in [0, 1), got ", o.dropout);
+  RESIN_CHECK(o.dropout >= 0 && o.dropout < 1, "Transformer layer: dropout must be in [0, 1), got ",
+              o.dropout);
   linear1_ = register_module("linear1", make_linear(o.dim, ff_width(o)));
   linear2_ = register_module("linear2", make_linear(ff_width(o), o.dim));
-  auto ln = [&] { return std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.dim}, .eps = o.eps}); };
+  auto ln = [&] {
+    return std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.dim}, .eps = o.eps});
+  };
   for (size_t i = 1; i <= sublayers; ++i) {
     const std::string k = std::to_string(i);
     if (o.placement == Placement::rezero) {
@@ -96,7 +101,8 @@ void TransformerLayerBase::set_drop_path(double p) {
   drop_path_ = p;
 }
 
-Tensor TransformerLayerBase::sublayer(size_t i, const Tensor& x, const std::function<Tensor(const Tensor&)>& f) {
+Tensor TransformerLayerBase::sublayer(size_t i, const Tensor& x,
+                                      const std::function<Tensor(const Tensor&)>& f) {
   SublayerNorms n;
   if (!norms_.empty()) n.in = norms_[i].get();
   if (!out_norms_.empty()) n.out = out_norms_[i].get();
@@ -110,41 +116,45 @@ Tensor TransformerLayerBase::ffn(const Tensor& x) {
   return feed_forward(x, *linear1_, *linear2_, o_.activation, o_.dropout, is_training());
 }
 
-TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& o) : TransformerLayerBase(o, 2) {
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& o)
+    : TransformerLayerBase(o, 2) {
   self_attn_ = register_module("self_attn", std::make_shared<MultiheadAttention>(MultiheadAttentionOptions{
                                                 .dim = o.dim, .heads = o.heads, .dropout = o.dropout}));
 }
 
 std::string TransformerEncoderLayer::extra_repr() const {
-  return str_cat("dim=", o_.dim, ", heads=", o_.heads, ", ff=", ff_width(o_), ", ", placement_name(o_.placement), "-LN");
+  return str_cat("dim=", o_.dim, ", heads=", o_.heads, ", ff=", ff_width(o_), ", ",
+                 placement_name(o_.placement), "-LN");
 }
 
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const AttentionMask& mask) {
-  RESIN_CHECK(x.dim() == 3 && x.size(2) == o_.dim, "TransformerEncoderLayer: expected [N, T, ", o_.dim, "], got ",
-              x.shape());
+  RESIN_CHECK(x.dim() == 3 && x.size(2) == o_.dim, "TransformerEncoderLayer: expected [N, T, ", o_.dim,
+              "], got ", x.shape());
   Tensor h = sublayer(0, x, [&](const Tensor& z) { return self_attn_->forward(z, z, z, mask); });
   return sublayer(1, h, [&](const Tensor& z) { return ffn(z); });
 }
 
-TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& o) : TransformerLayerBase(o, 3) {
+TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& o)
+    : TransformerLayerBase(o, 3) {
   const MultiheadAttentionOptions mo{.dim = o.dim, .heads = o.heads, .dropout = o.dropout};
   self_attn_ = register_module("self_attn", std::make_shared<MultiheadAttention>(mo));
   cross_attn_ = register_module("multihead_attn", std::make_shared<MultiheadAttention>(mo));
 }
 
 std::string TransformerDecoderLayer::extra_repr() const {
-  return str_cat("dim=", o_.dim, ", heads=", o_.heads, ", ff=", ff_width(o_), ", ", placement_name(o_.placement), "-LN");
+  return str_cat("dim=", o_.dim, ", heads=", o_.heads, ", ff=", ff_width(o_), ", ",
+                 placement_name(o_.placement), "-LN");
 }
 
 Tensor TransformerDecoderLayer::forward(const Tensor&) {
   RESIN_FAIL("TransformerDecoderLayer: call forward(tgt, memory, tgt_mask, memory_mask)");
 }
 
-Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
-                                        const AttentionMask& memory_mask) {
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
+                                        const AttentionMask& tgt_mask, const AttentionMask& memory_mask) {
   RESIN_CHECK(tgt.dim() == 3 && tgt.size(2) == o_.dim && memory.dim() == 3 && memory.size(2) == o_.dim,
-              "TransformerDecoderLayer: expected tgt [N, T, ", o_.dim, "] and memory [N, S, ", o_.dim, "], got ",
-              tgt.shape(), " and ", memory.shape());
+              "TransformerDecoderLayer: expected tgt [N, T, ", o_.dim, "] and memory [N, S, ", o_.dim,
+              "], got ", tgt.shape(), " and ", memory.shape());
   Tensor h = sublayer(0, tgt, [&](const Tensor& z) { return self_attn_->forward(z, z, z, tgt_mask); });
   h = sublayer(1, h, [&](const Tensor& z) { return cross_attn_->forward(z, memory, memory, memory_mask); });
   return sublayer(2, h, [&](const Tensor& z) { return ffn(z); });
@@ -181,7 +191,8 @@ TransformerEncoder::TransformerEncoder(const TransformerStackOptions& o) {
   }
   configure(layers_, o);
   if (has_final_norm(o))
-    norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.layer.dim}, .eps = o.layer.eps}));
+    norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(
+                                        nn::LayerNormOptions{.shape = {o.layer.dim}, .eps = o.layer.eps}));
 }
 
 Tensor TransformerEncoder::forward(const Tensor& x, const AttentionMask& mask) {
@@ -199,7 +210,8 @@ TransformerDecoder::TransformerDecoder(const TransformerStackOptions& o) {
   }
   configure(layers_, o);
   if (has_final_norm(o))
-    norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(nn::LayerNormOptions{.shape = {o.layer.dim}, .eps = o.layer.eps}));
+    norm_ = register_module("norm", std::make_shared<nn::LayerNorm>(
+                                        nn::LayerNormOptions{.shape = {o.layer.dim}, .eps = o.layer.eps}));
 }
 
 Tensor TransformerDecoder::forward(const Tensor&) {

@@ -33,8 +33,9 @@ struct SublayerNorms {
   Tensor alpha = {};          // α (rezero only)
 };
 // One residual sublayer: x ← combine(x, F) by placement (formulas above).
-Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const Tensor&)>& f, const SublayerNorms& n,
-                double shortcut_scale = 1.0, double drop_path_p = 0.0, bool training = false);
+Tensor add_norm(Placement p, const Tensor& x, const std::function<Tensor(const Tensor&)>& f,
+                const SublayerNorms& n, double shortcut_scale = 1.0, double drop_path_p = 0.0,
+                bool training = false);
 
 struct TransformerLayerOptions {
   int64_t dim = 0, heads = 1, ff = 0;  // ff: hidden width of the FFN (0: 4·dim)
@@ -113,7 +114,8 @@ struct TransformerStackOptions {
   double drop_path_max = 0.0;  // stochastic depth, linear over layers (linear_drop_path)
 };
 
-// Children layers.0 .. layers.{L-1}, and norm (the final LN) when present — torch.nn.TransformerEncoder's names.
+// Children layers.0 .. layers.{L-1}, and norm (the final LN) when present: the names of
+// torch.nn.TransformerEncoder / TransformerDecoder.
 class TransformerEncoder : public nn::Module {
  public:
   explicit TransformerEncoder(const TransformerStackOptions& o);

@@ -24,7 +24,8 @@ nn::ModulePtr weight_layer(Layer layer, int64_t in, int64_t out, int64_t stride,
 }
 
 nn::ModulePtr norm_layer(Layer layer, int64_t features) {
-  return layer == Layer::conv ? nn::BatchNorm2d({.features = features}) : nn::BatchNorm1d({.features = features});
+  return layer == Layer::conv ? nn::BatchNorm2d({.features = features})
+                              : nn::BatchNorm1d({.features = features});
 }
 
 }  // namespace
@@ -43,11 +44,13 @@ const char* placement_name(UnitPlacement p) {
 }
 
 UnitPlacement parse_placement(const std::string& name) {
-  for (auto p : {UnitPlacement::original, UnitPlacement::bn_after_add, UnitPlacement::relu_before_add,
-                 UnitPlacement::relu_preact, UnitPlacement::full_preact, UnitPlacement::ln_pre, UnitPlacement::fixup})
+  for (auto p :
+       {UnitPlacement::original, UnitPlacement::bn_after_add, UnitPlacement::relu_before_add,
+        UnitPlacement::relu_preact, UnitPlacement::full_preact, UnitPlacement::ln_pre, UnitPlacement::fixup})
     if (name == placement_name(p)) return p;
-  RESIN_FAIL("unknown unit placement '", name,
-             "'; expected original, bn_after_add, relu_before_add, relu_preact, full_preact, ln_pre or fixup");
+  RESIN_FAIL(
+      "unknown unit placement '", name,
+      "'; expected original, bn_after_add, relu_before_add, relu_preact, full_preact, ln_pre or fixup");
 }
 
 Post placement_post(UnitPlacement p, bool norm) {
@@ -75,6 +78,7 @@ nn::ModulePtr make_branch(const UnitOptions& o) {
   };
   auto act = [&] { seq->push_back(act_module(o.activation)); };
   // A weight layer carries a bias only where no BN follows it (BN's β subsumes it).
+  // clang-format off
   switch (o.placement) {
     case UnitPlacement::original: W1(!n); BN(hidden); act(); W2(!n); BN(r.out); break;
     case UnitPlacement::bn_after_add: W1(!n); BN(hidden); act(); W2(!n); break;
@@ -87,6 +91,7 @@ nn::ModulePtr make_branch(const UnitOptions& o) {
       break;
     case UnitPlacement::fixup: break;
   }
+  // clang-format on
   if (o.zero_init_last) {
     // The last module with parameters: a BN (zero γ) or a weight layer (zero weight and bias).
     for (size_t i = seq->size(); i-- > 0;) {
@@ -109,8 +114,8 @@ std::shared_ptr<Residual> make_unit(const UnitOptions& o) {
 
 FixupBranch::FixupBranch(Layer layer, int64_t in, int64_t hidden, int64_t out, int64_t stride, Activation act)
     : layer_(layer), stride_(stride), act_(act) {
-  RESIN_CHECK(in > 0 && hidden > 0 && out > 0 && stride > 0, "FixupBranch: invalid geometry ", in, " -> ", hidden,
-              " -> ", out, ", stride ", stride);
+  RESIN_CHECK(in > 0 && hidden > 0 && out > 0 && stride > 0, "FixupBranch: invalid geometry ", in, " -> ",
+              hidden, " -> ", out, ", stride ", stride);
   RESIN_CHECK(layer == Layer::conv || stride == 1, "FixupBranch: the linear domain has no stride");
   auto scalar = [&](const char* name, double v) { register_parameter(name, full(Shape{}, v)); };
   scalar("bias1a", 0);
@@ -124,7 +129,8 @@ FixupBranch::FixupBranch(Layer layer, int64_t in, int64_t hidden, int64_t out, i
 }
 
 void FixupBranch::reinit(int64_t num_branches) {
-  RESIN_CHECK(num_branches > 0, "FixupBranch::reinit: expected a positive number of branches, got ", num_branches);
+  RESIN_CHECK(num_branches > 0, "FixupBranch::reinit: expected a positive number of branches, got ",
+              num_branches);
   NoGradGuard ng;
   Tensor w1 = own_param(*this, "weight1"), w2 = own_param(*this, "weight2");
   nn::init::kaiming_normal_(w1, nn::init::FanMode::fan_out);
@@ -136,7 +142,8 @@ void FixupBranch::reinit(int64_t num_branches) {
 
 Tensor FixupBranch::forward(const Tensor& x) {
   auto W = [&](const Tensor& h, const Tensor& w, int64_t stride) {
-    return layer_ == Layer::conv ? conv2d(h, w, {}, {.stride = {stride, stride}, .padding = {1, 1}}) : linear(h, w);
+    return layer_ == Layer::conv ? conv2d(h, w, {}, {.stride = {stride, stride}, .padding = {1, 1}})
+                                 : linear(h, w);
   };
   auto P = [&](const char* name) { return own_param(*this, name); };
   Tensor h = W(add(x, P("bias1a")), P("weight1"), stride_);
@@ -159,13 +166,18 @@ std::shared_ptr<Residual> make_highway(const HighwayOptions& o) {
   RESIN_CHECK(o.features > 0, "make_highway: features must be positive, got ", o.features);
   auto h = std::make_shared<nn::Sequential>();
   if (o.layer == Layer::conv)
-    h->push_back(std::make_shared<nn::Conv2d>(nn::Conv2dOptions{.in = o.features, .out = o.features, .kernel = 3, .padding = 1}));
+    h->push_back(std::make_shared<nn::Conv2d>(
+        nn::Conv2dOptions{.in = o.features, .out = o.features, .kernel = 3, .padding = 1}));
   else
     h->push_back(std::make_shared<nn::Linear>(nn::LinearOptions{.in = o.features, .out = o.features}));
   h->push_back(act_module(o.activation));
-  return std::make_shared<Residual>(h, ResidualOptions{.in = o.features, .out = o.features, .layer = o.layer,
-                                                       .mix = o.carry_gate ? Mix::carry_gate : Mix::exclusive_gate,
-                                                       .gate_bias = o.gate_bias, .carry_bias = o.carry_bias});
+  return std::make_shared<Residual>(
+      h, ResidualOptions{.in = o.features,
+                         .out = o.features,
+                         .layer = o.layer,
+                         .mix = o.carry_gate ? Mix::carry_gate : Mix::exclusive_gate,
+                         .gate_bias = o.gate_bias,
+                         .carry_bias = o.carry_bias});
 }
 
 }  // namespace resin::blocks

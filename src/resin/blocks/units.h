@@ -12,8 +12,9 @@
 //   UnitPlacement::relu_before_add  y = S(x) + act(BN(W2 act(BN(W1 x))))
 //   UnitPlacement::relu_preact      y = S(x) + BN(W2 act(BN(W1 act(x))))
 //   UnitPlacement::full_preact      y = S(x) + W2 act(BN(W1 act(BN(x))))
-//   UnitPlacement::ln_pre           y = S(x) + W2 act(W1 LN(x))       (Pre-LN MLP / Transformer FFN; linear only)
-//   UnitPlacement::fixup            y = relu(S(x) + s·W2 act(W1(x + b1a) + b1b + b2a) + b2b)   (Zhang et al. 2019)
+//   UnitPlacement::ln_pre           y = S(x) + W2 act(W1 LN(x))      (Pre-LN MLP / FFN; linear only)
+//   UnitPlacement::fixup            y = relu(S(x) + s·W2 act(W1(x + b1a) + b1b + b2a) + b2b)
+//                                                                     (Zhang et al. 2019)
 //
 // The mixing rule (Mix) replaces "S(x) + ·" in every line; Mix::none gives the plain twin.
 #pragma once

@@ -33,7 +33,8 @@ class LabNet : public nn::Module {
   nn::ModulePtr stem_, blocks_, final_, head_;
 };
 
-// MLP(w, L): L weight layers in→w, (L−2)×(w→w), w→classes; hidden layers Linear→BN→act (BN optional).
+// MLP(w, L): L weight layers in→w, (L−2)×(w→w), w→classes; hidden layers Linear→BN→act
+// (BN optional).
 // blocks = the L−2 middle layers.
 struct MlpOptions {
   int64_t in = 784, width = 64, depth = 20, classes = 10;
