@@ -1,6 +1,8 @@
 // Reversible stacks: exact inverse, gradients equal to storing activations, BN statistics updated
 // once, dropout replayed, and activation memory independent of depth.
 #include "resin/blocks/reversible.h"
+#include <omp.h>
+
 #include "block_test_util.h"
 #include "resin/blocks/residual.h"
 #include "resin/tensor/storage.h"
@@ -30,7 +32,16 @@ std::shared_ptr<ReversibleSequence> rev_stack(int64_t blocks, int64_t width, dou
 
 Tensor loss_of(const Tensor& y) { return weighted_sum(y); }
 
+// The 128-block tests run thousands of tiny ops; on a loaded 2-core machine OpenMP's spinning
+// threads make them minutes long. One thread changes no result (and no allocator count).
+struct OneThread {
+  int prev = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(prev); }
+};
+
 TEST(Reversible, Stack128ReconstructsItsInputFromTheStream) {
+  const OneThread one_thread;
   // What the backward does: reconstruct each block's input from its output. With the stream in f64
   // (wide_stream; F and G still compute in f32) nothing is lost: the 1e-5 holds with room.
   manual_seed(11);
@@ -50,6 +61,7 @@ TEST(Reversible, Stack128ReconstructsItsInputFromTheStream) {
 }
 
 TEST(Reversible, Stack128ReconstructsItsInputInF32) {
+  const OneThread one_thread;
   // With an f32 stream the rounding of y = x + F(·), amplified by 128 blocks of F and G, is the limit:
   // ≈ 0.7–1.1e-5 relative L2 over seeds for these blocks. Held to LAB E9's 1e-4 (worst element).
   manual_seed(11);
@@ -66,6 +78,7 @@ TEST(Reversible, Stack128ReconstructsItsInputInF32) {
 
 // Gradients of the reconstruct-in-backward path against ordinary backprop through the same blocks.
 void expect_gradients_match(bool wide, double tol) {
+  const OneThread one_thread;
   manual_seed(12);
   std::vector<std::shared_ptr<RevBlock>> b;
   for (int i = 0; i < 128; ++i) b.push_back(std::make_shared<RevBlock>(branch(16), branch(16)));
@@ -173,6 +186,24 @@ TEST(Reversible, DropoutMasksAreReplayed) {
   EXPECT_EQ(default_generator().state(), after_forward);
 }
 
+TEST(Reversible, RetainGraphAllowsASecondBackwardAndReleaseForbidsIt) {
+  manual_seed(17);
+  auto net = rev_stack(3, 8);
+  Tensor x = randn({16, 8});
+  x.set_requires_grad(true);
+  Tensor l = loss_of(net->forward(x));
+  l.backward({}, /*retain_graph=*/true);
+  const Tensor once = x.grad().clone();
+  l.backward();
+  EXPECT_LT(max_abs_diff(x.grad(), mul(once, 2.0)), 1e-5);
+  try {
+    l.backward();
+    FAIL() << "a third backward through released saved tensors must throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("retain_graph"), std::string::npos) << e.what();
+  }
+}
+
 // Peak bytes allocated during one forward + backward beyond what was live before it, less the
 // parameter gradients the step produces: the activation memory of training.
 int64_t activation_peak(nn::Module& net, const Tensor& x) {
@@ -194,8 +225,9 @@ std::shared_ptr<nn::Sequential> res_stack(int64_t blocks, int64_t width) {
 }
 
 TEST(Reversible, ActivationMemoryDoesNotGrowWithDepth) {
+  const OneThread one_thread;
   manual_seed(16);
-  const int64_t batch = 4096, width = 32;
+  const int64_t batch = 1024, width = 32;
   Tensor x = randn({batch, width});
   std::map<int64_t, int64_t> rev, res;
   for (int64_t depth : {8, 128}) {

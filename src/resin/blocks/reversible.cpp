@@ -95,9 +95,6 @@ std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
     Generator saved = default_generator();
     ~RngRestore() { default_generator() = saved; }
   } rng_restore;
-  std::vector<nn::Module*> roots;
-  for (auto& b : blocks) roots.push_back(b.get());
-  const BufferSnapshot buffers(roots);
   std::vector<Tensor> pgrad(params.size());
   auto run_local = [&](nn::Module& m, const Tensor& in, const std::vector<size_t>& idx,
                        const std::optional<Generator>& rng, const Tensor& grad_out, Tensor& out_value) {
@@ -115,6 +112,7 @@ std::vector<Tensor> ReversibleBackward::apply(std::vector<Tensor>&& grads) {
   Tensor cy1 = *y1, cy2 = *y2, dy1 = grads[0], dy2 = grads[1];
   for (size_t i = blocks.size(); i-- > 0;) {
     RevBlock& b = *blocks[i];
+    const BufferSnapshot buffers({&b});  // per block: O(1) extra memory in depth
     // y2 = x2 + G(y1): dL/dy1 gains G'(y1)ᵀ dy2, and x2 = y2 − G(y1).
     Tensor z1 = cy1.detach();
     z1.set_requires_grad(true);
