@@ -4,6 +4,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/models/densenet.h"
+#include "resin/models/lab_models.h"
 #include "resin/models/resnet.h"
 #include "resin/models/vgg.h"
 #include "resin/ops/profile.h"
@@ -162,6 +163,7 @@ std::vector<ZooEntry> build_zoo() {
                                kImageNet, 29, {.growth = d.k, .blocks = d.blocks, .init_features = d.init}));
   for (int depth : {11, 13, 16, 19})
     for (bool bn : {false, true}) z.push_back(vgg_entry(depth, bn));
+  for (auto& e : lab_zoo_entries()) z.push_back(std::move(e));
   return z;
 }
 
@@ -195,7 +197,11 @@ const ZooEntry& zoo_entry(const std::string& name) {
   RESIN_FAIL("unknown model '", name, "'. Did you mean: ", hint, "? (`resin zoo` lists all ", zoo().size(), " models)");
 }
 
-nn::ModulePtr create_model(const std::string& name, const ModelArgs& args) { return zoo_entry(name).make(args); }
+nn::ModulePtr create_model(const std::string& name, const ModelArgs& args) {
+  // "family:key=value,..." builds any configuration of the lab's models (lab_models.h).
+  if (name.find(':') != std::string::npos) return create_lab_model(name, args);
+  return zoo_entry(name).make(args);
+}
 
 int64_t count_macs(nn::Module& model, int64_t in_channels, int64_t image_size) {
   NoGradGuard ng;

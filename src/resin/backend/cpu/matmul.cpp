@@ -15,9 +15,9 @@ Arg matmul_arg(const Tensor& t) {
   const bool bcast = t.stride(0) == 0 && t.size(0) > 1;
   const Dims dims{bcast ? 1 : t.size(0), t.size(1), t.size(2)};
   Strides st = normalized_strides(Shape{dims[0], dims[1], dims[2]}, t.strides());
-  // A single batch's stride is arbitrary; make it the outermost so that a transposed operand reads
-  // as a plain "acb" layout (with stride 0 oneDNN 2.6 sees "cba" and falls back to ref:any).
-  if (dims[0] == 1) st[0] = dims[1] * dims[2];
+  // A batch of one may carry any stride; a small one makes oneDNN see a "cba"-like layout and fall
+  // back to its reference kernel (100x slower for the transposed weight of linear()).
+  if (dims[0] == 1) st[0] = std::max(st[1] * dims[1], st[2] * dims[2]);
   const memory::desc user = md_of(t, dims, Dims(st.begin(), st.end()));
   const bool inner_unit = (st[2] == 1 || dims[2] == 1) || (st[1] == 1 || dims[1] == 1);
   return Arg(user, inner_unit ? user : dense_md(dims), false);
