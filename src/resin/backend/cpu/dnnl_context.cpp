@@ -1,6 +1,8 @@
 // Engine, stream and execution for the oneDNN kernels.
 #include "resin/backend/cpu/dnnl_context.h"
 
+#include <omp.h>
+
 #include <mutex>
 
 #include "resin/backend/cpu/primitive_cache.h"
@@ -18,18 +20,23 @@ dnnl::stream& stream() {
   return s;
 }
 
-void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+void execute(const char* op, const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args,
+             int max_threads) {
   detail::count_executed();
   // One stream, and the default oneDNN build shares scratchpads between executions: kernels called
   // from several threads run one at a time (each already uses every core through OpenMP).
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
+  const int saved = omp_get_max_threads();
+  if (max_threads > 0 && max_threads < saved) omp_set_num_threads(max_threads);
   try {
     p.execute(stream(), args);
     stream().wait();
   } catch (const dnnl::error& e) {
+    omp_set_num_threads(saved);
     RESIN_FAIL(op, ": oneDNN failed: ", e.what());
   }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace resin::backend::onednn

@@ -128,10 +128,19 @@ Arg::Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_outpu
 memory wrap(const memory::desc& md, void* p) { return memory(md, engine(), p); }
 memory wrap(const memory::desc& md, const Tensor& t) { return wrap(md, t.raw_data()); }
 
+namespace {
+// Reorders of at most this many bytes (weights of most layers) run on the calling thread: an
+// OpenMP fork/join costs more than the copy, and on a loaded machine a parallel region can wait a
+// whole scheduler time slice for a descheduled thread.
+constexpr size_t kSerialReorderBytes = 128 << 10;
+
+int reorder_threads(const memory::desc& md) { return md.get_size() <= kSerialReorderBytes ? 1 : 0; }
+}  // namespace
+
 memory Arg::in(const Tensor& t, Scratch& s) const {
   if (!to_want) return wrap(want, t);
   memory m = wrap(want, s.get(want.get_size()));
-  execute("reorder", *to_want, {{DNNL_ARG_FROM, wrap(user, t)}, {DNNL_ARG_TO, m}});
+  execute("reorder", *to_want, {{DNNL_ARG_FROM, wrap(user, t)}, {DNNL_ARG_TO, m}}, reorder_threads(want));
   return m;
 }
 
@@ -141,7 +150,8 @@ memory Arg::out(const Tensor& t, Scratch& s) const {
 }
 
 void Arg::out_done(const memory& m, const Tensor& t) const {
-  if (to_user) execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}});
+  if (to_user)
+    execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}}, reorder_threads(want));
 }
 
 }  // namespace resin::backend::onednn
