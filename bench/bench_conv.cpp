@@ -1,17 +1,24 @@
 // Convolution throughput: resin (ops and backend kernels, NCHW and channels-last tensors) against
-// plain oneDNN primitives created once with format_tag::any and data already in the layouts they
-// chose (no reorders inside the timed loop), which is the best a direct oneDNN user gets.
+// plain oneDNN primitives created once with data already in the layouts they use (no reorders in
+// the timed loop).
 //
 // Shapes: ResNet-50 convolutions at batch 16 and CIFAR-ResNet convolutions at batch 128 (no bias,
-// as in ResNets, where batch norm follows). Counter GFLOP/s = 2 * MACs per second; backward-data
-// and backward-weights have the same MAC count as forward.
+// as in ResNets, where batch norm follows), plus a tiny one whose time is mostly per-call cost.
+// Counter GFLOP/s = 2 * MACs per second; backward-data and backward-weights have the same MAC
+// count as forward.
 //
-// Run: OMP_NUM_THREADS=2 ./build/bench/bench_conv --benchmark_repetitions=5
-//        --benchmark_report_aggregates_only=true   (one command line)
-// Names: <pass>/<path>/<shape>, path = resin_op_{nchw,cl} (resin::conv2d, allocation included),
-// resin_nchw / resin_cl (CpuBackend kernels on preallocated NCHW / channels-last tensors), onednn
-// (raw, blocked layouts of its choice) and onednn_nhwc (raw, nhwc activations: resin_cl minus the
-// framework is this).
+// Names: <pass>/<path>/<shape>, path =
+//   onednn         raw oneDNN, activations and weights format_tag::any (blocked): its best case
+//   onednn_nhwc    raw oneDNN, nhwc activations, `any` weights kept blocked between calls
+//   resin_cl       CpuBackend kernel, channels-last tensors (same kernels as onednn_nhwc, plus the
+//                  per-call weight reorders from/to resin's plain OIHW weights)
+//   resin_nchw     CpuBackend kernel, NCHW tensors (activations reordered to/from blocked)
+//   resin_op_*     resin::conv2d (output allocation included), forward only
+//
+// Run (one command line):
+//   OMP_NUM_THREADS=2 ./build/bench/bench_conv --benchmark_repetitions=5
+//     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
+// On a shared machine add RESIN_BENCH_CLOCK=cpu OMP_WAIT_POLICY=passive (see timed()).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 #include <time.h>

@@ -8,11 +8,22 @@
 // reference kernel for them (NCHW on AVX-512) it asks again with format_tag::any and reorders
 // activations and weights into the blocked layout oneDNN picks, and results back.
 //
+// Performance (bench/bench_conv.cpp): with channels-last tensors convolution runs oneDNN's NHWC
+// kernels with no activation reorders, within a few percent of raw oneDNN on the same layout; NCHW
+// tensors pay a reorder of src and dst to oneDNN's blocked layout on every call. Weights are plain
+// OIHW in resin and are reordered to oneDNN's blocked weight layout on every call (no version
+// counter tells when an optimizer has changed them), as are weight gradients back.
+//
 // Propagation kinds: conv forward is forward_training (the interface does not say whether autograd
 // will need the result, and on the CPU both kinds run the same kernels); batch norm training and
 // layer norm are forward_training (they output statistics); max pooling is forward_training (its
 // workspace is what backward needs); inference-only kernels (batch norm inference, avg pooling,
 // eltwise, softmax) are forward_inference. Backward primitive descriptors take a forward hint.
+//
+// Deliberate fallbacks (oneDNN's semantics differ or it has no primitive): softplus unless beta = 1
+// and threshold >= 15 (2.6's soft_relu has neither); clamp backward (clip passes the gradient on
+// (lo, hi], resin on [lo, hi]); binary ops whose first operand is expanded, unless they commute
+// (oneDNN broadcasts src1 only); f32 -> integer copies; where and the index kernels.
 //
 // Deviations from RefBackend that are by design: results are f32-accumulated (the reference
 // accumulates in double; expect ~1e-5 relative differences, more for long reductions); reduce
