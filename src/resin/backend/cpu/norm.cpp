@@ -116,6 +116,22 @@ bool ln_usable(const Tensor& x, std::initializer_list<const Tensor*> mats,
 
 }  // namespace
 
+// Executes a batch-norm forward primitive (training: mean/var are outputs; inference: inputs).
+static void run_bn_forward(BnFwd& e, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                           const Tensor& mean, const Tensor& var, const Tensor& y) {
+  Scratch s;
+  const memory::desc c = stat_md(x.size(1));
+  memory dst = e.dst.out(y, s);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)},
+                                       {DNNL_ARG_DST, dst},
+                                       {DNNL_ARG_MEAN, wrap(c, mean)},
+                                       {DNNL_ARG_VARIANCE, wrap(c, var)}};
+  if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(c, gamma));
+  if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(c, beta));
+  execute("batch_norm", e.prim, args);
+  e.dst.out_done(dst, y);
+}
+
 void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                              const Tensor& y, const Tensor& mean, const Tensor& var,
                                              double eps) {
@@ -126,17 +142,7 @@ void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamm
                       [&] { return make_bn_fwd(prop_kind::forward_training, x, y, f, eps); });
   }
   if (!e) return RefBackend::batch_norm_forward_training(x, gamma, beta, y, mean, var, eps);
-  Scratch s;
-  const memory::desc c = stat_md(x.size(1));
-  memory dst = e->dst.out(y, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)},
-                                       {DNNL_ARG_DST, dst},
-                                       {DNNL_ARG_MEAN, wrap(c, mean)},
-                                       {DNNL_ARG_VARIANCE, wrap(c, var)}};
-  if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(c, gamma));
-  if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(c, beta));
-  execute("batch_norm", e->prim, args);
-  e->dst.out_done(dst, y);
+  run_bn_forward(*e, x, gamma, beta, mean, var, y);
 }
 
 void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
@@ -149,17 +155,7 @@ void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gam
                       [&] { return make_bn_fwd(prop_kind::forward_inference, x, y, f, eps); });
   }
   if (!e) return RefBackend::batch_norm_forward_inference(x, gamma, beta, mean, var, y, eps);
-  Scratch s;
-  const memory::desc c = stat_md(x.size(1));
-  memory dst = e->dst.out(y, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, wrap(md_of(x), x)},
-                                       {DNNL_ARG_DST, dst},
-                                       {DNNL_ARG_MEAN, wrap(c, mean)},
-                                       {DNNL_ARG_VARIANCE, wrap(c, var)}};
-  if (gamma.defined()) args.emplace(DNNL_ARG_SCALE, wrap(c, gamma));
-  if (beta.defined()) args.emplace(DNNL_ARG_SHIFT, wrap(c, beta));
-  execute("batch_norm", e->prim, args);
-  e->dst.out_done(dst, y);
+  run_bn_forward(*e, x, gamma, beta, mean, var, y);
 }
 
 void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
