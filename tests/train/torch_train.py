@@ -1,44 +1,15 @@
 """Trains the small ResNet of train_parity_test.cpp in PyTorch: same initial weights, same batches,
 same SGD settings; writes the final state_dict. Usage: torch_train.py IN.safetensors OUT.safetensors"""
-import json
-import struct
+import os
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DT = {"F64": (torch.float64, 8), "F32": (torch.float32, 4), "I64": (torch.int64, 8)}
-NAME = {torch.float64: "F64", torch.float32: "F32", torch.int64: "I64"}
-
-
-def load(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    data = raw[8 + n:]
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dtype, _ = DT[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = torch.frombuffer(bytearray(data[b:e]), dtype=dtype).reshape(v["shape"]).clone()
-    return out
-
-
-def save(path, tensors):
-    header, blobs, off = {}, [], 0
-    for k in sorted(tensors):
-        t = tensors[k].contiguous()
-        b = t.numpy().tobytes()
-        header[k] = {"dtype": NAME[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+# The safetensors reader/writer shared with the op-parity oracle (no second copy).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from torch_oracle import read_safetensors, write_safetensors  # noqa: E402
 
 
 class Block(nn.Module):
@@ -74,7 +45,7 @@ class Net(nn.Module):
 
 
 def main():
-    t = load(sys.argv[1])
+    t = read_safetensors(sys.argv[1])
     net = Net().double()
     state = {k[len("init."):]: v for k, v in t.items() if k.startswith("init.")}
     net.load_state_dict(state, strict=True)
@@ -89,7 +60,7 @@ def main():
         opt.zero_grad()
         F.cross_entropy(net(x), y).backward()
         opt.step()
-    save(sys.argv[2], {k: v for k, v in net.state_dict().items()})
+    write_safetensors(sys.argv[2], dict(net.state_dict()), None)
 
 
 if __name__ == "__main__":
