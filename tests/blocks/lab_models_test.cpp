@@ -54,8 +54,45 @@ TEST(LabModels, EveryFamilyBuildsFromASpecAndBackpropagates) {
         "rowformer:dim=16,depth=2,heads=2,ff=32,norm=post",
         "rowformer:dim=16,depth=2,heads=2,ff=32,norm=peri",
         "rowformer:dim=16,depth=2,heads=2,ff=32,norm=rezero",
-        "vit:patch=7,dim=16,depth=2,heads=2,ff=32,norm=pre,act=gelu"})
+        "vit:patch=7,dim=16,depth=2,heads=2,ff=32,norm=pre,act=gelu",
+        "rescnn:n=1,width=4",
+        "rescnn:n=1,width=4,mix=none",
+        "rescnn:n=1,width=4,placement=full_preact,shortcut=projection",
+        "rescnn:n=1,width=4,placement=relu_preact,shortcut=avg_projection",
+        "rescnn:n=1,width=4,placement=bn_after_add,shortcut=projection_all",
+        "rescnn:n=1,width=4,placement=relu_before_add,shortcut=conv1x1",
+        "rescnn:n=1,width=4,placement=fixup",
+        "rescnn:n=1,width=4,placement=full_preact,norm=0,mix=learned_scale",
+        "rescnn:n=1,width=4,mix=exclusive_gate,gate_bias=-2",
+        "rescnn:n=1,width=4,mix=shortcut_gate,gate_bias=-6,drop_path=0.2",
+        "rescnn:n=2,width=4,mix=scaled,shortcut_scale=0.5,shortcut_dropout=0.5"})
     expect_trains(spec);
+}
+
+TEST(LabModels, ResCnnIsTheCifarResNetWithSelectableUnits) {
+  // Defaults: option A shortcuts and post-activation units — the paper's ResNet-20, the zoo's resnet20.
+  auto zoo20 = create_model("resnet20", kFashion);
+  auto res20 = create_model("rescnn:n=3", kFashion);
+  auto plain20 = create_model("rescnn:n=3,mix=none", kFashion);
+  EXPECT_EQ(res20->parameter_count(), zoo20->parameter_count());
+  EXPECT_EQ(plain20->parameter_count(), res20->parameter_count());  // option A adds no parameters
+  EXPECT_EQ(count_macs(*res20, 1, 28), count_macs(*zoo20, 1, 28));
+  // Units are stacked 3n deep and the stage transitions stride by 2 and double the width.
+  auto m = make_res_cnn({.n = 2, .width = 8, .placement = blocks::UnitPlacement::full_preact});
+  auto& seq = static_cast<nn::Sequential&>(*m->blocks());
+  ASSERT_EQ(seq.size(), 6u);
+  const int64_t strides[] = {1, 1, 2, 1, 2, 1}, outs[] = {8, 8, 16, 16, 32, 32};
+  for (size_t i = 0; i < 6; ++i) {
+    auto& r = static_cast<blocks::Residual&>(*seq[i]);
+    EXPECT_EQ(r.options().stride, strides[i]) << i;
+    EXPECT_EQ(r.options().out, outs[i]) << i;
+  }
+  // Projection shortcuts add exactly the two 1×1 conv + BN pairs of option B.
+  auto b = create_model("rescnn:n=3,shortcut=projection", kFashion);
+  EXPECT_EQ(b->parameter_count() - res20->parameter_count(), (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
+  // The MLP-only placement and flattened inputs are refused clearly.
+  EXPECT_THROW(create_model("rescnn:placement=ln_pre", kFashion), Error);
+  EXPECT_THROW(m->forward(randn({2, 784})), Error);
 }
 
 TEST(LabModels, CountsMatchLabFormulas) {
@@ -142,7 +179,7 @@ TEST(LabModels, NamedEntriesAreInTheZoo) {
   for (const auto& e : zoo())
     if (e.name.rfind("lab_", 0) == 0) {
       ++found;
-      EXPECT_TRUE(e.family == "lab-mlp" || e.family == "lab-transformer") << e.name;
+      EXPECT_TRUE(e.family == "lab-mlp" || e.family == "lab-cnn" || e.family == "lab-transformer") << e.name;
     }
   EXPECT_EQ(found, static_cast<int>(lab_zoo_entries().size()));
   manual_seed(44);

@@ -11,8 +11,8 @@ namespace resin::models {
 using namespace blocks;
 
 LabNet::LabNet(std::string name, nn::ModulePtr stem, nn::ModulePtr blocks, nn::ModulePtr final,
-               nn::ModulePtr head)
-    : name_(std::move(name)) {
+               nn::ModulePtr head, bool flatten_input)
+    : name_(std::move(name)), flatten_input_(flatten_input) {
   stem_ = register_module("stem", std::move(stem));
   blocks_ = register_module("blocks", std::move(blocks));
   if (final) final_ = register_module("final", std::move(final));
@@ -22,7 +22,8 @@ LabNet::LabNet(std::string name, nn::ModulePtr stem, nn::ModulePtr blocks, nn::M
 Tensor LabNet::stem_output(const Tensor& x) {
   RESIN_CHECK(x.defined() && x.dim() >= 2, type_name(), ": expected [N, ...] input, got ",
               x.defined() ? x.shape().str() : "undefined");
-  return stem_->forward(x.dim() == 2 ? x : x.flatten(1));
+  RESIN_CHECK(flatten_input_ || x.dim() == 4, type_name(), ": expected [N, C, H, W] input, got ", x.shape());
+  return stem_->forward(x.dim() == 2 || !flatten_input_ ? x : x.flatten(1));
 }
 
 Tensor LabNet::forward(const Tensor& x) {
@@ -144,6 +145,70 @@ std::shared_ptr<LabNet> make_res_mlp(const ResMlpOptions& o) {
   const std::string name = str_cat(o.mix == Mix::none ? "PlainMLP(" : "ResMLP(", o.width, ", ", o.blocks,
                                    ", ", placement_name(o.placement), laurel ? ", LAuReL)" : ")");
   return std::make_shared<LabNet>(name, stem, stack, final, head);
+}
+
+std::shared_ptr<LabNet> make_res_cnn(const ResCnnOptions& o) {
+  RESIN_CHECK(o.in_channels > 0 && o.classes > 0 && o.n >= 1 && o.width > 0,
+              "make_res_cnn: invalid sizes in_channels=", o.in_channels, " n=", o.n, " width=", o.width,
+              " classes=", o.classes);
+  RESIN_CHECK(o.placement != UnitPlacement::ln_pre, "make_res_cnn: placement ln_pre is for linear layers");
+  const bool pre = is_preact(o.placement);
+  const bool fixup = o.placement == UnitPlacement::fixup;
+  auto conv3x3 = [](int64_t in, int64_t out, bool bias) {
+    return std::make_shared<nn::Conv2d>(
+        nn::Conv2dOptions{.in = in, .out = out, .kernel = 3, .stride = 1, .padding = 1, .bias = bias});
+  };
+  const bool stem_norm = o.norm && !fixup;
+  auto stem = std::make_shared<nn::Sequential>();
+  stem->push_back(conv3x3(o.in_channels, o.width, !stem_norm));
+  if (!pre) {
+    if (stem_norm) stem->push_back(nn::BatchNorm2d({.features = o.width}));
+    stem->push_back(act_layer(o.activation));
+  }
+  const int64_t units = 3 * o.n;
+  const auto drops = linear_drop_path(units, o.drop_path_max);
+  auto stack = std::make_shared<nn::Sequential>();
+  int64_t in = o.width;
+  for (int64_t stage = 0; stage < 3; ++stage) {
+    const int64_t out = o.width << stage;
+    for (int64_t i = 0; i < o.n; ++i) {
+      const int64_t stride = stage > 0 && i == 0 ? 2 : 1;
+      stack->push_back(make_unit({.residual = {.in = in,
+                                               .out = out,
+                                               .stride = stride,
+                                               .layer = Layer::conv,
+                                               .shortcut = o.shortcut,
+                                               .mix = o.mix,
+                                               .shortcut_scale = o.shortcut_scale,
+                                               .branch_scale = o.branch_scale,
+                                               .alpha_init = o.alpha_init,
+                                               .gate_bias = o.gate_bias,
+                                               .carry_bias = o.carry_bias,
+                                               .shortcut_dropout = o.shortcut_dropout,
+                                               .shortcut_dropout_rescale = o.shortcut_dropout_rescale,
+                                               .drop_path = drops[static_cast<size_t>(stage * o.n + i)]},
+                                  .placement = o.placement,
+                                  .norm = o.norm,
+                                  .activation = o.activation,
+                                  .zero_init_last = o.zero_init_last}));
+      in = out;
+    }
+  }
+  auto final = std::make_shared<nn::Sequential>();
+  if (pre) {
+    if (o.norm) final->push_back(nn::BatchNorm2d({.features = in}));
+    final->push_back(act_layer(o.activation));
+  }
+  final->push_back(nn::AdaptiveAvgPool2d(1, 1));
+  final->push_back(nn::Flatten());
+  auto head = linear_layer(in, o.classes);
+  if (fixup) {
+    fixup_init(*stack, units);
+    for (auto& [_, p] : head->own_parameters()) nn::init::constant_(p, 0.0);
+  }
+  const std::string name = str_cat(o.mix == Mix::none ? "PlainCNN-" : "ResCNN-", 6 * o.n + 2, "(",
+                                   placement_name(o.placement), ")");
+  return std::make_shared<LabNet>(name, stem, stack, final, head, /*flatten_input=*/false);
 }
 
 std::shared_ptr<LabNet> make_highway_mlp(const HighwayMlpOptions& o) {
@@ -314,12 +379,16 @@ const std::vector<std::pair<const char*, Shortcut>> kShortcuts = {
     {"projection", Shortcut::projection},
     {"projection_all", Shortcut::projection_all},
     {"conv1x1", Shortcut::conv1x1}};
+const std::vector<std::pair<const char*, Shortcut>> kConvShortcuts = {
+    {"zero_pad", Shortcut::zero_pad},       {"identity", Shortcut::identity},
+    {"projection", Shortcut::projection},   {"projection_all", Shortcut::projection_all},
+    {"avg_projection", Shortcut::avg_projection}, {"conv1x1", Shortcut::conv1x1}};
 const std::vector<std::pair<const char*, Placement>> kNorms = {{"post", Placement::post},
                                                                {"pre", Placement::pre},
                                                                {"peri", Placement::peri},
                                                                {"rezero", Placement::rezero}};
 
-const char* kFamilies = "mlp, resmlp, highway, revmlp, rowformer, vit";
+const char* kFamilies = "mlp, resmlp, rescnn, highway, revmlp, rowformer, vit";
 
 nn::ModulePtr build(Spec& s, const ModelArgs& a) {
   const int64_t in = s.integer("in", a.in_channels * a.image_size * a.image_size);
@@ -357,6 +426,25 @@ nn::ModulePtr build(Spec& s, const ModelArgs& a) {
     o.laurel_k = s.integer("laurel_k", 0);
     o.laurel_pa_rank = s.integer("laurel_pa_rank", 0);
     m = make_res_mlp(o);
+  } else if (f == "rescnn") {
+    ResCnnOptions o{.in_channels = a.in_channels, .classes = classes};
+    o.n = s.integer("n", o.n);
+    o.width = s.integer("width", o.width);
+    o.placement = s.choice("placement", o.placement, kUnits);
+    o.mix = s.choice("mix", o.mix, kMixes);
+    o.shortcut = s.choice("shortcut", o.shortcut, kConvShortcuts);
+    o.norm = s.flag("norm", true);
+    o.activation = s.choice("act", o.activation, kActs);
+    o.shortcut_scale = s.num("shortcut_scale", 1.0);
+    o.branch_scale = s.num("branch_scale", 1.0);
+    o.alpha_init = s.num("alpha_init", 0.0);
+    o.gate_bias = s.num("gate_bias", 0.0);
+    o.carry_bias = s.num("carry_bias", 0.0);
+    o.shortcut_dropout = s.num("shortcut_dropout", 0.0);
+    o.shortcut_dropout_rescale = s.flag("shortcut_dropout_rescale", false);
+    o.drop_path_max = s.num("drop_path", 0.0);
+    o.zero_init_last = s.flag("zero_init_last", false);
+    m = make_res_cnn(o);
   } else if (f == "highway") {
     m = make_highway_mlp({.in = in,
                           .width = s.integer("width", 50),
@@ -400,7 +488,7 @@ nn::ModulePtr build(Spec& s, const ModelArgs& a) {
 
 bool is_lab_spec(const std::string& name) {
   const std::string fam = name.substr(0, name.find(':'));
-  for (const char* f : {"mlp", "resmlp", "highway", "revmlp", "rowformer", "vit"})
+  for (const char* f : {"mlp", "resmlp", "rescnn", "highway", "revmlp", "rowformer", "vit"})
     if (fam == f) return true;
   return false;
 }
@@ -420,6 +508,11 @@ std::string lab_model_help() {
          "fixup\n"
          "               mix: none sum scaled learned_scale exclusive_gate shortcut_gate carry_gate\n"
          "               shortcut: identity projection projection_all conv1x1\n"
+         "  rescnn     n width placement mix shortcut norm act shortcut_scale branch_scale alpha_init\n"
+         "             gate_bias carry_bias shortcut_dropout shortcut_dropout_rescale drop_path zero_init_last\n"
+         "               CIFAR ResNet-(6n+2) of 3x3 conv units; placement and mix as resmlp (not ln_pre)\n"
+         "               shortcut: zero_pad (option A, default) identity projection projection_all\n"
+         "               avg_projection conv1x1\n"
          "  highway    width layers gate_bias carry_gate carry_bias act\n"
          "  revmlp     width blocks recompute\n"
          "  rowformer  dim depth heads ff norm act dropout alpha_min drop_path   (one token per image row)\n"
@@ -451,6 +544,12 @@ std::vector<ZooEntry> lab_zoo_entries() {
       {"lab_laurel_res12", "lab-mlp",
        "resmlp:width=64,blocks=12,placement=full_preact,laurel_rw=1,laurel_rank=16,laurel_k=3",
        "E8 pre-act res-MLP(64, 12) with LAuReL RW+LR(16)+PA(3)"},
+      {"lab_rescnn20", "lab-cnn", "rescnn:n=3", "E1-CNN res-20: CIFAR ResNet-20, option A shortcuts"},
+      {"lab_plaincnn20", "lab-cnn", "rescnn:n=3,mix=none", "E1-CNN plain-20: ResNet-20 without shortcuts"},
+      {"lab_rescnn56", "lab-cnn", "rescnn:n=9", "E1-CNN res-56"},
+      {"lab_plaincnn56", "lab-cnn", "rescnn:n=9,mix=none", "E1-CNN plain-56"},
+      {"lab_preact_rescnn110", "lab-cnn", "rescnn:n=18,placement=full_preact",
+       "He 2016 pre-activation ResNet-110 (basic units)"},
       {"lab_highway50", "lab-mlp", "highway:width=50,layers=49",
        "E5 highway-50: 49 highway layers, b_T = -2"},
       {"lab_rev_mlp8", "lab-mlp", "revmlp:width=64,blocks=8",

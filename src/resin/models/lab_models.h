@@ -18,9 +18,11 @@
 namespace resin::models {
 
 // x → flatten → stem → blocks → final → head. Children "stem", "blocks", "final" (optional), "head".
+// Convolutional lab nets (flatten_input = false) take [N, C, H, W] as it is.
 class LabNet : public nn::Module {
  public:
-  LabNet(std::string name, nn::ModulePtr stem, nn::ModulePtr blocks, nn::ModulePtr final, nn::ModulePtr head);
+  LabNet(std::string name, nn::ModulePtr stem, nn::ModulePtr blocks, nn::ModulePtr final, nn::ModulePtr head,
+         bool flatten_input = true);
   std::string type_name() const override { return name_; }
   Tensor forward(const Tensor& x) override;
   // The stack between stem and head (a Sequential, LaurelSequence or ReversibleSequence).
@@ -31,6 +33,7 @@ class LabNet : public nn::Module {
  private:
   std::string name_;
   nn::ModulePtr stem_, blocks_, final_, head_;
+  bool flatten_input_;
 };
 
 // MLP(w, L): L weight layers in→w, (L−2)×(w→w), w→classes; hidden layers Linear→BN→act
@@ -68,6 +71,29 @@ struct ResMlpOptions {
   int64_t laurel_rank = 0, laurel_k = 0, laurel_pa_rank = 0;
 };
 std::shared_ptr<LabNet> make_res_mlp(const ResMlpOptions& o);
+
+// res-CNN(n): the CIFAR ResNet topology of He et al. 2015 §4.2 (depth 6n+2) built from the units of
+// units.h, so every placement, mixing rule and shortcut of the conv domain can be trained from the CLI
+// (`resin train --model rescnn:n=9,placement=full_preact`). Stem 3×3 conv (width) → BN → act (conv
+// only for pre-activation placements), 3 stages × n units of two 3×3 convs on widths {w, 2w, 4w}
+// (stride 2 in the first unit of stages 2 and 3), BN → act for pre-activation placements, global
+// average pool, Linear head. shortcut = zero_pad is the paper's option A (same parameters for the
+// plain twin, mix = none); projection is option B. With every option at its default, the
+// parameter count equals the zoo's resnet20 (n = 3), as the paper's Table 6.
+struct ResCnnOptions {
+  int64_t in_channels = 1, classes = 10, n = 3, width = 16;
+  blocks::UnitPlacement placement = blocks::UnitPlacement::original;
+  blocks::Mix mix = blocks::Mix::sum;
+  blocks::Shortcut shortcut = blocks::Shortcut::zero_pad;
+  bool norm = true;
+  blocks::Activation activation = blocks::Activation::relu;
+  double shortcut_scale = 1.0, branch_scale = 1.0, alpha_init = 0.0, gate_bias = 0.0, carry_bias = 0.0;
+  double shortcut_dropout = 0.0;
+  bool shortcut_dropout_rescale = false;
+  double drop_path_max = 0.0;
+  bool zero_init_last = false;
+};
+std::shared_ptr<LabNet> make_res_cnn(const ResCnnOptions& o);
 
 // Highway MLP: plain stem Linear(in→w)→act, `layers` highway layers (units.h make_highway), head.
 struct HighwayMlpOptions {
