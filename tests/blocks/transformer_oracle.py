@@ -16,7 +16,7 @@ It writes "<id>/out<k>", "<id>/grad_input/<name>" and "<id>/grad_param/<name>".
 Exit status 3 means torch could not be imported; any other failure is an error, never a skip.
 """
 import json
-import struct
+import os
 import sys
 
 try:
@@ -26,47 +26,8 @@ except ImportError as e:
     print("transformer_oracle: cannot import torch from %s: %s" % (sys.executable, e), file=sys.stderr)
     sys.exit(3)
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
-NAMES = {v: k for k, v in DTYPES.items()}
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    data = bytearray(raw[8 + n:])
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        dt = DTYPES[e["dtype"]]
-        size = torch.tensor([], dtype=dt).element_size()
-        t = torch.frombuffer(data, dtype=dt, count=(end - b) // size, offset=b) if end > b else torch.zeros(0, dtype=dt)
-        out[name] = t.clone().reshape(e["shape"])
-    return out
-
-
-def write_safetensors(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        raw = t.numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
-
-
-def cotangent(shape, k, dtype):
-    """r[i] = ((i * 7919 + k * 104729 + 17) % 2003) / 1001.5 - 1 over the flat index i."""
-    n = 1
-    for d in shape:
-        n *= d
-    vals = [((i * 7919 + k * 104729 + 17) % 2003) / 1001.5 - 1.0 for i in range(n)]
-    return torch.tensor(vals, dtype=torch.float64).reshape(shape).to(dtype)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from safetensors_py import read_safetensors, write_safetensors, cotangent  # noqa: E402
 
 
 def build(c):
@@ -128,7 +89,7 @@ def main():
             inputs[name] = data[cid + "/input/" + name].to(dtype).requires_grad_(True)
         masks = {name: data[cid + "/mask/" + name] != 0 for name in c["masks"]}
         outs = run(c, inputs, masks)
-        loss = sum((o * cotangent(o.shape, k, dtype)).sum() for k, o in enumerate(outs))
+        loss = sum((o * cotangent(o.shape, k, dtype, salt=17)).sum() for k, o in enumerate(outs))
         loss.backward()
         for k, o in enumerate(outs):
             results["%s/out%d" % (cid, k)] = o

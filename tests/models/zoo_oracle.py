@@ -17,7 +17,7 @@
 # safetensors is read and written here with json + struct (no safetensors package). Exit status 3:
 # torch or torchvision cannot be imported.
 import json
-import struct
+import os
 import sys
 
 try:
@@ -27,39 +27,8 @@ except Exception as e:  # noqa: BLE001 - any import failure means the oracle is 
     print("cannot import torch/torchvision: %r" % (e,))
     sys.exit(3)
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
-NAMES = {v: k for k, v in DTYPES.items()}
-
-
-def save(path, tensors):
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        raw = t.detach().contiguous().cpu().numpy().tobytes()
-        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for c in chunks:
-            f.write(c)
-
-
-def load(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    data = memoryview(raw)[8 + n:]
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        t = torch.frombuffer(bytearray(data[b:end]), dtype=DTYPES[e["dtype"]]) if end > b else torch.empty(0)
-        out[name] = t.reshape(e["shape"])
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from safetensors_py import read_safetensors, write_safetensors  # noqa: E402
 
 
 def build(name):
@@ -101,13 +70,13 @@ def interchange(directory, names):
     torch.set_num_threads(2)
     for name in names:
         # (1) resin -> torchvision
-        state = load("%s/resin_%s.safetensors" % (directory, name))
+        state = read_safetensors("%s/resin_%s.safetensors" % (directory, name))
         x = state.pop("input")
         model = build(name)
         model.load_state_dict(state, strict=True)  # raises, naming the keys, on any mismatch
         model.eval()
         with torch.no_grad():
-            save("%s/tv_on_resin_%s.safetensors" % (directory, name), {"logits": model(x)})
+            write_safetensors("%s/tv_on_resin_%s.safetensors" % (directory, name), {"logits": model(x)})
         # (2) torchvision -> resin
         torch.manual_seed(1234)
         gen = torch.Generator().manual_seed(4321)
@@ -120,7 +89,7 @@ def interchange(directory, names):
         out = dict(model.state_dict())
         out["input"] = x
         out["logits"] = logits
-        save("%s/tv_%s.safetensors" % (directory, name), out)
+        write_safetensors("%s/tv_%s.safetensors" % (directory, name), out)
         print("%s: done" % name, flush=True)
 
 
@@ -245,7 +214,7 @@ def densenet_cifar(sd, x):
 def cifar(directory, names):
     torch.set_num_threads(2)
     for name in names:
-        sd = load("%s/resin_%s.safetensors" % (directory, name))
+        sd = read_safetensors("%s/resin_%s.safetensors" % (directory, name))
         x = sd.pop("input")
         if name.startswith("densenet"):
             net = densenet_cifar
@@ -254,7 +223,7 @@ def cifar(directory, names):
         else:
             net = post_activation_resnet
         with torch.no_grad():
-            save("%s/ref_%s.safetensors" % (directory, name), {"logits": net(sd, x)})
+            write_safetensors("%s/ref_%s.safetensors" % (directory, name), {"logits": net(sd, x)})
         print("%s: done" % name, flush=True)
 
 

@@ -16,7 +16,7 @@ recorded in the output metadata under its id, and the other cases still run.
 Exit status 3 means torch could not be imported.
 """
 import json
-import struct
+import os
 import sys
 import traceback
 
@@ -27,51 +27,8 @@ except ImportError as e:  # the C++ side turns this into a test failure with ins
     print("torch_oracle: cannot import torch from %s: %s" % (sys.executable, e), file=sys.stderr)
     sys.exit(3)
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8}
-NAMES = {v: k for k, v in DTYPES.items()}
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    header.pop("__metadata__", None)
-    data = bytearray(raw[8 + n:])
-    out = {}
-    for name, e in header.items():
-        b, end = e["data_offsets"]
-        dt = DTYPES[e["dtype"]]
-        if end == b:
-            out[name] = torch.zeros(e["shape"], dtype=dt)
-        else:
-            out[name] = torch.frombuffer(data, dtype=dt, count=(end - b) // torch.tensor([], dtype=dt).element_size(),
-                                         offset=b).clone().reshape(e["shape"])
-    return out
-
-
-def write_safetensors(path, tensors, metadata):
-    header, chunks, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        raw = t.numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
-
-
-def cotangent(shape, k, dtype):
-    """The weights r_k: r[i] = ((i * 7919 + k * 104729) % 2003) / 1001.5 - 1 over the flat index i."""
-    n = 1
-    for d in shape:
-        n *= d
-    vals = [((i * 7919 + k * 104729) % 2003) / 1001.5 - 1.0 for i in range(n)]
-    return torch.tensor(vals, dtype=torch.float64).reshape(shape).to(dtype)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from safetensors_py import read_safetensors, write_safetensors, cotangent  # noqa: E402
 
 
 def all_dims(x, dims):

@@ -8,8 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # The safetensors reader/writer shared with the op-parity oracle (no second copy).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
-from torch_oracle import read_safetensors, write_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from safetensors_py import read_safetensors, write_safetensors  # noqa: E402
 
 
 class Block(nn.Module):
