@@ -1,32 +1,31 @@
 // Synchronized BatchNorm: batch statistics over the whole distributed batch instead of each
-// process's shard (PyTorch's SyncBatchNorm). By default data-parallel training keeps per-process
-// statistics, which is cheaper and what PyTorch's DDP does; SyncBN matters when the per-process
-// batch is small.
+// process's shard (PyTorch's SyncBatchNorm). Data-parallel training keeps per-process statistics
+// by default — cheaper, and what PyTorch's DDP does; SyncBN matters when the per-process batch is
+// small, and makes N processes with batch B/N compute exactly what one process with batch B does.
 //
-// sync_batch_norm is built from differentiable ops plus one differentiable collective,
-// all_reduce_sum, so its backward is autograd's: per channel, with N elements over all ranks,
-//   S1 = all_reduce_sum([sum(x), count])       mean = S1 / N
-//   S2 = all_reduce_sum(sum((x - mean)^2))     var  = S2 / N   (two passes: no cancellation)
-//   y  = (x - mean) * rsqrt(var + eps) * weight + bias
-// and all_reduce_sum's backward all-reduces the incoming gradient — the two reductions of
-// PyTorch's SyncBN backward (sum of dy, sum of dy * (x - mean)). weight and bias get this rank's
-// share of their gradient; DistributedDataParallel then averages them like any parameter.
-// Cost: two all-reduces of C+1 and C values in forward, two more in backward, per layer.
+// Per channel, with n_r elements on rank r and N = sum of n_r:
+//   forward   all-reduce [sum x, sum x^2, n_r]   -> mean, var = E[x^2] - mean^2 (biased), invstd
+//             y = (x - mean) * invstd * weight + bias
+//   backward  all-reduce [sum dy, sum dy (x - mean)]
+//             dx = weight * invstd * (dy - sum dy / N - (x - mean) * invstd^2 * sum dy (x - mean) / N)
+// (dx is the gradient of the SUM of every rank's loss; DistributedDataParallel's averaging then
+// makes it the gradient of the mean). weight and bias get this rank's share (local sums), which
+// DistributedDataParallel averages like any parameter's gradient. Sums are accumulated in f64, so
+// E[x^2] - mean^2 loses nothing that matters for f32 activations unless |mean| / std > ~1e4.
+// One all-reduce of 2C+1 doubles per layer in forward and of 2C in backward, issued on the
+// calling thread through the communicator's queue (in the same order on every rank, as the graph
+// is the same).
 #pragma once
 #include "resin/distributed/communicator.h"
 #include "resin/nn/module.h"
 
 namespace resin::distributed {
 
-// Differentiable sum over ranks: forward returns a new tensor holding the elementwise sum of x
-// over all ranks; backward all-reduces the gradient (the gradient of the sum of every rank's
-// loss). Every rank must call it with the same shape and dtype (f32 or f64).
-Tensor all_reduce_sum(const Tensor& x, const CommunicatorPtr& comm);
-
-// x [N, C] or [N, C, *] (f32/f64, any layout); weight/bias/running stats [C] or undefined.
-// Training-mode batch norm with statistics over every rank's x; running statistics (when given)
-// are updated in place with the global mean and unbiased variance, as batch_norm does. Throws when
-// the global batch has a single value per channel.
+// x [N, C] or [N, C, *] (f32/f64, contiguous or channels-last; other strides are copied);
+// weight/bias/running stats [C] of x's dtype, or undefined. Training-mode batch norm with
+// statistics over every rank's x; running statistics (when given) are updated in place with the
+// global mean and unbiased variance, as batch_norm does. Throws when the whole distributed batch
+// holds a single value per channel. Every rank must call it with the same C and dtype.
 Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, double momentum, double eps,
                        const CommunicatorPtr& comm);

@@ -216,8 +216,9 @@ TrainResult run_training(const TrainConfig& c) {
     io::atomic_write_file(c.out + "/config.json", to_json(c) + "\n");
   }
   auto metrics = lead ? std::make_unique<MetricsWriter>(c.out + "/metrics.jsonl", c.resume) : std::make_unique<MetricsWriter>();
-  // Replicas: SyncBN (optional), then the gradient reducer, which also copies rank 0's state.
-  if (c.sync_bn && world > 1) distributed::convert_sync_batchnorm(*model, comm);
+  // Replicas: SyncBN (optional), then the gradient reducer, which also copies rank 0's state. One
+  // process with --sync-bn runs the same kernel, so 1- and N-process runs compare exactly.
+  if (c.sync_bn) distributed::convert_sync_batchnorm(*model, comm);
   std::unique_ptr<distributed::DistributedDataParallel> ddp;
   if (world > 1)
     ddp = std::make_unique<distributed::DistributedDataParallel>(

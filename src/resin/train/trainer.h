@@ -52,7 +52,7 @@ struct TrainConfig {
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar
   distributed::DistConfig dist;           // this process's place in a data-parallel job
-  bool sync_bn = false;                   // BatchNorm statistics over all ranks (SyncBatchNorm)
+  bool sync_bn = false;                   // BatchNorm statistics over all ranks (SyncBatchNorm kernel)
   double bucket_mb = 25;                  // gradient all-reduce bucket size, MiB
 };
 
