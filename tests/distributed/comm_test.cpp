@@ -51,6 +51,14 @@ TEST(TcpStore, UnreachableServerIsAClearError) {
 }
 
 TEST(ProcessGroup, EnvironmentParsing) {
+  // Whatever happens below, leave no launcher variables behind for the processes later tests spawn.
+  struct Unset {
+    ~Unset() {
+      for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_PORT", "RESIN_DIST_TIMEOUT", "OMPI_COMM_WORLD_RANK",
+                            "OMPI_COMM_WORLD_SIZE"})
+        ::unsetenv(v);
+    }
+  } unset;
   ::setenv("RANK", "1", 1);
   ::setenv("WORLD_SIZE", "4", 1);
   ::setenv("MASTER_PORT", "1234", 1);

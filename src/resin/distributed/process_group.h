@@ -33,7 +33,9 @@ struct DistConfig {
 DistConfig dist_config_from_env();
 
 // Connects the group described by c (blocks until every rank joined; throws after c.timeout with
-// what is missing). world_size 1 gives make_single_process_communicator().
+// what is missing). world_size 1 gives make_single_process_communicator(). Once per job and
+// MASTER_PORT: the rendezvous keys are not namespaced, so a second group on the same port while
+// the first one's store still serves would read stale addresses.
 CommunicatorPtr init_process_group(const DistConfig& c);
 
 bool gloo_available();  // built with libgloo-dev
