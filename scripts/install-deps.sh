@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libdnnl-dev libgtest-dev googletest
-            libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
+            libbenchmark-dev zlib1g-dev dataset-fashion-mnist libgloo-dev)
 test_pkgs=(python3 python3-numpy python3-torch python3-torchvision)
 
 pkgs=("${build_pkgs[@]}")

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 
 #include "commands.h"
@@ -12,7 +13,9 @@ int cmd_train(const std::vector<std::string>& argv) {
   cli::Args args("resin train",
                  "Trains a zoo model with SGD (Nesterov momentum, weight decay off for BN and biases), a linear\n"
                  "warm-up and a cosine schedule, evaluating on the test split after every epoch. Writes\n"
-                 "config.json, metrics.jsonl, last.ckpt, best.ckpt and weights.safetensors into --out.");
+                 "config.json, metrics.jsonl, last.ckpt, best.ckpt and weights.safetensors into --out.\n"
+                 "Data parallel: `resin launch -n N -- resin train ...` (or mpirun/srun with MASTER_ADDR set) runs N\n"
+                 "processes that split each --batch-size batch and average gradients; see docs/distributed.md.");
   args.option("model", d.model, "network from `resin zoo`", "NAME")
       .option("data", d.data, "fashion-mnist | mnist | cifar10 | cifar100", "NAME")
       .option("data-dir", "", "dataset directory (default: /usr/share/datasets/fashion-mnist for fashion-mnist)", "DIR")
@@ -40,7 +43,12 @@ int cmd_train(const std::vector<std::string>& argv) {
       .option("clip-grad-norm", "0", "clip the global gradient norm (0: off)", "X")
       .flag("channels-last", "keep activations in NHWC layout")
       .option("log-every", "50", "steps between train records in metrics.jsonl", "N")
-      .option("progress", "auto", "auto | bar | lines", "MODE");
+      .option("progress", "auto", "auto | bar | lines", "MODE")
+      .flag("sync-bn", "data parallel: BatchNorm statistics over all processes (default: per process)")
+      .option("bucket-mb", "25", "data parallel: gradient all-reduce bucket size", "MIB")
+      .option("dist-timeout", "60", "data parallel: seconds before a silent process counts as dead "
+                                    "(default: RESIN_DIST_TIMEOUT or 60)", "S")
+      .option("dist-backend", "gloo", "data parallel: gloo (CPU) | nccl (builds with RESIN_WITH_NCCL)", "NAME");
   if (!args.parse(argv)) return 0;
   train::TrainConfig c;
   c.model = args.get("model");
@@ -74,10 +82,17 @@ int cmd_train(const std::vector<std::string>& argv) {
   RESIN_CHECK(progress == "auto" || progress == "bar" || progress == "lines", "--progress expects auto, bar or lines, got '",
               progress, "'");
   c.progress = progress == "auto" ? -1 : (progress == "bar" ? 1 : 0);
+  c.dist = distributed::dist_config_from_env();
+  if (args.has("dist-timeout"))
+    c.dist.timeout = std::chrono::milliseconds(std::llround(1000 * args.get_double("dist-timeout", 0.001, 86400)));
+  c.dist.backend = args.get("dist-backend");
+  c.sync_bn = args.get_flag("sync-bn");
+  c.bucket_mb = args.get_double("bucket-mb", 0.001, 1 << 16);
   RESIN_CHECK(c.schedule == "cosine" || c.schedule == "multistep" || c.schedule == "constant",
               "--schedule expects cosine, multistep or constant, got '", c.schedule, "'");
 
   const train::TrainResult r = train::run_training(c);
+  if (c.dist.rank != 0) return 0;  // rank 0 reports for the job
   std::printf("\nresult: %s on %s after %lld epochs (%lld steps%s): test top-1 %.2f%%, top-5 %.2f%%, best top-1 %.2f%%; "
               "%.1f minutes. Checkpoints in %s\n",
               c.model.c_str(), c.data.c_str(), static_cast<long long>(r.epochs_done), static_cast<long long>(r.steps),

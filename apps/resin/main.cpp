@@ -19,6 +19,7 @@ const char* kUsage =
     "  train   train a zoo model on a dataset (Fashion-MNIST by default)\n"
     "  eval    evaluate a checkpoint on a dataset's test split\n"
     "  zoo     list every model with its parameters and multiply-accumulates\n"
+    "  launch  run a command as the processes of a data-parallel job (resin launch -n 2 -- resin train ...)\n"
     "\n"
     "`resin <command> --help` describes each command's options.\n";
 
@@ -38,7 +39,8 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   }
-  const Command commands[] = {{"train", resin::app::cmd_train}, {"eval", resin::app::cmd_eval}, {"zoo", resin::app::cmd_zoo}};
+  const Command commands[] = {{"train", resin::app::cmd_train}, {"eval", resin::app::cmd_eval}, {"zoo", resin::app::cmd_zoo},
+                              {"launch", resin::app::cmd_launch}};
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;
@@ -49,18 +51,23 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> rest(argv + 2, argv + argc);
+  // In a data-parallel job every rank reports its own errors: say which one speaks.
+  std::string who = "resin " + name;
+  const char* rank = std::getenv("RANK");
+  const char* world = std::getenv("WORLD_SIZE");
+  if (name != "launch" && rank && world && std::string(world) != "1") who += std::string(" (rank ") + rank + "/" + world + ")";
   for (const auto& c : commands) {
     if (name != c.name) continue;
     try {
       return c.run(rest);
     } catch (const resin::Error& e) {
-      std::cerr << "resin " << name << ": error: " << e.what() << "\n";
+      std::cerr << who << ": error: " << e.what() << "\n";
       return 1;
     } catch (const std::bad_alloc&) {
-      std::cerr << "resin " << name << ": error: out of memory\n";
+      std::cerr << who << ": error: out of memory\n";
       return 1;
     } catch (const std::exception& e) {
-      std::cerr << "resin " << name << ": internal error: " << e.what() << "\n";
+      std::cerr << who << ": internal error: " << e.what() << "\n";
       return 1;
     }
   }

@@ -85,6 +85,25 @@ TEST(AutogradHooks, HookOnTensorWithoutGradIsAnError) {
   EXPECT_THROW(x.retain_grad(), Error);
 }
 
+// Post-accumulate hooks (what the data-parallel reducer uses) see the leaf after .grad() was
+// updated — once per backward, with the accumulated value — and never under autograd::grad.
+TEST(AutogradHooks, PostAccumulateHookSeesTheUpdatedGrad) {
+  Tensor x = vec({1, 2}, true);
+  std::vector<std::vector<double>> seen;
+  x.register_post_accumulate_grad_hook([&](const Tensor& leaf) { seen.push_back(leaf.grad().to_vector()); });
+  Tensor y = mul(x, 3.0);
+  sum(add(y, y)).backward();  // two paths into x, one accumulation
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], (std::vector<double>{6, 6}));
+  sum(x).backward();  // accumulates onto the stored gradient
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], (std::vector<double>{7, 7}));
+  autograd::grad({sum(x)}, {x}, {ones(Shape{}, {.dtype = DType::f64})});
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_THROW(mul(x, 2.0).register_post_accumulate_grad_hook([](const Tensor&) {}), Error);
+  EXPECT_THROW(vec({1}).register_post_accumulate_grad_hook([](const Tensor&) {}), Error);
+}
+
 TEST(AutogradGrad, LeavesDotGradUntouched) {
   Tensor x = vec({1, 2, 3}, true);
   Tensor w = vec({4, 5, 6}, true);

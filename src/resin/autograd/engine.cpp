@@ -187,6 +187,10 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
               " for a leaf of shape ", leaf_->shape());
   // Accumulation allocates a fresh tensor with the layout of the stored gradient.
   meta.grad = meta.grad.defined() ? add(meta.grad, g) : owned_gradient(std::move(g), leaf_);
+  if (!meta.post_accumulate_hooks.empty()) {
+    const Tensor leaf(leaf_);
+    for (auto& h : meta.post_accumulate_hooks) h(leaf);
+  }
   return {};
 }
 
@@ -309,6 +313,12 @@ void Tensor::register_hook(GradHook hook) const {
   } else {
     grad_fn()->add_pre_hook(output_nr(), std::move(hook));
   }
+}
+
+void Tensor::register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const {
+  RESIN_CHECK(requires_grad() && is_leaf(),
+              "register_post_accumulate_grad_hook: only leaves that require grad accumulate gradients");
+  impl()->autograd_mut().post_accumulate_hooks.push_back(std::move(hook));
 }
 
 }  // namespace resin

@@ -2,11 +2,12 @@
 
 #include <cstring>
 
+#include "resin/data/sampler.h"
+
 namespace resin::data {
 
 namespace {
-// Tags keep the shuffle and augmentation streams independent even for equal (epoch, index).
-constexpr uint64_t kShuffleTag = 0x53485546464c45ull;  // "SHUFFLE"
+// Tags keep the shuffle (sampler.cpp) and augmentation streams independent even for equal (epoch, index).
 constexpr uint64_t kAugmentTag = 0x4155474d454e54ull;  // "AUGMENT"
 }  // namespace
 
@@ -20,8 +21,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   RESIN_CHECK(opt_.u8_divisor > 0, "DataLoader: u8_divisor must be positive, got ", opt_.u8_divisor);
   RESIN_CHECK(opt_.prefetch_per_worker >= 1, "DataLoader: prefetch_per_worker must be >= 1, got ",
               opt_.prefetch_per_worker);
-  n_ = dataset_->size();
-  RESIN_CHECK(n_ >= 0, "DataLoader: dataset reports a negative size ", n_);
+  RESIN_CHECK(dataset_->size() >= 0, "DataLoader: dataset reports a negative size ", dataset_->size());
+  n_ = shard_size(dataset_->size(), opt_.num_replicas, opt_.rank, opt_.pad_shards);
   num_batches_ = opt_.drop_last ? n_ / opt_.batch_size : (n_ + opt_.batch_size - 1) / opt_.batch_size;
   capacity_ = opt_.num_workers * opt_.prefetch_per_worker;
   workers_.reserve(static_cast<size_t>(opt_.num_workers));
@@ -49,13 +50,8 @@ DataLoader::~DataLoader() {
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
   RESIN_CHECK(epoch >= 0, "DataLoader: epoch must be >= 0, got ", epoch);
-  if (opt_.shuffle) {
-    Generator g(mix_seed(mix_seed(opt_.seed, kShuffleTag), static_cast<uint64_t>(epoch)));
-    return random_permutation(n_, g);
-  }
-  std::vector<int64_t> order(static_cast<size_t>(n_));
-  for (int64_t i = 0; i < n_; ++i) order[static_cast<size_t>(i)] = i;
-  return order;
+  return DistributedSampler(dataset_->size(), opt_.num_replicas, opt_.rank, opt_.shuffle, opt_.seed, opt_.pad_shards)
+      .indices(epoch);
 }
 
 Batch DataLoader::make_batch(int64_t epoch, int64_t index) const {
@@ -117,8 +113,10 @@ Batch DataLoader::make_batch_from(const std::vector<int64_t>& order, int64_t epo
     }
   }
   if (transform_ && b > 0) {
-    Generator g(mix_seed(mix_seed(mix_seed(opt_.seed, kAugmentTag), static_cast<uint64_t>(epoch)),
-                         static_cast<uint64_t>(index)));
+    uint64_t seed = mix_seed(mix_seed(mix_seed(opt_.seed, kAugmentTag), static_cast<uint64_t>(epoch)),
+                             static_cast<uint64_t>(index));
+    if (opt_.num_replicas > 1) seed = mix_seed(seed, static_cast<uint64_t>(opt_.rank));
+    Generator g(seed);
     out.images = transform_->apply(out.images, g);
     RESIN_CHECK(out.images.defined() && out.images.dtype() == DType::f32 && out.images.dim() == 4 &&
                     out.images.size(0) == b && out.images.is_contiguous(),

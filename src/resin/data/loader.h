@@ -4,7 +4,11 @@
 // epoch, index) — make_batch() computes exactly it:
 //   * order: with shuffle, a Fisher-Yates permutation drawn from Generator(mix(seed, epoch)); without,
 //     0..N-1. Batch k holds order[k*B .. k*B+B) (the last one shorter unless drop_last).
-//   * augmentation: the transform runs with its own Generator(mix(seed, epoch, index)).
+//   * data parallelism (num_replicas > 1): the order is this rank's shard of that permutation
+//     (data/sampler.h: strided, padded to equal shards unless pad_shards is off), so every rank
+//     reads different examples of the same epoch order.
+//   * augmentation: the transform runs with its own Generator(mix(seed, epoch, index)) (and the
+//     rank, when num_replicas > 1, so ranks draw different crops and flips).
 // So the worker count and thread timing never change the batches, and resuming at (epoch, index)
 // reproduces the uninterrupted run exactly: start_epoch(epoch, index).
 //
@@ -54,6 +58,9 @@ struct DataLoaderOptions {
   int64_t prefetch_per_worker = 2;
   // u8 pixels become f32 pixel / u8_divisor, as torchvision's ToTensor; f32 images are copied as they are.
   float u8_divisor = 255.0f;
+  // Data-parallel sharding (DistributedSampler): this process is `rank` of num_replicas.
+  int64_t num_replicas = 1, rank = 0;
+  bool pad_shards = true;  // equal shards (training); false: every example once (evaluation)
 };
 
 class DataLoader {
@@ -66,7 +73,8 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   int64_t num_batches() const { return num_batches_; }
-  int64_t dataset_size() const { return n_; }
+  int64_t dataset_size() const { return dataset_->size(); }
+  int64_t samples_per_epoch() const { return n_; }  // this rank's shard
   const DataLoaderOptions& options() const { return opt_; }
 
   // Starts epoch `epoch` (>= 0) at batch start_batch in [0, num_batches()]; discards anything
@@ -78,7 +86,7 @@ class DataLoader {
   int64_t epoch() const;
   int64_t next_batch_index() const;
 
-  // The sample order of an epoch.
+  // The sample order of an epoch (this rank's shard of it).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Batch `index` of `epoch`, made synchronously on the calling thread (what the workers run).
   Batch make_batch(int64_t epoch, int64_t index) const;
@@ -96,7 +104,7 @@ class DataLoader {
   std::shared_ptr<const Dataset> dataset_;
   DataLoaderOptions opt_;
   TransformPtr transform_;
-  int64_t n_ = 0, num_batches_ = 0, capacity_ = 0;
+  int64_t n_ = 0, num_batches_ = 0, capacity_ = 0;  // n_: samples per epoch on this rank
 
   // Guarded by mu_.
   mutable std::mutex mu_;

@@ -80,6 +80,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
     Tensor nbt = find("num_batches_tracked", false);
     nbt.data<int64_t>()[0] += 1;
   }
+  if (is_training() && training_forward_) return training_forward_(*this, x);
   return batch_norm(x, running_mean(), running_var(), weight(), bias(), use_batch_stats, o_.momentum, o_.eps);
 }
 

@@ -61,11 +61,19 @@ class BatchNorm : public Module {
   Tensor running_mean() const { return find("running_mean", false); }
   Tensor running_var() const { return find("running_var", false); }
   const BatchNormOptions& options() const { return o_; }
+  // Replaces the training-mode normalisation with batch statistics — e.g. synchronized BatchNorm,
+  // whose statistics span every process (distributed/sync_batch_norm.h). It receives this module
+  // and the input and must update the running statistics itself; num_batches_tracked is counted
+  // here. An empty function restores batch_norm(). Eval mode always uses the running statistics.
+  using TrainingForward = std::function<Tensor(BatchNorm& self, const Tensor& x)>;
+  void set_training_forward(TrainingForward f) { training_forward_ = std::move(f); }
+  bool has_training_forward() const { return static_cast<bool>(training_forward_); }
 
  private:
   Tensor find(const std::string& n, bool param) const;
   BatchNormOptions o_;
   std::string name_;
+  TrainingForward training_forward_;
 };
 inline std::shared_ptr<BatchNorm> BatchNorm2d(const BatchNormOptions& o) { return std::make_shared<BatchNorm>(o, "BatchNorm2d"); }
 inline std::shared_ptr<BatchNorm> BatchNorm1d(const BatchNormOptions& o) { return std::make_shared<BatchNorm>(o, "BatchNorm1d"); }

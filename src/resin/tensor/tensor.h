@@ -25,6 +25,10 @@ class Tensor;
 
 // A gradient hook sees the gradient flowing into a tensor; returning a defined tensor replaces it.
 using GradHook = std::function<Tensor(const Tensor&)>;
+// A post-accumulate hook sees a leaf after its .grad() has been updated by backward (once per
+// backward that reaches the leaf), like torch's register_post_accumulate_grad_hook. Used by the
+// distributed gradient reducer to start all-reducing gradients while backward goes on.
+using PostAccumulateGradHook = std::function<void(const Tensor& leaf)>;
 
 enum class MemoryFormat : uint8_t { contiguous, channels_last };
 
@@ -86,6 +90,9 @@ class Tensor {
   Tensor detach() const;       // same storage, no history
   void retain_grad() const;    // keep .grad() on a non-leaf
   void register_hook(GradHook hook) const;
+  // Leaves only (throws otherwise). Hooks run in registration order and cannot be removed; capture
+  // a weak_ptr when the hook's owner may die before the tensor.
+  void register_post_accumulate_grad_hook(PostAccumulateGradHook hook) const;
   const std::string& name() const;  // optional debugging name shown in printing
   Tensor& set_name(std::string n);
 
@@ -123,6 +130,7 @@ struct AutogradMeta {
   uint32_t output_nr = 0;
   std::weak_ptr<autograd::Node> grad_accumulator;  // leaves only
   std::vector<GradHook> hooks;                     // leaves only (non-leaf hooks live on grad_fn)
+  std::vector<PostAccumulateGradHook> post_accumulate_hooks;  // leaves only
 };
 
 class TensorImpl {

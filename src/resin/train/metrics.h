@@ -29,6 +29,8 @@ class RunningMeter {
   double top1() const { return acc_.count ? 100.0 * static_cast<double>(acc_.top1) / static_cast<double>(acc_.count) : 0.0; }
   double top5() const { return acc_.count ? 100.0 * static_cast<double>(acc_.top5) / static_cast<double>(acc_.count) : 0.0; }
   int64_t count() const { return acc_.count; }
+  double loss_sum() const { return loss_sum_; }
+  const Accuracy& counts() const { return acc_; }
 
  private:
   double loss_sum_ = 0;

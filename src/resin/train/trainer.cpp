@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/distributed/ddp.h"
+#include "resin/distributed/sync_batch_norm.h"
 #include "resin/io/atomic_file.h"
 #include "resin/io/safetensors.h"
 #include "resin/models/zoo.h"
@@ -31,7 +34,8 @@ std::string to_json(const TrainConfig& c) {
                                    {"label_smoothing", c.label_smoothing}, {"augment", c.augment},
                                    {"seed", static_cast<int64_t>(c.seed)}, {"threads", c.threads},
                                    {"train_subset", c.train_subset}, {"test_subset", c.test_subset},
-                                   {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last}});
+                                   {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last},
+                                   {"world_size", static_cast<int64_t>(c.dist.world_size)}, {"sync_bn", c.sync_bn}});
 }
 
 namespace {
@@ -61,7 +65,21 @@ optim::LrSchedulePtr make_schedule(const TrainConfig& c, int64_t iters_per_epoch
   return optim::warmup_then(warmup, 0.1, main);
 }
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last) {
+// Sums a meter over the ranks of a data-parallel job (all of them must call it at the same point).
+RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMeter& m) {
+  if (comm.size() == 1) return m;
+  Tensor t = from_vector({m.loss_sum(), static_cast<double>(m.counts().top1), static_cast<double>(m.counts().top5),
+                          static_cast<double>(m.counts().count)},
+                         {4}, {.dtype = DType::f64});
+  comm.all_reduce(t);
+  const auto v = t.to_vector();
+  RunningMeter out;
+  out.add(v[0], {std::llround(v[1]), std::llround(v[2]), std::llround(v[3])});
+  return out;
+}
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last,
+                    distributed::Communicator& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   NoGradGuard ng;
   const bool was_training = model.is_training();
@@ -74,6 +92,7 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_l
     Tensor loss = cross_entropy(logits, b->labels, {.reduction = Reduction::sum});
     meter.add(loss.item(), accuracy(logits, b->labels));
   }
+  meter = all_reduce_meter(comm, meter);
   model.train(was_training);
   return {meter.loss(), meter.top1(), meter.top5(), meter.count(),
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
@@ -95,6 +114,29 @@ void set_threads(int64_t threads) {
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 }
 
+// Runs `setup` on this rank, then makes every rank agree that all succeeded: a rank whose setup
+// failed rethrows its error, the others stop with a message pointing at it, instead of waiting
+// for it in the first collective until the timeout.
+template <class F>
+void run_agreed(distributed::Communicator& comm, const std::string& what, F setup) {
+  std::exception_ptr error;
+  try {
+    setup();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (comm.size() > 1) {
+    Tensor failed = from_vector({error ? 1.0 : 0.0, error ? static_cast<double>(comm.rank()) : 0.0}, {2},
+                                {.dtype = DType::f64});
+    comm.all_reduce(failed);
+    const auto v = failed.to_vector();
+    if (!error && v[0] > 0)
+      RESIN_FAIL("distributed: ", static_cast<int64_t>(v[0]), " rank(s) failed to ", what,
+                 v[0] == 1 ? " (rank " + std::to_string(std::llround(v[1])) + "; see its error)" : "; see their errors");
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 }  // namespace
 
 TrainResult run_training(const TrainConfig& c) {
@@ -103,25 +145,39 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
   const auto t_start = std::chrono::steady_clock::now();
+  // ---- data parallelism: join the job first, so every later failure can be agreed on
+  const int world = c.dist.world_size;
+  RESIN_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size, " must be divisible by the number of processes (",
+              world, "): it is the global batch, split evenly across them");
+  auto comm = distributed::init_process_group(c.dist);
+  const bool lead = comm->rank() == 0;  // the only rank that writes files and prints
 
   // ---- output directory: never overwrite a run unless resuming it
-  fs::create_directories(c.out);
   const std::string last_path = c.out + "/last.ckpt", best_path = c.out + "/best.ckpt";
-  const bool have_last = fs::exists(last_path);
-  RESIN_CHECK(!c.resume || have_last, "--resume: no checkpoint to resume in ", c.out, " (expected ", last_path, ")");
-  RESIN_CHECK(c.resume || !have_last, c.out, " already holds a run (", last_path,
-              "). Pass --resume to continue it, or choose another --out.");
+  bool have_last = false;
+  run_agreed(*comm, "check the output directory", [&] {
+    if (lead) fs::create_directories(c.out);
+    have_last = fs::exists(last_path);
+    RESIN_CHECK(!c.resume || have_last, "--resume: no checkpoint to resume in ", c.out, " (expected ", last_path,
+                ")", lead ? "" : " on this rank: is the output directory shared by every machine?");
+    RESIN_CHECK(c.resume || !have_last || !lead, c.out, " already holds a run (", last_path,
+                "). Pass --resume to continue it, or choose another --out.");
+  });
 
-  // ---- data
-  DataSpec d = load_data(c.data, c.data_dir);
+  // ---- data: this rank's shard of every epoch (data/sampler.h)
+  std::optional<DataSpec> data_spec;
+  run_agreed(*comm, "load the data", [&] { data_spec = load_data(c.data, c.data_dir); });
+  DataSpec& d = *data_spec;
   auto train_set = maybe_subset(d.train, c.train_subset), test_set = maybe_subset(d.test, c.test_subset);
   RESIN_CHECK(train_set->size() >= c.batch_size, "--batch-size ", c.batch_size, " is larger than the training set (",
               train_set->size(), " examples)");
   data::DataLoader train_loader(train_set,
-                                {.batch_size = c.batch_size, .shuffle = true, .drop_last = true, .seed = c.seed,
-                                 .num_workers = c.workers},
+                                {.batch_size = c.batch_size / world, .shuffle = true, .drop_last = true, .seed = c.seed,
+                                 .num_workers = c.workers, .num_replicas = world, .rank = comm->rank()},
                                 train_transform(d, c.augment));
-  data::DataLoader test_loader(test_set, {.batch_size = 500, .num_workers = c.workers}, test_transform(d));
+  data::DataLoader test_loader(test_set, {.batch_size = 500, .num_workers = c.workers, .num_replicas = world,
+                                          .rank = comm->rank(), .pad_shards = false},
+                               test_transform(d));
   const int64_t ipe = train_loader.num_batches();
 
   // ---- model, optimizer, schedule
@@ -134,8 +190,10 @@ TrainResult run_training(const TrainConfig& c) {
 
   int64_t start_epoch = 0, step = 0;
   double best = 0;
+  std::optional<Checkpoint> resumed;
+  if (c.resume) run_agreed(*comm, "load " + last_path, [&] { resumed = load_checkpoint(last_path); });
   if (c.resume) {
-    Checkpoint ck = load_checkpoint(last_path);
+    Checkpoint& ck = *resumed;
     RESIN_CHECK(ck.info.model_name == c.model, "--resume: ", last_path, " holds a ", ck.info.model_name,
                 ", not a ", c.model);
     model->load_state_dict(ck.model, true);
@@ -150,14 +208,24 @@ TrainResult run_training(const TrainConfig& c) {
     start_epoch = ck.info.epoch;
     step = ck.info.step;
     best = ck.info.best_top1;
-    std::printf("resuming %s from %s: epoch %lld, step %lld\n", c.model.c_str(), last_path.c_str(),
-                static_cast<long long>(start_epoch), static_cast<long long>(step));
-  } else {
+    if (lead)
+      std::printf("resuming %s from %s: epoch %lld, step %lld\n", c.model.c_str(), last_path.c_str(),
+                  static_cast<long long>(start_epoch), static_cast<long long>(step));
+    resumed.reset();
+  } else if (lead) {
     io::atomic_write_file(c.out + "/config.json", to_json(c) + "\n");
   }
-  MetricsWriter metrics(c.out + "/metrics.jsonl", c.resume);
+  auto metrics = lead ? std::make_unique<MetricsWriter>(c.out + "/metrics.jsonl", c.resume) : std::make_unique<MetricsWriter>();
+  // Replicas: SyncBN (optional), then the gradient reducer, which also copies rank 0's state. One
+  // process with --sync-bn runs the same kernel, so 1- and N-process runs compare exactly.
+  if (c.sync_bn) distributed::convert_sync_batchnorm(*model, comm);
+  std::unique_ptr<distributed::DistributedDataParallel> ddp;
+  if (world > 1)
+    ddp = std::make_unique<distributed::DistributedDataParallel>(
+        *model, comm, distributed::DdpOptions{.bucket_bytes = std::max<int64_t>(1, std::llround(c.bucket_mb * (1 << 20)))});
 
   auto save = [&](const std::string& path, int64_t epochs_done) {
+    if (!lead) return;
     CheckpointInfo info{c.model, d.channels, d.num_classes, epochs_done, step, best, default_generator().state(), to_json(c)};
     auto state = opt.state_dict();
     for (auto& [k, v] : sched.state_dict()) state["scheduler." + k] = v;
@@ -165,13 +233,19 @@ TrainResult run_training(const TrainConfig& c) {
   };
 
   const bool interactive = c.progress < 0 ? Progress::stdout_is_terminal() : c.progress == 1;
-  std::printf("training %s (%lld parameters) on %s: %lld train / %lld test images, %lld epochs x %lld steps, "
-              "batch %lld, %d threads\n",
-              c.model.c_str(), static_cast<long long>(model->parameter_count()), c.data.c_str(),
-              static_cast<long long>(train_set->size()), static_cast<long long>(test_set->size()),
-              static_cast<long long>(c.epochs), static_cast<long long>(ipe), static_cast<long long>(c.batch_size),
-              omp_get_max_threads());
-  std::fflush(stdout);
+  if (lead) {
+    std::printf("training %s (%lld parameters) on %s: %lld train / %lld test images, %lld epochs x %lld steps, "
+                "batch %lld, %d threads\n",
+                c.model.c_str(), static_cast<long long>(model->parameter_count()), c.data.c_str(),
+                static_cast<long long>(train_set->size()), static_cast<long long>(test_set->size()),
+                static_cast<long long>(c.epochs), static_cast<long long>(ipe), static_cast<long long>(c.batch_size),
+                omp_get_max_threads());
+    if (world > 1)
+      std::printf("data parallel: %d processes (%s), %lld images each per step, %lld gradient buckets%s\n", world,
+                  comm->backend().c_str(), static_cast<long long>(c.batch_size / world),
+                  static_cast<long long>(ddp->num_buckets()), c.sync_bn ? ", synchronized BatchNorm" : "");
+    std::fflush(stdout);
+  }
 
   TrainResult r;
   r.best_top1 = best;
@@ -181,8 +255,10 @@ TrainResult run_training(const TrainConfig& c) {
     RESIN_CHECK(first_batch >= 0 && first_batch <= ipe, "checkpoint step ", step, " does not fit epoch ", epoch,
                 " of ", ipe, " steps (was the batch size or data changed?)");
     train_loader.start_epoch(epoch, first_batch);
-    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), ipe, interactive,
-                 std::max<int64_t>(1, ipe / 5));
+    std::optional<Progress> bar;
+    if (lead)
+      bar.emplace("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), ipe, interactive,
+                  std::max<int64_t>(1, ipe / 5));
     RunningMeter meter, window;
     auto t_window = std::chrono::steady_clock::now();
     int64_t window_images = 0;
@@ -193,8 +269,16 @@ TrainResult run_training(const TrainConfig& c) {
       Tensor loss = cross_entropy(logits, b->labels, {.label_smoothing = c.label_smoothing});
       const double loss_value = loss.item();
       bool skip = false;
-      if (!std::isfinite(loss_value)) {
-        RESIN_CHECK(c.skip_nonfinite, "non-finite loss (", loss_value, ") at step ", step + 1, " (epoch ", epoch + 1,
+      // Ranks must agree on skipping (a skipped backward would leave the others waiting).
+      bool loss_finite = std::isfinite(loss_value);
+      if (world > 1) {
+        Tensor bad = from_vector({loss_finite ? 0.0 : 1.0}, {1}, {.dtype = DType::f64});
+        comm->all_reduce(bad);
+        loss_finite = bad.item() == 0;
+      }
+      if (!loss_finite) {
+        RESIN_CHECK(c.skip_nonfinite, "non-finite loss (", loss_value, world > 1 ? " here; non-finite on some rank" : "",
+                    ") at step ", step + 1, " (epoch ", epoch + 1,
                     ", batch ", batch_index + 1, "). Training stopped; the last good checkpoint is kept",
                     have_last || epoch > 0 ? " in " + last_path : " (none written yet)",
                     ". Lower --lr, add --clip-grad-norm, or pass --skip-nonfinite.");
@@ -202,6 +286,7 @@ TrainResult run_training(const TrainConfig& c) {
       }
       if (!skip) {
         loss.backward();
+        if (ddp) ddp->synchronize_gradients();  // every rank now holds the averaged gradients
         auto bad = optim::nonfinite_grads(named);
         if (!bad.empty()) {
           RESIN_CHECK(c.skip_nonfinite, "non-finite gradient at step ", step + 1, " (epoch ", epoch + 1, ", batch ",
@@ -213,7 +298,7 @@ TrainResult run_training(const TrainConfig& c) {
       if (skip) {
         opt.zero_grad();
         ++r.skipped_steps;
-        std::printf("\nskipping step %lld: non-finite loss or gradient\n", static_cast<long long>(step + 1));
+        if (lead) std::printf("\nskipping step %lld: non-finite loss or gradient\n", static_cast<long long>(step + 1));
       } else {
         if (c.clip_grad_norm > 0) optim::clip_grad_norm(named, c.clip_grad_norm);
         opt.step();
@@ -226,11 +311,14 @@ TrainResult run_training(const TrainConfig& c) {
       window.add(loss_value * static_cast<double>(acc.count), acc);
       window_images += acc.count;
       const double lr = opt.param_groups()[0].lr;
-      bar.update(batch_index + 1, "loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()) +
-                                      " lr " + fmt("%.4g", lr));
+      if (bar)
+        bar->update(batch_index + 1, "loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()) +
+                                         " lr " + fmt("%.4g", lr));
       if (step % c.log_every == 0) {
+        window = all_reduce_meter(*comm, window);
+        window_images = window.count();
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-        metrics.write({{"kind", std::string("train")}, {"epoch", epoch + 1}, {"step", step}, {"loss", window.loss()},
+        metrics->write({{"kind", std::string("train")}, {"epoch", epoch + 1}, {"step", step}, {"loss", window.loss()},
                        {"top1", window.top1()}, {"top5", window.top5()}, {"lr", lr},
                        {"images_per_s", static_cast<double>(window_images) / std::max(secs, 1e-9)}});
         window = RunningMeter();
@@ -241,13 +329,16 @@ TrainResult run_training(const TrainConfig& c) {
       if (c.max_steps > 0 && step >= c.max_steps) break;
     }
     const bool stopped_early = c.max_steps > 0 && step >= c.max_steps && step < (epoch + 1) * ipe;
-    bar.finish("loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()));
-    EvalResult ev = evaluate(*model, test_loader, c.channels_last);
-    std::printf("epoch %lld/%lld: test loss %.4f, top-1 %.2f%%, top-5 %.2f%% (%lld images, %.1fs)\n",
+    meter = all_reduce_meter(*comm, meter);
+    if (bar) bar->finish("loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()));
+    if (ddp) ddp->broadcast_buffers();  // evaluate and save rank 0's running statistics on every rank
+    EvalResult ev = evaluate(*model, test_loader, c.channels_last, *comm);
+    if (lead)
+      std::printf("epoch %lld/%lld: test loss %.4f, top-1 %.2f%%, top-5 %.2f%% (%lld images, %.1fs)\n",
                 static_cast<long long>(epoch + 1), static_cast<long long>(c.epochs), ev.loss, ev.top1, ev.top5,
                 static_cast<long long>(ev.count), ev.seconds);
     std::fflush(stdout);
-    metrics.write({{"kind", std::string("eval")}, {"epoch", epoch + 1}, {"step", step}, {"loss", ev.loss},
+    metrics->write({{"kind", std::string("eval")}, {"epoch", epoch + 1}, {"step", step}, {"loss", ev.loss},
                    {"top1", ev.top1}, {"top5", ev.top5}, {"train_loss", meter.loss()}, {"train_top1", meter.top1()}});
     r.test_loss = ev.loss;
     r.test_top1 = ev.top1;
@@ -258,12 +349,23 @@ TrainResult run_training(const TrainConfig& c) {
     if (!stopped_early) {
       save(last_path, epoch + 1);
       if (improved) save(best_path, epoch + 1);
-      save_weights(c.out + "/weights.safetensors", *model);
+      if (lead) save_weights(c.out + "/weights.safetensors", *model);
     }
     if (stopped_early) break;
   }
   r.best_top1 = best;
   r.steps = step;
+  if (ddp) {
+    const auto st = ddp->stats();
+    r.all_reduce_seconds = st.all_reduce_seconds;
+    r.all_reduce_wait_seconds = st.wait_seconds;
+    if (lead)
+      std::printf("gradient all-reduce: %lld steps, %.1f MB each in %lld buckets; ran %.2f s, training waited %.2f s "
+                  "(%.0f%% hidden behind backward)\n",
+                  static_cast<long long>(st.iterations), static_cast<double>(st.bytes_per_iteration) / 1e6,
+                  static_cast<long long>(st.buckets), st.all_reduce_seconds, st.wait_seconds,
+                  100.0 * st.hidden_fraction());
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return r;
 }
@@ -291,7 +393,7 @@ EvalResult evaluate_file(const std::string& path, const std::string& data_name, 
   auto model = models::create_model(name, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
   model->load_state_dict(weights, true);
   data::DataLoader loader(d.test, {.batch_size = batch_size, .num_workers = 1}, test_transform(d));
-  return evaluate(*model, loader, false);
+  return evaluate(*model, loader, false, *distributed::make_single_process_communicator());
 }
 
 }  // namespace resin::train

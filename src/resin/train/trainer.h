@@ -8,9 +8,18 @@
 //   last.ckpt            full training state after the latest epoch (or --checkpoint-every steps)
 //   best.ckpt            the same for the best test top-1 so far
 //   weights.safetensors  the latest weights alone, torchvision names (loads in PyTorch)
+//
+// Data parallelism (docs/distributed.md): with dist.world_size > 1 every process runs this
+// function with its own dist.rank; batch_size is the GLOBAL batch (each rank takes
+// batch_size / world_size of it, from its shard of the same epoch order), gradients are averaged
+// across ranks before each step, and only rank 0 writes files or prints progress. Every rank
+// evaluates its part of the test split; the metrics are summed over ranks. --resume: every rank
+// loads the same last.ckpt (the output directory must be shared between machines).
 #pragma once
 #include <string>
 #include <vector>
+
+#include "resin/distributed/process_group.h"
 
 namespace resin::train {
 
@@ -42,12 +51,17 @@ struct TrainConfig {
   bool channels_last = false;             // keep activations NHWC (see docs/performance.md)
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar
+  distributed::DistConfig dist;           // this process's place in a data-parallel job
+  bool sync_bn = false;                   // BatchNorm statistics over all ranks (SyncBatchNorm kernel)
+  double bucket_mb = 25;                  // gradient all-reduce bucket size, MiB
 };
 
 struct TrainResult {
   double test_loss = 0, test_top1 = 0, test_top5 = 0, best_top1 = 0;
   int64_t epochs_done = 0, steps = 0, skipped_steps = 0;
   double seconds = 0;
+  // Data parallelism: time the gradient all-reduces ran, and the part training waited for them.
+  double all_reduce_seconds = 0, all_reduce_wait_seconds = 0;
 };
 
 std::string to_json(const TrainConfig& c);

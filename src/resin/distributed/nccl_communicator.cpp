@@ -1,0 +1,270 @@
+#include "resin/distributed/nccl_communicator.h"
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+namespace resin::distributed {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void cuda_check(cudaError_t e, const char* what) {
+  RESIN_CHECK(e == cudaSuccess, "nccl: ", what, " failed: ", cudaGetErrorString(e));
+}
+
+ncclDataType_t nccl_type(DType t) {
+  switch (t) {
+    case DType::f32: return ncclFloat32;
+    case DType::f64: return ncclFloat64;
+    case DType::i64: return ncclInt64;
+    default: RESIN_FAIL("nccl: no reduction for dtype ", t);
+  }
+}
+
+// What the communicator and its pending operations share: the NCCL communicator, its stream, and
+// the first failure (after which the group is unusable).
+struct Shared {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  int device = 0, rank = 0, size = 1;
+  std::chrono::milliseconds timeout{60000};
+  std::mutex mu;  // serialises enqueueing and polling
+  std::string broken;
+  void* staging = nullptr;  // device buffer for host tensors
+  size_t staging_bytes = 0;
+
+  [[noreturn]] void fail(const char* op, const std::string& why) {
+    if (broken.empty()) broken = why;
+    RESIN_FAIL("distributed: ", op, " failed on rank ", rank, " of ", size, ": ", why,
+               ". Another rank probably exited or stopped responding (timeout ", timeout.count() / 1000.0, " s).");
+  }
+  void check_usable(const char* op) {
+    if (!broken.empty() || !comm)
+      RESIN_FAIL("distributed: ", op, " not run on rank ", rank, ": the group failed earlier (", broken, ")");
+  }
+  void abort() {
+    if (comm) ncclCommAbort(comm);
+    comm = nullptr;
+  }
+  // Polls `done` while watching NCCL's asynchronous error and the deadline; aborts on either.
+  template <class Done>
+  void poll(const char* op, Done done) {
+    const auto deadline = Clock::now() + timeout;
+    while (!done()) {
+      ncclResult_t async = ncclSuccess;
+      if (comm) ncclCommGetAsyncError(comm, &async);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        const std::string why = std::string(ncclGetErrorString(async)) + " " + ncclGetLastError(comm);
+        abort();
+        fail(op, why);
+      }
+      if (Clock::now() > deadline) {
+        abort();
+        fail(op, "timed out after " + std::to_string(timeout.count() / 1000.0) + " s");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  // A non-blocking communicator may answer ncclInProgress: wait until the call took effect.
+  void check(ncclResult_t r, const char* op) {
+    if (r == ncclInProgress) {
+      poll(op, [&] {
+        ncclResult_t s = ncclSuccess;
+        ncclCommGetAsyncError(comm, &s);
+        return s != ncclInProgress;
+      });
+      return;
+    }
+    if (r != ncclSuccess) {
+      const std::string why = std::string(ncclGetErrorString(r)) + " " + ncclGetLastError(comm);
+      abort();
+      fail(op, why);
+    }
+  }
+  void wait_event(cudaEvent_t ev, const char* op) {
+    poll(op, [&] {
+      const cudaError_t q = cudaEventQuery(ev);
+      if (q == cudaSuccess) return true;
+      if (q != cudaErrorNotReady) fail(op, cudaGetErrorString(q));
+      return false;
+    });
+  }
+  void* staging_for(size_t bytes) {
+    if (bytes > staging_bytes) {
+      if (staging) cuda_check(cudaFree(staging), "cudaFree");
+      staging = nullptr;
+      cuda_check(cudaMalloc(&staging, bytes), "cudaMalloc");
+      staging_bytes = bytes;
+    }
+    return staging;
+  }
+};
+
+class NcclWork final : public Work {
+ public:
+  NcclWork(std::shared_ptr<Shared> s, const char* op, Tensor keep) : s_(std::move(s)), op_(op), keep_(std::move(keep)) {
+    cuda_check(cudaEventCreate(&start_), "cudaEventCreate");
+    cuda_check(cudaEventCreate(&end_), "cudaEventCreate");
+  }
+  ~NcclWork() override {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(end_);
+  }
+  cudaEvent_t start() const { return start_; }
+  cudaEvent_t end() const { return end_; }
+
+  void wait() override {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    if (!done_) {
+      done_ = true;
+      try {
+        cuda_check(cudaSetDevice(s_->device), "cudaSetDevice");
+        s_->wait_event(end_, op_);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, start_, end_);
+        seconds_ = ms / 1000.0;
+      } catch (const Error& e) {
+        error_ = e.what();
+      }
+      keep_ = Tensor();
+    }
+    if (!error_.empty()) throw Error(error_);
+  }
+  bool completed() const override {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    return done_ || cudaEventQuery(end_) == cudaSuccess;
+  }
+  double run_seconds() const override {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    return seconds_;
+  }
+
+ private:
+  std::shared_ptr<Shared> s_;
+  const char* op_;
+  Tensor keep_;
+  cudaEvent_t start_ = nullptr, end_ = nullptr;
+  bool done_ = false;
+  std::string error_;
+  double seconds_ = 0;
+};
+
+class NcclCommunicator final : public Communicator {
+ public:
+  explicit NcclCommunicator(std::shared_ptr<Shared> s, std::shared_ptr<Store> store)
+      : s_(std::move(s)), store_(std::move(store)) {}
+  ~NcclCommunicator() override {
+    std::lock_guard<std::mutex> lk(s_->mu);
+    cudaSetDevice(s_->device);
+    if (s_->comm && s_->broken.empty()) {
+      ncclCommDestroy(s_->comm);
+      s_->comm = nullptr;
+    }
+    s_->abort();
+    if (s_->staging) cudaFree(s_->staging);
+    if (s_->stream) cudaStreamDestroy(s_->stream);
+  }
+
+  int rank() const override { return s_->rank; }
+  int size() const override { return s_->size; }
+  std::string backend() const override { return "nccl"; }
+  std::chrono::milliseconds timeout() const override { return s_->timeout; }
+
+  WorkPtr all_reduce_async(const Tensor& t) override {
+    check_collective_tensor(t, "all_reduce", true);
+    const ncclDataType_t type = nccl_type(t.dtype());
+    const auto n = static_cast<size_t>(t.numel());
+    return run("all_reduce", t, [&](void* buf) {
+      s_->check(ncclAllReduce(buf, buf, n, type, ncclSum, s_->comm, s_->stream), "all_reduce");
+    });
+  }
+
+  WorkPtr broadcast_async(const Tensor& t, int root) override {
+    check_collective_tensor(t, "broadcast", false);
+    RESIN_CHECK(root >= 0 && root < size(), "broadcast: root ", root, " outside [0, ", size(), ")");
+    const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+    return run("broadcast", t, [&](void* buf) {
+      s_->check(ncclBroadcast(buf, buf, bytes, ncclChar, root, s_->comm, s_->stream), "broadcast");
+    });
+  }
+
+  void barrier() override {
+    Tensor one = zeros({1});
+    all_reduce(one);
+  }
+
+ private:
+  // Enqueues `op` on the stream between two events; host tensors go through the staging buffer
+  // and are waited for here.
+  template <class Op>
+  WorkPtr run(const char* name, const Tensor& t, Op op) {
+    const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+    if (bytes == 0) return completed_work();
+    const bool host = t.device().type == DeviceType::cpu;
+    std::shared_ptr<NcclWork> w;
+    {
+      std::lock_guard<std::mutex> lk(s_->mu);
+      s_->check_usable(name);
+      cuda_check(cudaSetDevice(s_->device), "cudaSetDevice");
+      w = std::make_shared<NcclWork>(s_, name, t);
+      void* buf = host ? s_->staging_for(bytes) : t.raw_data();
+      cuda_check(cudaEventRecord(w->start(), s_->stream), "cudaEventRecord");
+      if (host) cuda_check(cudaMemcpyAsync(buf, t.raw_data(), bytes, cudaMemcpyHostToDevice, s_->stream), "copy to GPU");
+      op(buf);
+      if (host) cuda_check(cudaMemcpyAsync(t.raw_data(), buf, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
+      cuda_check(cudaEventRecord(w->end(), s_->stream), "cudaEventRecord");
+    }
+    if (host) w->wait();
+    return w;
+  }
+
+  std::shared_ptr<Shared> s_;
+  std::shared_ptr<Store> store_;
+};
+
+}  // namespace
+
+CommunicatorPtr make_nccl_communicator(std::shared_ptr<Store> store, int rank, int size, int local_rank,
+                                       std::chrono::milliseconds timeout) {
+  RESIN_CHECK(store != nullptr, "nccl: no rendezvous store");
+  RESIN_CHECK(size >= 1 && rank >= 0 && rank < size, "nccl: rank ", rank, " outside [0, ", size, ")");
+  int devices = 0;
+  cuda_check(cudaGetDeviceCount(&devices), "cudaGetDeviceCount (is there a GPU?)");
+  RESIN_CHECK(devices > 0, "nccl: no CUDA device on this machine; use the gloo backend");
+  auto s = std::make_shared<Shared>();
+  s->device = local_rank % devices;
+  s->rank = rank;
+  s->size = size;
+  s->timeout = timeout;
+  cuda_check(cudaSetDevice(s->device), "cudaSetDevice");
+  cuda_check(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+
+  ncclUniqueId id;
+  std::vector<char> bytes(sizeof id);
+  if (rank == 0) {
+    s->check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    std::memcpy(bytes.data(), &id, sizeof id);
+    store->set("nccl/unique_id", bytes);
+  } else {
+    bytes = store->get("nccl/unique_id", timeout);
+    RESIN_CHECK(bytes.size() == sizeof id, "nccl: malformed unique id from rank 0");
+    std::memcpy(&id, bytes.data(), sizeof id);
+  }
+  // Non-blocking initialisation, so a rank that never joins ends in a timeout, not a hang.
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  const ncclResult_t r = ncclCommInitRankConfig(&s->comm, size, id, rank, &config);
+  if (r != ncclSuccess && r != ncclInProgress) {
+    s->comm = nullptr;
+    s->fail("ncclCommInitRank", ncclGetErrorString(r));
+  }
+  s->check(r, "ncclCommInitRank");
+  return std::make_shared<NcclCommunicator>(std::move(s), std::move(store));
+}
+
+}  // namespace resin::distributed
