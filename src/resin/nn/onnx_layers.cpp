@@ -136,9 +136,15 @@ OnnxValue adaptive_avg_pool2d(OnnxEmitter& g, const OnnxValue& x, int64_t oh, in
   const int64_t h = x.shape()[2], w = x.shape()[3];
   if (oh == 1 && ow == 1) return g.op1("GlobalAveragePool", {x});
   if (oh == h && ow == w) return x;
+  if (oh % h == 0 && ow % w == 0) {
+    // Upsampling by whole factors: every bin is one input pixel, repeated (oh/h)×(ow/w) times.
+    OnnxValue e = reshape(g, x, {0, 0, h, 1, w, 1});
+    e = g.op1("Expand", {e, g.ints({1, 1, 1, oh / h, 1, ow / w})});
+    return reshape(g, e, {0, 0, oh, ow});
+  }
   RESIN_CHECK(h % oh == 0 && w % ow == 0, "adaptive_avg_pool2d from ", h, "x", w, " to ", oh, "x", ow,
               " has uneven bins, which no ONNX pooling op expresses; export at an input size whose feature map "
-              "is a multiple of the output");
+              "is a multiple or a whole fraction of the output");
   return avg_pool2d(g, x, {.kernel = {h / oh, w / ow}, .stride = {h / oh, w / ow}});
 }
 

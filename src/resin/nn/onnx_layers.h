@@ -35,7 +35,8 @@ OnnxValue concat(OnnxEmitter& g, const std::vector<OnnxValue>& xs, int64_t axis)
 OnnxValue slice(OnnxEmitter& g, const OnnxValue& x, int64_t axis, int64_t start, int64_t end, int64_t step = 1);
 OnnxValue max_pool2d(OnnxEmitter& g, const OnnxValue& x, const Pool2dOptions& o);
 OnnxValue avg_pool2d(OnnxEmitter& g, const OnnxValue& x, const Pool2dOptions& o);
-// Exact only where the bins are even (H % out_h == 0, W % out_w == 0); throws otherwise.
+// Exact where the bins are even (H % out_h == 0 and W % out_w == 0: AveragePool) or single pixels
+// (out_h % H == 0 and out_w % W == 0: repetition); throws otherwise.
 OnnxValue adaptive_avg_pool2d(OnnxEmitter& g, const OnnxValue& x, int64_t out_h, int64_t out_w);
 // Mean over `dims`.
 OnnxValue mean(OnnxEmitter& g, const OnnxValue& x, const std::vector<int64_t>& dims, bool keepdim);

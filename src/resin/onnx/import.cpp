@@ -68,7 +68,9 @@ OnnxGraph::OnnxGraph(Graph g, const std::string& source) : g_(std::move(g)), sou
       leaf = parts.back();
       parts.pop_back();
       for (const auto& p : parts) {
-        nn::ModulePtr c = holder->child(p);
+        nn::ModulePtr c;
+        for (const auto& [cn, cm] : holder->children())
+          if (cn == p) c = cm;
         if (!c) {
           c = std::make_shared<ParamHolder>();
           holder->register_module(p, c);

@@ -287,7 +287,7 @@ std::string serialize_model(const Graph& g) {
   op->set_domain("");
   op->set_version(g.opset);
   pb::GraphProto* gp = m.mutable_graph();
-  gp->set_name(g.name);
+  gp->set_name(g.name.empty() ? "graph" : g.name);  // the checker requires a name
   if (!g.doc.empty()) gp->set_doc_string(g.doc);
   for (const auto& [name, t] : g.initializers) tensor_to_proto(t, name, *gp->add_initializer());
   for (const auto& v : g.inputs) value_info_to_proto(v, *gp->add_input());
