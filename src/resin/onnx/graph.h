@@ -36,14 +36,25 @@ struct Graph {
   std::vector<ValueInfo> outputs;
 };
 
-// Opsets of the default domain that import and export accept.
-inline constexpr int64_t kMinOpset = 9, kMaxOpset = 17;
+// Opsets of the default domain that import accepts (export: 13 to kMaxOpset). Graphs of opsets 1
+// to 6 are read when every op is one whose semantics have not changed since opset 1
+// (kOpsetOneOps).
+inline constexpr int64_t kMinOpset = 7, kMaxOpset = 17;
+inline const char* const kOpsetOneOps[] = {"Conv", "GlobalAveragePool", "GlobalMaxPool", "MatMul", "Transpose",
+                                           "Identity", "Softmax", "LogSoftmax", "Gather", "Shape", "Constant"};
 
 // ---- protobuf conversion (proto.cpp)
 // Parses and validates a serialized ModelProto: every tensor's type, dims and data size, every
 // attribute's type, external data (rejected), the default-domain opset, name uniqueness and
 // topological order, then onnx::checker. Throws resin::Error naming `source` on any defect.
 Graph parse_model(const std::string& bytes, const std::string& source);
+// What a model uses, read without validation (for listing files resin cannot import): the
+// default-domain opset (0 if none) and each node's op type, prefixed "domain::" outside it.
+struct ModelSummary {
+  int64_t opset = 0;
+  std::vector<std::string> ops;
+};
+ModelSummary peek_model(const std::string& bytes, const std::string& source);
 // Serializes (tensors as raw little-endian data) and runs onnx::checker on the result.
 std::string serialize_model(const Graph& g);
 // A serialized TensorProto (the node tests' input_0.pb files) as a tensor.

@@ -4,6 +4,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/autograd/node.h"
+#include "resin/backend/backend.h"
 #include "resin/onnx/ops.h"
 
 namespace resin::onnx {
@@ -87,18 +88,52 @@ Tensor erf(const Tensor& x) {
   return y;
 }
 
+// x^y elementwise with broadcasting, as std::pow (negative bases with integer exponents, NaN
+// otherwise, like numpy); the result has x's type. Gradients: y·x^(y−1) and x^y·ln x.
+struct PowBackward : autograd::Node {
+  Tensor x, y, z;
+  std::string name() const override { return "PowBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { x = y = z = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    RESIN_CHECK(x.defined(), "PowBackward: saved tensors were released (backward twice without retain_graph?)");
+    const Shape& s = z.shape();
+    const auto xv = x.expand(s).contiguous().to_vector(), yv = y.expand(s).contiguous().to_vector();
+    const auto zv = z.to_vector(), gv = g[0].contiguous().to_vector();
+    std::vector<double> gx(zv.size()), gy(zv.size());
+    for (size_t i = 0; i < zv.size(); ++i) {
+      gx[i] = gv[i] * (yv[i] == 0 ? 0.0 : yv[i] * std::pow(xv[i], yv[i] - 1));
+      gy[i] = gv[i] * (xv[i] > 0 ? zv[i] * std::log(xv[i]) : 0.0);  // undefined for x <= 0: as torch, 0 at x = 0
+    }
+    std::vector<Tensor> out(2);
+    if (needs_input_grad(0)) out[0] = sum_to(from_vector(gx, s, {.dtype = x.dtype()}), x.shape());
+    if (needs_input_grad(1)) out[1] = sum_to(from_vector(gy, s, {.dtype = y.dtype()}), y.shape());
+    return out;
+  }
+};
+
 Outs pow_op(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
   const Tensor& y = need(c, in, 1, "Y");
-  if (!is_floating(x.dtype())) c.fail(str_cat("integer bases are not supported, got ", x.dtype()));
-  if (y.numel() == 1 && y.dim() <= x.dim()) {
-    Tensor out = pow(x, y.item());
-    return {y.dim() == 0 ? out : out.reshape(broadcast_shapes(x.shape(), y.shape(), "Pow"))};
+  const Shape s = broadcast_shapes(x.shape(), y.shape(), "Pow");
+  // A constant scalar exponent (LayerNorm's x²): resin's own pow.
+  if (is_floating(x.dtype()) && y.numel() == 1 && !y.requires_grad() && s == x.shape()) return {pow(x, y.item())};
+  const auto xv = x.expand(s).contiguous().to_vector(), yv = y.expand(s).contiguous().to_vector();
+  std::vector<double> zv(xv.size());
+  const bool integral = !is_floating(x.dtype());
+  for (size_t i = 0; i < zv.size(); ++i) {
+    zv[i] = std::pow(xv[i], yv[i]);
+    if (integral) zv[i] = std::trunc(zv[i]);
   }
-  // x^y = exp(y · ln x), exact in value and gradient for positive bases.
-  for (double v : x.to_vector())
-    if (!(v > 0)) c.fail("a tensor exponent needs positive bases (resin computes exp(y·ln x))");
-  return {exp(mul(y.to(x.dtype()), log(x)))};
+  Tensor z = from_vector(zv, s, {.dtype = x.dtype()});
+  if (GradMode::is_enabled() && is_floating(x.dtype()) && (x.requires_grad() || y.requires_grad())) {
+    auto node = std::make_shared<PowBackward>();
+    node->x = x.detach();
+    node->y = y.detach();
+    node->z = z.detach();
+    autograd::set_history(node, {&x, &y}, {&z});
+  }
+  return {z};
 }
 
 Outs clip(const OpContext& c, const Ins& in) {
@@ -184,7 +219,10 @@ void add_math_ops(OpTable& t) {
   t["Sigmoid"] = unary([](const Tensor& x) { return sigmoid(x); });
   t["Tanh"] = unary([](const Tensor& x) { return tanh(x); });
   t["Exp"] = unary([](const Tensor& x) { return exp(x); });
-  t["Log"] = unary([](const Tensor& x) { return log(x); });
+  t["Log"] = unary([](const Tensor& x) {
+    backend::ForceReferenceGuard exact;  // oneDNN's log is off by ~1e-6 near 1 (log(1) != 0)
+    return log(x);
+  });
   t["Neg"] = unary([](const Tensor& x) { return neg(x); });
   t["Abs"] = unary([](const Tensor& x) { return abs(x); });
   t["Sqrt"] = unary([](const Tensor& x) { return sqrt(x); });

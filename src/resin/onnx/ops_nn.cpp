@@ -21,7 +21,8 @@ struct Pads {
 };
 
 void check_4d(const OpContext& c, const Tensor& x) {
-  if (x.dim() != 4) c.fail(str_cat("only 2-D spatial inputs [N, C, H, W] are supported, got shape ", x.shape()));
+  if (x.dim() != 4)
+    c.fail(str_cat("only 1-D and 2-D spatial inputs ([N, C, L], [N, C, H, W]) are supported, got shape ", x.shape()));
 }
 
 // ONNX's explicit pads or auto_pad for kernel k, stride s, dilation d over H and W.
@@ -61,8 +62,31 @@ Tensor pad_hw(const Tensor& x, const Pads& p, double value) {
   return pad(x, {p.l, p.r, p.t, p.b}, value);
 }
 
+// 1-D ops run as 2-D ones over [N, C, 1, L]: spatial attributes gain a leading unit dim and the
+// first `lift` inputs (X, and W for Conv) a unit H.
+Outs run_lifted(const OpContext& c, const Ins& in, Outs (*f)(const OpContext&, const Ins&), size_t lift) {
+  Node n = c.node();
+  for (auto& a : n.attrs) {
+    auto* v = std::get_if<Ints>(&a.value);
+    if (!v) continue;
+    if ((a.name == "kernel_shape" || a.name == "strides" || a.name == "dilations") && v->size() == 1)
+      v->insert(v->begin(), 1);
+    else if (a.name == "pads" && v->size() == 2)
+      *v = {0, (*v)[0], 0, (*v)[1]};
+  }
+  const OpContext c2(n, c.opset(), c.training());
+  Ins in2 = in;
+  for (size_t i = 0; i < lift && i < in2.size(); ++i)
+    if (in2[i].defined()) in2[i] = in2[i].unsqueeze(2);
+  Outs out = f(c2, in2);
+  for (auto& t : out)
+    if (t.defined()) t = t.squeeze(2);
+  return out;
+}
+
 Outs conv(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
+  if (x.dim() == 3) return run_lifted(c, in, conv, 2);
   const Tensor& w = need(c, in, 1, "W");
   const Tensor b = in.size() > 2 ? in[2] : Tensor();
   check_4d(c, x);
@@ -108,6 +132,11 @@ bool fast_pool(const PoolGeometry& g) {
 
 Outs max_pool(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
+  if (x.dim() == 3) return run_lifted(c, in, max_pool, 1);
+  if (!is_floating(x.dtype())) {  // integer images: exact in f32
+    Outs out = max_pool(c, {x.to(DType::f32)});
+    return {out[0].to(x.dtype())};
+  }
   const PoolGeometry g = pool_geometry(c, x);
   if (fast_pool(g)) return {max_pool2d(x, {.kernel = g.k, .stride = g.s, .padding = {g.p.t, g.p.l}})};
   const double ninf = -std::numeric_limits<double>::infinity();
@@ -117,6 +146,7 @@ Outs max_pool(const OpContext& c, const Ins& in) {
 
 Outs avg_pool(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
+  if (x.dim() == 3) return run_lifted(c, in, avg_pool, 1);
   const PoolGeometry g = pool_geometry(c, x);
   const bool include_pad = c.i("count_include_pad", 0) != 0;
   if (fast_pool(g))
@@ -153,6 +183,7 @@ Outs batch_norm_op(const OpContext& c, const Ins& in) {
   const Tensor& rmean = need(c, in, 3, "input_mean");
   const Tensor& rvar = need(c, in, 4, "input_var");
   if (x.dim() < 2) c.fail(str_cat("expected [N, C, ...], got ", x.shape()));
+  if (c.opset() < 9 && c.i("spatial", 1) == 0) c.fail("spatial=0 (per-activation statistics) is not supported");
   const double eps = c.f("epsilon", 1e-5), momentum = c.f("momentum", 0.9);
   if (c.i("training_mode", 0)) {
     // ONNX training mode: batch statistics; running statistics returned as outputs 1 and 2, updated
@@ -209,8 +240,10 @@ Outs dropout_op(const OpContext& c, const Ins& in) {
     if (c.wants_output(1)) out[1] = ones(x.shape(), {.dtype = DType::u8});
     return out;
   }
-  if (c.wants_output(1)) c.fail("the mask output in training mode is not supported");
-  return {dropout(x, ratio, true)};
+  if (!(ratio > 0 && ratio < 1)) c.fail(str_cat("ratio must be in [0, 1), got ", ratio));
+  // Inverted dropout with the mask kept for output 1; draws from default_generator().
+  const Tensor keep = gt(rand(x.shape(), {.dtype = x.dtype()}), ratio);
+  return {mul(x, mul(keep, 1.0 / (1.0 - ratio))), c.wants_output(1) ? keep.to(DType::u8) : Tensor()};
 }
 
 // Pad along every dim: constant (any amounts; negative crops), edge or reflect (non-negative).

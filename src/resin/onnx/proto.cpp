@@ -4,6 +4,7 @@
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <set>
@@ -245,7 +246,7 @@ Graph parse_model(const std::string& bytes, const std::string& source) {
     g.opset = o.version();
   }
   RESIN_CHECK(has_default, source, ": the model imports no opset of the default ONNX domain");
-  RESIN_CHECK(g.opset >= kMinOpset && g.opset <= kMaxOpset, source, ": opset ", g.opset,
+  RESIN_CHECK(g.opset >= 1 && g.opset <= kMaxOpset, source, ": opset ", g.opset,
               " is not supported (resin reads opsets ", kMinOpset, " to ", kMaxOpset, ")");
   const pb::GraphProto& gp = m.graph();
   g.name = gp.name();
@@ -273,9 +274,26 @@ Graph parse_model(const std::string& bytes, const std::string& source) {
     for (const auto& a : np.attribute()) n.attrs.push_back(attr_from_proto(a, what));
     g.nodes.push_back(std::move(n));
   }
+  if (g.opset < kMinOpset)
+    for (const Node& n : g.nodes)
+      RESIN_CHECK(std::find(std::begin(kOpsetOneOps), std::end(kOpsetOneOps), n.op) != std::end(kOpsetOneOps), source,
+                  ": opset ", g.opset, " is not supported for op '", n.op, "' in node '", n.name, "' (resin reads opsets ",
+                  kMinOpset, " to ", kMaxOpset, ", and older graphs only of ops unchanged since opset 1)");
   check_structure(g, source);
   run_checker(m, source);
   return g;
+}
+
+ModelSummary peek_model(const std::string& bytes, const std::string& source) {
+  RESIN_CHECK(bytes.size() < static_cast<size_t>(INT_MAX), source, ": files over 2 GiB are not supported");
+  pb::ModelProto m;
+  RESIN_CHECK(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())), source, ": not an ONNX model");
+  ModelSummary s;
+  for (const auto& o : m.opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") s.opset = o.version();
+  for (const auto& n : m.graph().node())
+    s.ops.push_back(n.domain().empty() || n.domain() == "ai.onnx" ? n.op_type() : n.domain() + "::" + n.op_type());
+  return s;
 }
 
 std::string serialize_model(const Graph& g) {
