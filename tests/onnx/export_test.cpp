@@ -18,6 +18,7 @@ std::ostream& operator<<(std::ostream& os, const Case& c) { return os << c.model
 
 class ExportModels : public ::testing::TestWithParam<Case> {};
 
+// resnet50, resnext50_32x4d and densenet121 export (and verify) in ort_test.cpp.
 // Export verifies itself (export.h): the serialized graph, imported again, must give the model's
 // output for batches of 1 and 2 within 1e-4 of the output's magnitude, or export throws.
 TEST_P(ExportModels, ReimportedGraphComputesTheModel) {
@@ -36,9 +37,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"resnet20", 3, 10, 32}, Case{"resnet20_b", 1, 10, 28}, Case{"plain20", 3, 10, 32},
                       Case{"preact_resnet164", 3, 10, 32}, Case{"wrn_16_8", 3, 10, 16},
                       Case{"densenet40_k12", 3, 10, 32}, Case{"densenet_bc100_k12", 3, 100, 32},
-                      Case{"resnet18", 3, 1000, 64}, Case{"resnet50", 3, 10, 64},
-                      Case{"resnext50_32x4d", 3, 10, 64}, Case{"densenet121", 3, 10, 64},
-                      Case{"plain18", 1, 10, 32}),
+                      Case{"resnet18", 3, 1000, 64}, Case{"plain18", 1, 10, 32}),
     [](const auto& info) { return info.param.model; });
 
 INSTANTIATE_TEST_SUITE_P(

@@ -17,10 +17,14 @@
 
 namespace resin::testing {
 
-// A zoo model (or lab spec) with random BN statistics, so that folding and eval-mode BN matter.
+// A zoo model (or lab spec) with random BN statistics, so that folding and eval-mode BN matter,
+// and random values in parameters that start at zero (Fixup's head and biases, ReZero's α,
+// LAuReL's B and γ), so that every term of the forward shows in the output.
 inline nn::ModulePtr make_model(const std::string& name, int64_t in_channels, int64_t classes, int64_t image) {
   auto m = models::create_model(name, {.in_channels = in_channels, .num_classes = classes, .image_size = image});
   randomise_batch_norm(*m);
+  for (auto& [_, p] : m->named_parameters())
+    if (max_abs(p) == 0) nn::init::uniform_(p, -0.3, 0.3);
   m->eval();
   return m;
 }
