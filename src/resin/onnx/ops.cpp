@@ -74,6 +74,13 @@ std::vector<int64_t> int_values(const Tensor& t, const char* what) {
   return t.values<int64_t>();
 }
 
+void check_size(const OpContext& c, const Shape& s, const char* what) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxElements)
+      c.fail(str_cat(what, " of shape ", s, " exceeds resin's limit of ", kMaxElements, " elements per tensor"));
+}
+
 const Tensor& need(const OpContext& c, const std::vector<Tensor>& in, size_t i, const char* what) {
   if (i >= in.size() || !in[i].defined()) c.fail(str_cat("input ", i, " (", what, ") is missing"));
   return in[i];

@@ -21,6 +21,7 @@ bool is_int(DType t) { return t == DType::i64 || t == DType::i32 || t == DType::
 Tensor int_binary(const OpContext& c, const Tensor& a, const Tensor& b, char op) {
   if (a.dtype() != b.dtype()) c.fail(str_cat("input types differ: ", a.dtype(), " and ", b.dtype()));
   const Shape s = broadcast_shapes(a.shape(), b.shape(), c.node().op.c_str());
+  check_size(c, s, "the output");
   const auto va = a.expand(s).contiguous().values<int64_t>(), vb = b.expand(s).contiguous().values<int64_t>();
   std::vector<double> out(va.size());
   for (size_t i = 0; i < va.size(); ++i) {
@@ -43,6 +44,7 @@ OpFn binary(char op) {
     const Tensor& a = need(c, in, 0, "A");
     const Tensor& b = need(c, in, 1, "B");
     if (is_int(a.dtype())) return {int_binary(c, a, b, op)};
+    check_size(c, broadcast_shapes(a.shape(), b.shape(), c.node().op.c_str()), "the output");
     switch (op) {
       case '+': return {add(a, b)};
       case '-': return {sub(a, b)};
@@ -116,6 +118,7 @@ Outs pow_op(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
   const Tensor& y = need(c, in, 1, "Y");
   const Shape s = broadcast_shapes(x.shape(), y.shape(), "Pow");
+  check_size(c, s, "the output");
   // A constant scalar exponent (LayerNorm's x²): resin's own pow.
   if (is_floating(x.dtype()) && y.numel() == 1 && !y.requires_grad() && s == x.shape()) return {pow(x, y.item())};
   const auto xv = x.expand(s).contiguous().to_vector(), yv = y.expand(s).contiguous().to_vector();
@@ -155,7 +158,22 @@ Outs clip(const OpContext& c, const Ins& in) {
   return {clamp(x, lo, hi)};
 }
 
-Outs matmul_op(const OpContext& c, const Ins& in) { return {matmul(need(c, in, 0, "A"), need(c, in, 1, "B"))}; }
+// The size of a matmul's output, checked before it is allocated (batch dims broadcast).
+void check_matmul(const OpContext& c, const Tensor& a, const Tensor& b) {
+  if (a.dim() < 2 || b.dim() < 2) return;  // a vector operand: no larger than the other input
+  Shape batch = broadcast_shapes(Shape(a.shape().begin(), a.shape().end() - 2),
+                                 Shape(b.shape().begin(), b.shape().end() - 2), "MatMul");
+  batch.push_back(a.size(-2));
+  batch.push_back(b.size(-1));
+  check_size(c, batch, "the output");
+}
+
+Outs matmul_op(const OpContext& c, const Ins& in) {
+  const Tensor& a = need(c, in, 0, "A");
+  const Tensor& b = need(c, in, 1, "B");
+  check_matmul(c, a, b);
+  return {matmul(a, b)};
+}
 
 Outs gemm(const OpContext& c, const Ins& in) {
   Tensor a = need(c, in, 0, "A"), b = need(c, in, 1, "B");
@@ -164,6 +182,7 @@ Outs gemm(const OpContext& c, const Ins& in) {
   const double alpha = c.f("alpha", 1.0), beta = c.f("beta", 1.0);
   if (c.i("transA", 0)) a = a.transpose(0, 1);
   const bool tb = c.i("transB", 0) != 0;
+  check_matmul(c, a, tb ? b.transpose(0, 1) : b);
   // The common Linear form: A · Bᵀ + bias.
   if (tb && alpha == 1.0 && beta == 1.0 && (!cc.defined() || (cc.dim() == 1 && cc.size(0) == b.size(0))))
     return {linear(a, b, cc)};

@@ -33,7 +33,7 @@ Pads spatial_pads(const OpContext& c, const Tensor& x, const Ints& k, const Ints
     const Ints v = c.ints("pads", {0, 0, 0, 0});
     if (v.size() != 4) c.fail(str_cat("pads must have 4 values for 2-D inputs, got ", v.size()));
     for (int64_t a : v)
-      if (a < 0) c.fail(str_cat("negative pads are not supported, got ", a));
+      if (a < 0 || a > kMaxSpatial) c.fail(str_cat("pads must be in [0, ", kMaxSpatial, "], got ", a));
     return {v[0], v[1], v[2], v[3]};
   }
   if (mode == "VALID") return p;
@@ -53,7 +53,7 @@ Ints pair_attr(const OpContext& c, const std::string& name, const Ints& def) {
   Ints v = c.ints(name, def);
   if (v.size() != 2) c.fail(str_cat(name, " must have 2 values for 2-D inputs, got ", v.size()));
   for (int64_t a : v)
-    if (a <= 0) c.fail(str_cat(name, " must be positive, got ", a));
+    if (a <= 0 || a > kMaxSpatial) c.fail(str_cat(name, " must be in [1, ", kMaxSpatial, "], got ", a));
   return v;
 }
 
@@ -96,6 +96,10 @@ Outs conv(const OpContext& c, const Ins& in) {
   const Ints s = pair_attr(c, "strides", {1, 1}), d = pair_attr(c, "dilations", {1, 1});
   const Pads p = spatial_pads(c, x, k, s, d);
   const bool sym = p.symmetric();
+  const int64_t oh = (x.size(2) + p.t + p.b - d[0] * (k[0] - 1) - 1) / s[0] + 1;
+  const int64_t ow = (x.size(3) + p.l + p.r - d[1] * (k[1] - 1) - 1) / s[1] + 1;
+  check_size(c, {x.size(0), w.size(0), std::max<int64_t>(oh, 0), std::max<int64_t>(ow, 0)}, "the output");
+  check_size(c, {x.size(0), x.size(1), x.size(2) + p.t + p.b, x.size(3) + p.l + p.r}, "the padded input");
   return {conv2d(sym ? x : pad_hw(x, p, 0.0), w, b,
                  {.stride = s, .padding = sym ? Ints{p.t, p.l} : Ints{0, 0}, .dilation = d, .groups = c.i("group", 1)})};
 }
@@ -123,6 +127,8 @@ PoolGeometry pool_geometry(const OpContext& c, const Tensor& x) {
     if (span < 0) c.fail(str_cat("kernel ", Shape(g.k), " is larger than the padded input ", x.shape()));
     if (c.i("ceil_mode", 0) && span % g.s[i] != 0) *extra[i] = g.s[i] - span % g.s[i];
   }
+  check_size(c, {x.size(0), x.size(1), x.size(2) + g.p.t + g.p.b + g.extra.b, x.size(3) + g.p.l + g.p.r + g.extra.r},
+             "the padded input");
   return g;
 }
 
@@ -262,6 +268,14 @@ Outs pad_op(const OpContext& c, const Ins& in) {
   }
   const int64_t r = x.dim();
   if (static_cast<int64_t>(pads.size()) != 2 * r) c.fail(str_cat("expected ", 2 * r, " pads, got ", pads.size()));
+  Shape out = x.shape();
+  for (int64_t d = 0; d < r; ++d) {
+    const int64_t lo = pads[static_cast<size_t>(d)], hi = pads[static_cast<size_t>(d + r)];
+    if (std::abs(lo) > kMaxElements || std::abs(hi) > kMaxElements) c.fail(str_cat("pad ", lo, "/", hi, " is out of range"));
+    out[static_cast<size_t>(d)] += lo + hi;
+    if (out[static_cast<size_t>(d)] < 0) c.fail(str_cat("pads ", Shape(pads), " make dim ", d, " negative"));
+  }
+  check_size(c, out, "the padded output");
   if (mode == "constant") {
     Ints amounts;
     for (int64_t d = r - 1; d >= 0; --d) {

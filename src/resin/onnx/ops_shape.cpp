@@ -123,6 +123,10 @@ Outs gather_op(const OpContext& c, const Ins& in) {
     fixed.push_back(static_cast<double>(i < 0 ? i + n : i));
   }
   if (idx.dim() == 0) return {x.select(a, static_cast<int64_t>(fixed[0]))};
+  Shape out = idx.shape();
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != a) out.push_back(x.size(d));
+  check_size(c, out, "the output");
   return {take(x, a, from_vector(fixed, idx.shape(), {.dtype = DType::i64}))};
 }
 
@@ -220,7 +224,9 @@ Outs expand_op(const OpContext& c, const Ins& in) {
   const Ints shape = int_values(need(c, in, 1, "shape"), "Expand: shape");
   for (int64_t d : shape)
     if (d < 0) c.fail(str_cat("negative size in shape ", Shape(shape)));
-  return {x.expand(broadcast_shapes(x.shape(), Shape(shape), "Expand"))};
+  const Shape out = broadcast_shapes(x.shape(), Shape(shape), "Expand");
+  check_size(c, out, "the output");
+  return {x.expand(out)};
 }
 
 Outs shape_op(const OpContext& c, const Ins& in) {
@@ -252,6 +258,7 @@ Outs constant_of_shape(const OpContext& c, const Ins& in) {
   const Ints shape = int_values(need(c, in, 0, "input"), "ConstantOfShape: input");
   for (int64_t d : shape)
     if (d < 0) c.fail(str_cat("negative size in shape ", Shape(shape)));
+  check_size(c, Shape(shape), "the output");
   Tensor v = c.has("value") ? c.tensor("value") : scalar_tensor(0.0);
   if (v.numel() != 1) c.fail("value must hold one element");
   return {full(Shape(shape), v.item(), {.dtype = v.dtype()})};
