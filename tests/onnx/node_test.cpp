@@ -159,6 +159,9 @@ TEST(OnnxNodeTests, EverySupportedCasePasses) {
     EXPECT_TRUE(seen_unsupported.count(name)) << name << " is listed as unsupported but was not run";
   for (const auto& op : supported)
     EXPECT_TRUE(passed_own[op] > 0 || kNoOwnCase.count(op)) << op << " passed no node test case of its own";
+  std::string per_op;
+  for (const auto& [op, n] : passed_own) per_op += str_cat(per_op.empty() ? "" : ", ", op, " ", n);
+  std::cout << "[ node tests ] single-op cases passed per op: " << per_op << "\n";
   std::cout << "[ node tests ] " << passed << " of " << run << " runnable cases pass, " << kUnsupportedVariants.size()
             << " give their documented error\n";
 }

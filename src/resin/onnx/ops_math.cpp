@@ -26,14 +26,20 @@ Tensor int_binary(const OpContext& c, const Tensor& a, const Tensor& b, char op)
   std::vector<double> out(va.size());
   for (size_t i = 0; i < va.size(); ++i) {
     int64_t r = 0;
+    bool overflow = false;
     switch (op) {
-      case '+': r = va[i] + vb[i]; break;
-      case '-': r = va[i] - vb[i]; break;
-      case '*': r = va[i] * vb[i]; break;
+      case '+': overflow = __builtin_add_overflow(va[i], vb[i], &r); break;
+      case '-': overflow = __builtin_sub_overflow(va[i], vb[i], &r); break;
+      case '*': overflow = __builtin_mul_overflow(va[i], vb[i], &r); break;
       default:
         if (vb[i] == 0) c.fail("integer division by zero");
-        r = va[i] / vb[i];
+        overflow = va[i] == INT64_MIN && vb[i] == -1;
+        if (!overflow) r = va[i] / vb[i];
     }
+    if (overflow) c.fail(str_cat("integer overflow in ", va[i], " ", op, " ", vb[i]));
+    // Wrap around like the fixed-width types (numpy, ONNX Runtime).
+    if (a.dtype() == DType::u8) r = static_cast<uint8_t>(r);
+    if (a.dtype() == DType::i32) r = static_cast<int32_t>(r);
     out[i] = static_cast<double>(r);
   }
   return from_vector(out, s, {.dtype = a.dtype()});
