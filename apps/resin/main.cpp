@@ -20,6 +20,8 @@ const char* kUsage =
     "  eval    evaluate a checkpoint on a dataset's test split\n"
     "  zoo     list every model with its parameters and multiply-accumulates\n"
     "  launch  run a command as the processes of a data-parallel job (resin launch -n 2 -- resin train ...)\n"
+    "  export  write a model as an ONNX file (for ONNX Runtime, TensorRT, OpenVINO)\n"
+    "  import  read an ONNX model: check it, list it, run it, save its weights\n"
     "\n"
     "`resin <command> --help` describes each command's options.\n";
 
@@ -39,8 +41,9 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   }
-  const Command commands[] = {{"train", resin::app::cmd_train}, {"eval", resin::app::cmd_eval}, {"zoo", resin::app::cmd_zoo},
-                              {"launch", resin::app::cmd_launch}};
+  const Command commands[] = {{"train", resin::app::cmd_train},   {"eval", resin::app::cmd_eval},
+                              {"zoo", resin::app::cmd_zoo},       {"launch", resin::app::cmd_launch},
+                              {"export", resin::app::cmd_export}, {"import", resin::app::cmd_import}};
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

@@ -38,6 +38,7 @@ class MultiheadAttention : public nn::Module {
   std::string type_name() const override { return "MultiheadAttention"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override { return forward(x, x, x); }  // self-attention, no mask
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // weights: when non-null, receives the attention weights averaged over heads, [N, T, S].
   Tensor forward(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask = {},
                  Tensor* weights = nullptr);

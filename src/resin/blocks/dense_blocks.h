@@ -22,6 +22,7 @@ class NamedSequential : public nn::Module {
  public:
   std::string type_name() const override { return "Sequential"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 };
 
 struct DenseLayerOptions {
@@ -37,6 +38,7 @@ class DenseLayer : public nn::Module {
   std::string type_name() const override { return "DenseLayer"; }
   // The new features only ([N, growth, H, W]).
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   Tensor drop(const Tensor& x) const;
@@ -51,6 +53,7 @@ class DenseBlock : public nn::Module {
   DenseBlock(int64_t num_layers, const DenseLayerOptions& o);
   std::string type_name() const override { return "DenseBlock"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   int64_t out_channels() const { return out_; }
 
  private:
@@ -63,6 +66,7 @@ class Transition : public nn::Module {
   Transition(int64_t in, int64_t out, double drop_rate = 0.0);
   std::string type_name() const override { return "Transition"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   std::shared_ptr<nn::BatchNorm> norm_;

@@ -13,6 +13,7 @@ class TokenEmbedding : public nn::Module {
   TokenEmbedding(int64_t vocab, int64_t dim, int64_t max_len);
   std::string type_name() const override { return "TokenEmbedding"; }
   Tensor forward(const Tensor& idx) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   int64_t max_len_;
@@ -32,6 +33,7 @@ class PatchEmbedding : public nn::Module {
   std::string type_name() const override { return "PatchEmbedding"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   int64_t num_tokens() const;
 
  private:
@@ -46,6 +48,7 @@ class RowEmbedding : public nn::Module {
   RowEmbedding(int64_t channels, int64_t height, int64_t width, int64_t dim);
   std::string type_name() const override { return "RowEmbedding"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   int64_t c_, h_, w_;
@@ -62,6 +65,7 @@ class ClassifierHead : public nn::Module {
   ClassifierHead(int64_t dim, int64_t classes, Pool pool, bool norm = false);
   std::string type_name() const override { return "ClassifierHead"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   Pool pool_;

@@ -36,6 +36,8 @@ class LaurelBlock : public nn::Module {
   std::string type_name() const override { return "LaurelBlock"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override { return forward(x, {}); }
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x, const std::vector<nn::OnnxValue>& history);
   // history: inputs of the preceding blocks, oldest first (only the last k − 1 are used).
   Tensor forward(const Tensor& x, const std::vector<Tensor>& history);
   const LaurelOptions& options() const { return o_; }
@@ -56,6 +58,7 @@ class LaurelSequence : public nn::Module {
   std::string type_name() const override { return "LaurelSequence"; }
   LaurelSequence& push_back(std::shared_ptr<LaurelBlock> b);
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   size_t size() const { return blocks_.size(); }
 
  private:

@@ -24,6 +24,7 @@ class PreActBasicBlock : public nn::Module {
   explicit PreActBasicBlock(const BlockOptions& o);
   std::string type_name() const override { return o_.residual ? "PreActBasicBlock" : "PlainPreActBasicBlock"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // The residual branch F(x) and the shortcut s(x) alone (for lesion and path analyses).
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
@@ -43,6 +44,7 @@ class PreActBottleneck : public nn::Module {
   explicit PreActBottleneck(const BlockOptions& o);
   std::string type_name() const override { return o_.residual ? "PreActBottleneck" : "PlainPreActBottleneck"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
 

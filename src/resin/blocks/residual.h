@@ -99,6 +99,7 @@ class Residual : public nn::Module {
   std::string type_name() const override { return "Residual"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
   // The pieces, for lesion and path analyses: F(x), S(x) (before dropout) and z before `post`.
   Tensor branch(const Tensor& x);

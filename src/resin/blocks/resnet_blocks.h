@@ -42,6 +42,7 @@ class ZeroPadShortcut : public nn::Module {
   std::string type_name() const override { return "ZeroPadShortcut"; }
   std::string extra_repr() const override { return str_cat(in_, " -> ", out_, ", stride=", stride_); }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   int64_t in_, out_, stride_;
@@ -53,6 +54,7 @@ class BasicBlock : public nn::Module {
   explicit BasicBlock(const BlockOptions& o);
   std::string type_name() const override { return o_.residual ? "BasicBlock" : "PlainBasicBlock"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // The residual branch F(x) alone (for lesion and path analyses).
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
@@ -70,6 +72,7 @@ class Bottleneck : public nn::Module {
   explicit Bottleneck(const BlockOptions& o);
   std::string type_name() const override { return o_.residual ? "Bottleneck" : "PlainBottleneck"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
 

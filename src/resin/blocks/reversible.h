@@ -35,6 +35,7 @@ class RevBlock : public nn::Module {
   RevBlock(nn::ModulePtr f, nn::ModulePtr g);
   std::string type_name() const override { return "RevBlock"; }
   Tensor forward(const Tensor& x) override;  // x = concat(x1, x2) along dim 1
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // The two halves, recorded as ordinary autograd ops. F and G run in `compute` (default: the
   // halves' dtype); a wider stream is cast down for them and their outputs cast back up.
   std::pair<Tensor, Tensor> forward(const Tensor& x1, const Tensor& x2, std::optional<DType> compute = {});
@@ -64,6 +65,7 @@ class ReversibleSequence : public nn::Module {
   std::string type_name() const override { return "ReversibleSequence"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // x from y = forward(x), by running the blocks' inverses (no graph; buffers left unchanged).
   Tensor inverse(const Tensor& y);
   // The stream itself: halves (x1, x2) in the stream's dtype, F and G run in `compute` (default:

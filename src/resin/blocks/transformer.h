@@ -51,6 +51,7 @@ class FeedForward : public nn::Module {
   FeedForward(int64_t dim, int64_t ff, Activation act, double dropout);
   std::string type_name() const override { return "FeedForward"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
 
  private:
   Activation act_;
@@ -84,6 +85,7 @@ class TransformerEncoderLayer : public TransformerLayerBase {
   std::string type_name() const override { return "TransformerEncoderLayer"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override { return forward(x, AttentionMask{}); }
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   Tensor forward(const Tensor& x, const AttentionMask& mask);
 
  private:
@@ -121,6 +123,7 @@ class TransformerEncoder : public nn::Module {
   explicit TransformerEncoder(const TransformerStackOptions& o);
   std::string type_name() const override { return "TransformerEncoder"; }
   Tensor forward(const Tensor& x) override { return forward(x, AttentionMask{}); }
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   Tensor forward(const Tensor& x, const AttentionMask& mask);
   TransformerEncoderLayer& layer(size_t i) { return *layers_[i]; }
   size_t size() const { return layers_.size(); }

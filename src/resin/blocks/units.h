@@ -52,6 +52,7 @@ class FixupBranch : public nn::Module {
   FixupBranch(Layer layer, int64_t in, int64_t hidden, int64_t out, int64_t stride, Activation act);
   std::string type_name() const override { return "FixupBranch"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // W1 ← He-normal · L^(−1/(2m−2)) with m = 2 layers, i.e. · L^(−1/2); W2 ← 0.
   void reinit(int64_t num_branches);
 

@@ -30,6 +30,7 @@ class DenseNet : public nn::Module {
   explicit DenseNet(const DenseNetConfig& c);
   std::string type_name() const override { return "DenseNet"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // [N, C] after the final BN-ReLU and global pooling.
   Tensor features(const Tensor& x);
   const DenseNetConfig& config() const { return c_; }

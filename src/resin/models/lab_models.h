@@ -25,6 +25,7 @@ class LabNet : public nn::Module {
          bool flatten_input = true);
   std::string type_name() const override { return name_; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // The stack between stem and head (a Sequential, LaurelSequence or ReversibleSequence).
   nn::ModulePtr blocks() const { return blocks_; }
   // The representation after the stem (what every block stack starts from).
@@ -133,6 +134,7 @@ class TransformerClassifier : public nn::Module {
   explicit TransformerClassifier(const TransformerClassifierOptions& o);
   std::string type_name() const override { return "TransformerClassifier"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   blocks::TransformerEncoder& encoder() { return *encoder_; }
 
  private:

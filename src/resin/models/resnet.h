@@ -40,6 +40,7 @@ class ResNet : public nn::Module {
   explicit ResNet(const ResNetConfig& c);
   std::string type_name() const override { return "ResNet"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   // Features before the classifier ([N, C] after global pooling).
   Tensor features(const Tensor& x);
   const ResNetConfig& config() const { return c_; }

@@ -24,6 +24,7 @@ class VGG : public nn::Module {
   explicit VGG(const VGGConfig& c);
   std::string type_name() const override { return "VGG"; }
   Tensor forward(const Tensor& x) override;
+  nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   const VGGConfig& config() const { return c_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "resin/nn/init.h"
+#include "resin/nn/onnx_layers.h"
 
 namespace resin::nn {
 
@@ -107,22 +108,42 @@ std::string Embedding::extra_repr() const {
 }
 Tensor Embedding::forward(const Tensor& idx) { return embedding(idx, own_parameters()[0].second); }
 
-ModulePtr ReLU() { return std::make_shared<Lambda>("ReLU", [](const Tensor& x) { return relu(x); }); }
-ModulePtr GELU() { return std::make_shared<Lambda>("GELU", [](const Tensor& x) { return gelu(x); }); }
-ModulePtr Sigmoid() { return std::make_shared<Lambda>("Sigmoid", [](const Tensor& x) { return sigmoid(x); }); }
-ModulePtr Tanh() { return std::make_shared<Lambda>("Tanh", [](const Tensor& x) { return tanh(x); }); }
-ModulePtr Identity() { return std::make_shared<Lambda>("Identity", [](const Tensor& x) { return x; }); }
+ModulePtr ReLU() {
+  return std::make_shared<Lambda>("ReLU", [](const Tensor& x) { return relu(x); }, emit::relu);
+}
+ModulePtr GELU() {
+  return std::make_shared<Lambda>("GELU", [](const Tensor& x) { return gelu(x); }, emit::gelu);
+}
+ModulePtr Sigmoid() {
+  return std::make_shared<Lambda>("Sigmoid", [](const Tensor& x) { return sigmoid(x); }, emit::sigmoid);
+}
+ModulePtr Tanh() {
+  return std::make_shared<Lambda>("Tanh", [](const Tensor& x) { return tanh(x); },
+                                  [](OnnxEmitter& g, const OnnxValue& x) { return g.op1("Tanh", {x}); });
+}
+ModulePtr Identity() {
+  return std::make_shared<Lambda>("Identity", [](const Tensor& x) { return x; },
+                                  [](OnnxEmitter&, const OnnxValue& x) { return x; });
+}
 ModulePtr Flatten(int64_t s, int64_t e) {
-  return std::make_shared<Lambda>("Flatten", [s, e](const Tensor& x) { return x.flatten(s, e); });
+  return std::make_shared<Lambda>(
+      "Flatten", [s, e](const Tensor& x) { return x.flatten(s, e); },
+      [s, e](OnnxEmitter& g, const OnnxValue& x) { return emit::flatten(g, x, s, e); });
 }
 ModulePtr MaxPool2d(const Pool2dOptions& o) {
-  return std::make_shared<Lambda>("MaxPool2d", [o](const Tensor& x) { return max_pool2d(x, o); });
+  return std::make_shared<Lambda>(
+      "MaxPool2d", [o](const Tensor& x) { return max_pool2d(x, o); },
+      [o](OnnxEmitter& g, const OnnxValue& x) { return emit::max_pool2d(g, x, o); });
 }
 ModulePtr AvgPool2d(const Pool2dOptions& o) {
-  return std::make_shared<Lambda>("AvgPool2d", [o](const Tensor& x) { return avg_pool2d(x, o); });
+  return std::make_shared<Lambda>(
+      "AvgPool2d", [o](const Tensor& x) { return avg_pool2d(x, o); },
+      [o](OnnxEmitter& g, const OnnxValue& x) { return emit::avg_pool2d(g, x, o); });
 }
 ModulePtr AdaptiveAvgPool2d(int64_t h, int64_t w) {
-  return std::make_shared<Lambda>("AdaptiveAvgPool2d", [h, w](const Tensor& x) { return adaptive_avg_pool2d(x, h, w); });
+  return std::make_shared<Lambda>(
+      "AdaptiveAvgPool2d", [h, w](const Tensor& x) { return adaptive_avg_pool2d(x, h, w); },
+      [h, w](OnnxEmitter& g, const OnnxValue& x) { return emit::adaptive_avg_pool2d(g, x, h, w); });
 }
 
 Sequential::Sequential(std::vector<ModulePtr> mods) {

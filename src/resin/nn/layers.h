@@ -20,6 +20,7 @@ class Conv2d : public Module {
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
   const Conv2dOptions& options() const { return o_; }
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
   Tensor& weight() { return own_parameters()[0].second; }
   Tensor bias() { return o_.bias ? own_parameters()[1].second : Tensor(); }
 
@@ -37,6 +38,7 @@ class Linear : public Module {
   std::string type_name() const override { return "Linear"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
   Tensor& weight() { return own_parameters()[0].second; }
   Tensor bias() { return o_.bias ? own_parameters()[1].second : Tensor(); }
 
@@ -56,6 +58,7 @@ class BatchNorm : public Module {
   std::string type_name() const override { return name_; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
   Tensor weight() const { return find("weight", true); }
   Tensor bias() const { return find("bias", true); }
   Tensor running_mean() const { return find("running_mean", false); }
@@ -89,6 +92,7 @@ class LayerNorm : public Module {
   std::string type_name() const override { return "LayerNorm"; }
   std::string extra_repr() const override { return o_.shape.str(); }
   Tensor forward(const Tensor& x) override;
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
 
  private:
   LayerNormOptions o_;
@@ -100,6 +104,7 @@ class Embedding : public Module {
   std::string type_name() const override { return "Embedding"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& indices) override;
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
 };
 
 class Dropout : public Module {
@@ -110,21 +115,28 @@ class Dropout : public Module {
   std::string type_name() const override { return "Dropout"; }
   std::string extra_repr() const override { return "p=" + std::to_string(p_); }
   Tensor forward(const Tensor& x) override { return dropout(x, p_, is_training()); }
+  OnnxValue export_onnx(OnnxEmitter&, const OnnxValue& x) override { return x; }  // eval: identity
 
  private:
   double p_;
 };
 
-// Stateless activation and shape layers.
+// Stateless activation and shape layers. `emit` gives the ONNX form (none: not exportable).
+using OnnxEmitFn = std::function<OnnxValue(OnnxEmitter&, const OnnxValue&)>;
 class Lambda : public Module {
  public:
-  Lambda(std::string name, std::function<Tensor(const Tensor&)> f) : name_(std::move(name)), f_(std::move(f)) {}
+  Lambda(std::string name, std::function<Tensor(const Tensor&)> f, OnnxEmitFn emit = nullptr)
+      : name_(std::move(name)), f_(std::move(f)), emit_(std::move(emit)) {}
   std::string type_name() const override { return name_; }
   Tensor forward(const Tensor& x) override { return f_(x); }
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override {
+    return emit_ ? emit_(g, x) : Module::export_onnx(g, x);
+  }
 
  private:
   std::string name_;
   std::function<Tensor(const Tensor&)> f_;
+  OnnxEmitFn emit_;
 };
 ModulePtr ReLU();
 ModulePtr GELU();
@@ -144,6 +156,7 @@ class Sequential : public Module {
   std::string type_name() const override { return "Sequential"; }
   Sequential& push_back(ModulePtr m);
   Tensor forward(const Tensor& x) override;
+  OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
   size_t size() const { return children().size(); }
   ModulePtr operator[](size_t i) const { return children()[i].second; }
 };

@@ -23,6 +23,10 @@ std::string LoadReport::str() const {
   return os.str();
 }
 
+OnnxValue Module::export_onnx(OnnxEmitter&, const OnnxValue&) {
+  RESIN_FAIL("cannot export ", type_name(), " to ONNX (no ONNX form is defined for it)");
+}
+
 Tensor& Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
   RESIN_CHECK(!name.empty() && name.find('.') == std::string::npos, "register_parameter: invalid name '", name, "'");
   for (auto& [n, _] : params_) RESIN_CHECK(n != name, "register_parameter: '", name, "' already registered");

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "resin/nn/onnx_emit.h"
 #include "resin/ops/ops.h"
 
 namespace resin::nn {
@@ -33,6 +34,9 @@ class Module : public std::enable_shared_from_this<Module> {
   Tensor operator()(const Tensor& x) { return forward(x); }
   // Extra text in the printed tree, e.g. "64, 64, kernel=3, stride=1".
   virtual std::string extra_repr() const { return ""; }
+  // Emits this module's eval-mode forward as ONNX nodes (nn/onnx_emit.h). The default throws
+  // "cannot export <type>"; layers, blocks and models that ONNX can express override it.
+  virtual OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x);
 
   // ---- registration (by name, in order)
   Tensor& register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
