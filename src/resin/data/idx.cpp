@@ -101,8 +101,13 @@ std::shared_ptr<TensorDataset> load_idx_pair(const std::string& root, bool train
 
 }  // namespace
 
-Tensor read_idx_images(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_maybe_gz(path);
+Tensor read_idx_images(const std::string& path) { return parse_idx_images(read_file_maybe_gz(path), path); }
+
+Tensor read_idx_labels(const std::string& path, int64_t num_classes) {
+  return parse_idx_labels(read_file_maybe_gz(path), path, num_classes);
+}
+
+Tensor parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path) {
   const IdxHeader h = parse_header(bytes, kImagesMagic, path);
   Tensor t = empty({h.dims[0], 1, h.dims[1], h.dims[2]}, {.dtype = DType::u8});
   if (t.numel() > 0)
@@ -110,8 +115,7 @@ Tensor read_idx_images(const std::string& path) {
   return t;
 }
 
-Tensor read_idx_labels(const std::string& path, int64_t num_classes) {
-  const std::vector<uint8_t> bytes = read_file_maybe_gz(path);
+Tensor parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path, int64_t num_classes) {
   const IdxHeader h = parse_header(bytes, kLabelsMagic, path);
   Tensor t = empty({h.dims[0]}, {.dtype = DType::i64});
   int64_t* out = t.data<int64_t>();
