@@ -246,5 +246,17 @@ TEST(CrashSafety, UnwritableDirectoryIsAClearError) {
   EXPECT_TRUE(io::read_file(out + "/last.ckpt") == before) << "the previous checkpoint changed";
 }
 
+TEST(CrashSafety, DamagedCheckpointIsAClearErrorOnResume) {
+  TempDir data, runs;
+  write_dataset(data);
+  std::string before;
+  const std::string out = stopped_run(data, runs, &before);
+  io::atomic_write_file(out + "/last.ckpt", before.substr(0, before.size() / 3));  // damaged from outside
+  const Outcome o = run_resin(train_args(data.str(), out, true), {}, runs.file("log"));
+  EXPECT_EQ(o.exit_code, 1) << o.log;
+  for (const char* part : {"--resume: cannot load the checkpoint", "last.ckpt", "truncated", "The file is damaged"})
+    EXPECT_NE(o.log.find(part), std::string::npos) << "'" << part << "' not in:\n" << o.log;
+}
+
 }  // namespace
 }  // namespace resin

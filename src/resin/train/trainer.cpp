@@ -2,11 +2,14 @@
 
 #include <omp.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 
@@ -162,6 +165,9 @@ TrainResult run_training(const TrainConfig& c) {
   std::error_code ec;
   fs::create_directories(c.out, ec);
   RESIN_CHECK(!ec, "cannot create the output directory ", c.out, ": ", ec.message());
+  // Fail now rather than at the first checkpoint.
+  RESIN_CHECK(::access(c.out.c_str(), W_OK) == 0, "cannot write into the output directory ", c.out, ": ",
+              std::strerror(errno), " (nothing in it was changed)");
   const std::string last_path = c.out + "/last.ckpt", best_path = c.out + "/best.ckpt";
   const bool have_last = fs::exists(last_path);
   // A run killed before its first checkpoint left config.json only: --resume starts it over.
@@ -199,7 +205,15 @@ TrainResult run_training(const TrainConfig& c) {
   int64_t start_epoch = 0, step = 0, skipped = 0;
   double best = 0;
   if (resuming) {
-    Checkpoint ck = load_checkpoint(last_path);
+    Checkpoint ck;
+    try {
+      ck = load_checkpoint(last_path);
+    } catch (const Error& e) {
+      // resin never leaves a torn checkpoint behind, so the file was damaged by something else.
+      RESIN_FAIL("--resume: cannot load the checkpoint: ", e.what(), ". The file is damaged",
+                 fs::exists(best_path) ? "; best.ckpt holds an older state: copy it over last.ckpt to resume from it"
+                                       : "", ".");
+    }
     RESIN_CHECK(ck.info.model_name == c.model, "--resume: ", last_path, " holds a ", ck.info.model_name,
                 ", not a ", c.model);
     restore_training_state(ck, last_path, *model, opt, sched);
