@@ -2,10 +2,10 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "resin/core/rng.h"
-
 #include "resin/io/atomic_file.h"
 #include "resin/io/safetensors.h"
 

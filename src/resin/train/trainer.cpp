@@ -110,7 +110,7 @@ void remove_stale_temporaries(const std::string& dir) {
     const size_t tag = name.find(".tmp-");
     if (name.empty() || name[0] != '.' || tag == std::string::npos) continue;
     const long pid = std::strtol(name.c_str() + tag + 5, nullptr, 10);
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0) continue;
+    if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;  // alive
     fs::remove(entry.path(), ec);
   }
 }
