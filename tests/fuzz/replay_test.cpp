@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 
 #include "resin/core/rng.h"
@@ -33,7 +34,13 @@ std::vector<fs::path> files_in(const fs::path& dir) {
   return out;
 }
 
-bool run(FuzzTarget t, const std::vector<uint8_t>& b) { return t(b.data(), b.size()); }
+// Runs a target with std::cout silenced (the cli target's --help inputs print the help text).
+bool run(FuzzTarget t, const std::vector<uint8_t>& b) {
+  std::cout.setstate(std::ios::badbit);
+  const bool accepted = t(b.data(), b.size());
+  std::cout.clear();
+  return accepted;
+}
 
 TEST(FuzzCorpus, EveryTargetHasSeedsAndAcceptsThem) {
   for (const auto& [name, target] : fuzz_targets()) {
