@@ -34,11 +34,27 @@ case "$cmd" in
       san_dir="${BUILD_DIR}-asan"
       cmake -S . -B "$san_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESIN_SANITIZE=ON \
         -DRESIN_BUILD_BENCH=OFF >/dev/null
-      san_tests=(autograd tensor ops backend io data optim nn)
+      san_tests=(autograd tensor ops backend io data optim nn fuzz)
       cmake --build "$san_dir" -j "$JOBS" --target "${san_tests[@]/#/test_}"
       regex="^($(IFS='|'; echo "${san_tests[*]}"))\$"
       (cd "$san_dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --output-on-failure -R "$regex")
+    fi
+    if [[ "${RESIN_SKIP_TSAN:-0}" != 1 ]]; then
+      # The data loader's worker threads under ThreadSanitizer (its own small build). libgomp is not
+      # instrumented, so TSan cannot see its synchronisation: one OpenMP thread, so that the loader's
+      # own std::threads are what is checked.
+      tsan_dir="${BUILD_DIR}-tsan"
+      cmake -S . -B "$tsan_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESIN_TSAN=ON \
+        -DRESIN_BUILD_TESTS=OFF -DRESIN_BUILD_BENCH=OFF >/dev/null
+      cmake --build "$tsan_dir" -j "$JOBS" --target tsan_loader
+      OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive \
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        "$tsan_dir/tsan_loader" --gtest_brief=1
+    fi
+    if [[ "${RESIN_SKIP_FUZZ:-0}" != 1 ]]; then
+      # libFuzzer: every reader for RESIN_FUZZ_SECONDS each (long runs: docs/reliability.md).
+      scripts/fuzz.sh "${RESIN_FUZZ_SECONDS:-20}"
     fi
     ;;
   *)

@@ -6,7 +6,9 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libdnnl-dev libgtest-dev googletest
             libbenchmark-dev zlib1g-dev dataset-fashion-mnist libgloo-dev libonnx-dev libprotobuf-dev)
-test_pkgs=(python3 python3-numpy python3-torch python3-torchvision libonnx-testdata)
+# clang + its runtimes: the libFuzzer runs of `x.sh test` (scripts/fuzz.sh); libclang-rt-14-dev holds
+# libFuzzer and the clang sanitizer runtimes, libomp-dev clang's OpenMP.
+test_pkgs=(python3 python3-numpy python3-torch python3-torchvision libonnx-testdata clang libclang-rt-14-dev libomp-dev)
 
 pkgs=("${build_pkgs[@]}")
 [[ "${1:-}" == "--build-only" ]] || pkgs+=("${test_pkgs[@]}")

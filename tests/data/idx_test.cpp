@@ -170,6 +170,10 @@ TEST(DataIdx, DimsMustMatchFileSize) {
   testing::write_bytes(dir.file("huge"),
                        idx_bytes(kImg, {0xffffffffu, 0xffffffffu, 0xffffffffu}, pattern(16, 1)));
   expect_error([&] { read_idx_images(dir.file("huge")); }, {"overflow"});
+  // Found by fuzz_idx (fuzz/regressions/idx/): zero images hide the overflow from the size check, but
+  // the tensor [0, 1, rows, cols] would still need strides rows*cols (UB in contiguous_strides).
+  testing::write_bytes(dir.file("empty_huge"), idx_bytes(kImg, {0, 0xffffffffu, 0xffffff00u}, {}));
+  expect_error([&] { read_idx_images(dir.file("empty_huge")); }, {"overflow"});
   // Large but not overflowing: must be rejected by the size check, not allocated.
   testing::write_bytes(dir.file("big"), idx_bytes(kImg, {0xffffffffu, 0xffffu, 2}, pattern(16, 1)));
   expect_error([&] { read_idx_images(dir.file("big")); }, {"truncated file"});

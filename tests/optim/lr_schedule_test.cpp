@@ -2,6 +2,7 @@
 // SequentialLR) over many steps, two param groups with different base lrs, one /usr/bin/python3
 // process for the whole file. torch steps its schedulers recursively (chainable form) while resin
 // evaluates the closed forms, so values agree to rounding: within 1e-12 relative.
+#include <cmath>
 #include <memory>
 
 #include "oracle.h"
@@ -143,6 +144,10 @@ TEST(LrSchedule, SchedulerStateRoundTrip) {
   opt2.load_state_dict(opt.state_dict());
   LrScheduler s2(opt2, schedule);
   s2.load_state_dict(state);
+  EXPECT_EQ(s2.current_step(), 37);
+  // Damaged states: steps that are not whole numbers in [0, 2^63) are errors, not casts.
+  for (double bad : {-1.0, 0.5, 1e19, std::nan("")})
+    EXPECT_THROW(s2.load_state_dict({{"step", scalar_f64(bad)}}), Error) << bad;
   EXPECT_EQ(s2.current_step(), 37);
   EXPECT_EQ(opt2.param_groups()[0].lr, lr37);
   EXPECT_EQ(*opt2.param_groups()[0].initial_lr, 0.5);

@@ -1,6 +1,7 @@
 // Optimizer state serialisation (exact resume), load errors, argument checks, param-group helper.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <random>
@@ -206,12 +207,33 @@ TEST(OptimState, LoadErrors) {
   sd["something_else"] = scalar_f64(1);
   expect_load_error(sgd, sd, "unexpected keys something_else");
 
+  // Hostile numbers from a damaged checkpoint (found by fuzz_checkpoint: casting -4.7e18 to size_t
+  // was undefined behaviour).
+  sd = good;
+  sd["param_groups.0.num_params"] = scalar_f64(-4.72899e18);
+  expect_load_error(sgd, sd, "group 0 has -4.72899e+18 parameters in the state");
+  sd = good;
+  sd["param_groups.1.lr"] = scalar_f64(std::nan(""));
+  expect_load_error(sgd, sd, "param_groups.1.lr must be a finite number >= 0, got nan");
+  sd = good;
+  sd["param_groups.0.weight_decay"] = scalar_f64(-1);
+  expect_load_error(sgd, sd, "param_groups.0.weight_decay must be a finite number >= 0");
+
   // Another optimizer's state.
   auto pq = make_params(DType::f64);
   AdamW adam(two_groups(pq));
   set_grads(pq, 1);
   adam.step();
   expect_load_error(sgd, adam.state_dict(), "missing key options.momentum");
+  auto adam_sd = adam.state_dict();
+  std::string counter;
+  for (const auto& [k, t] : adam_sd)
+    if (t.numel() == 1 && k.rfind("state.", 0) == 0) counter = k;
+  ASSERT_FALSE(counter.empty());
+  for (double bad : {1e19, -1.0, 2.5, std::nan("")}) {
+    adam_sd[counter] = scalar_f64(bad);
+    expect_load_error(adam, adam_sd, counter + " must be a whole number >= 0");
+  }
 
   // Another model: one group instead of two.
   Sgd one({ps[0]}, 0.1, 0.0, {.momentum = 0.9});

@@ -75,6 +75,29 @@ TEST(TensorFactory, GeneratorStateRoundTrips) {
   EXPECT_THROW(h.set_state("garbage"), Error);
 }
 
+// A checkpoint's generator state is untrusted input: anything but a complete, usable state is an
+// error, and a rejected state leaves the generator as it was.
+TEST(TensorFactory, GeneratorRejectsDamagedStates) {
+  Generator g(9);
+  randn({3}, {}, &g);
+  const std::string st = g.state();
+  std::string zeros;
+  for (int i = 0; i < 312; ++i) zeros += "0 ";
+  const std::vector<std::string> bad = {
+      st.substr(0, st.size() / 2),  // truncated in the engine words
+      st + " 7",                    // trailing text
+      st.substr(0, st.rfind(' ')) + " 0x1.8p+1zz",  // malformed spare normal
+      st.substr(0, st.rfind(' ')) + " inf",         // non-finite spare normal
+      zeros + "312 0 0x0p+0",       // the all-zero engine: would emit zeros forever
+  };
+  Generator h(5);
+  const std::string before = h.state();
+  for (const std::string& s : bad) {
+    EXPECT_THROW(h.set_state(s), Error) << s.substr(0, 60);
+    EXPECT_EQ(h.state(), before);
+  }
+}
+
 TEST(TensorFactory, RandomRangesAndMoments) {
   Generator g(7);
   const auto u = rand({20000}, {.dtype = DType::f64}, &g).to_vector();

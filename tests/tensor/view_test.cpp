@@ -119,6 +119,9 @@ TEST(TensorLayout, ChannelsLastStrides) {
   EXPECT_EQ(channels_last_strides({2, 3, 4, 5}), Strides({60, 1, 15, 3}));
   EXPECT_EQ(contiguous_strides({2, 3, 4, 5}), Strides({60, 20, 5, 1}));
   EXPECT_THROW(channels_last_strides({2, 3}), Error);
+  // A zero dim makes no elements but the strides still multiply the others: an error, not overflow.
+  EXPECT_THROW(contiguous_strides({0, 1, 4294967295, 4294967040}), Error);
+  EXPECT_THROW(empty({0, 4294967295, 4294967295}), Error);
   Tensor x = iota({2, 3, 4, 5});
   EXPECT_TRUE(x.is_contiguous());
   EXPECT_FALSE(x.is_channels_last());

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "resin/io/atomic_file.h"
 #include "resin/io/json.h"
@@ -204,5 +205,83 @@ TEST(Trainer, CheckpointFromAnotherModelListsMismatchedKeys) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cut.ckpt"), std::string::npos) << e.what();
   }
+  fs::remove_all(dir);
+}
+
+namespace {
+// Sets the first element of a parameter's gradient to NaN (a test hook, see TrainConfig::after_backward).
+void poison(const Tensor& p) { p.grad().data<float>()[0] = std::numeric_limits<float>::quiet_NaN(); }
+}  // namespace
+
+TEST(Trainer, NonFiniteGradientNamesTheFirstModuleInBackwardOrder) {
+  auto dir = fresh_dir("nan_grad");
+  train::TrainConfig c = small_config(dir);
+  c.model = "mlp:width=16,depth=3";
+  c.epochs = 1;
+  c.checkpoint_every = 2;
+  std::string first_param, last_param;
+  c.after_backward = [&](int64_t step, const std::vector<std::pair<std::string, Tensor>>& named) {
+    if (step != 5) return;
+    // The head's gradient arrives first in backward; the stem's last. Poison both.
+    first_param = named.front().first;
+    last_param = named.back().first;
+    poison(named.front().second);
+    poison(named.back().second);
+  };
+  try {
+    train::run_training(c);
+    FAIL() << "expected the non-finite guard to stop training";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    const std::string module = last_param.substr(0, last_param.rfind('.'));
+    for (const std::string& part : std::vector<std::string>{"non-finite gradient at step 5", "first in module '" + module + "'",
+                                                            "parameter " + last_param, "2 of ", "last good checkpoint is kept in",
+                                                            "last.ckpt (step 4)", "--skip-nonfinite"})
+      EXPECT_NE(m.find(part), std::string::npos) << "'" << part << "' not in: " << m;
+    EXPECT_EQ(m.find("parameter " + first_param), std::string::npos) << m;
+  }
+  EXPECT_EQ(train::load_checkpoint((dir / "last.ckpt").string()).info.step, 4);
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, SkipNonfiniteSkipsAndCountsAcrossResume) {
+  auto dir = fresh_dir("nan_grad_skip");
+  train::TrainConfig c = small_config(dir);
+  c.model = "mlp:width=16,depth=3";
+  c.epochs = 1;
+  c.skip_nonfinite = true;
+  c.checkpoint_every = 4;
+  c.max_steps = 4;
+  c.after_backward = [](int64_t step, const std::vector<std::pair<std::string, Tensor>>& named) {
+    if (step == 3 || step == 7) poison(named[named.size() / 2].second);
+  };
+  EXPECT_EQ(train::run_training(c).skipped_steps, 1);
+  EXPECT_EQ(train::load_checkpoint((dir / "last.ckpt").string()).info.skipped_steps, 1);
+  c.max_steps = 0;
+  c.resume = true;
+  const train::TrainResult r = train::run_training(c);
+  EXPECT_EQ(r.skipped_steps, 2);
+  EXPECT_EQ(r.steps, 16);
+  EXPECT_EQ(train::load_checkpoint((dir / "last.ckpt").string()).info.skipped_steps, 2);
+  const auto recs = read_jsonl(dir / "metrics.jsonl");
+  ASSERT_FALSE(recs.empty());
+  EXPECT_EQ(num(recs.back(), "skipped_steps"), 2);
+  std::vector<double> train_steps;
+  for (const auto& rec : recs)
+    if (str(rec, "kind") == "train") train_steps.push_back(num(rec, "step"));
+  EXPECT_EQ(train_steps, (std::vector<double>{4, 8, 12, 16}));
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, ResumeAfterAKillBeforeTheFirstCheckpointStartsOver) {
+  auto dir = fresh_dir("restart");
+  fs::create_directories(dir);
+  io::atomic_write_file((dir / "config.json").string(), "{}\n");  // what a run killed that early leaves
+  train::TrainConfig c = small_config(dir);
+  c.model = "mlp:width=16,depth=3";
+  c.epochs = 1;
+  c.resume = true;
+  EXPECT_EQ(train::run_training(c).steps, 16);
+  EXPECT_TRUE(fs::exists(dir / "last.ckpt"));
   fs::remove_all(dir);
 }

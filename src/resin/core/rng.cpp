@@ -40,11 +40,28 @@ std::string Generator::state() const {
 }
 
 void Generator::set_state(const std::string& s) {
+  // Parse into copies so a malformed state leaves this generator untouched.
   std::istringstream is(s);
+  std::mt19937_64 engine;
+  int spare_flag = -1;
   std::string spare;
-  is >> engine_ >> has_spare_normal_ >> spare;
-  RESIN_CHECK(!is.fail(), "Generator::set_state: malformed generator state");
-  spare_normal_ = std::strtod(spare.c_str(), nullptr);
+  is >> engine >> spare_flag >> spare;
+  RESIN_CHECK(!is.fail() && (spare_flag == 0 || spare_flag == 1), "Generator::set_state: malformed generator state");
+  is >> std::ws;
+  RESIN_CHECK(is.eof(), "Generator::set_state: trailing characters after the generator state");
+  char* end = nullptr;
+  const double spare_value = std::strtod(spare.c_str(), &end);
+  RESIN_CHECK(end && *end == '\0' && std::isfinite(spare_value), "Generator::set_state: malformed spare normal '",
+              spare, "'");
+  // An all-zero Mersenne Twister state is a fixed point: it would emit zeros forever (and normal()
+  // would then never find u1 > 0). A 312-word block of zero outputs can only come from it.
+  std::mt19937_64 probe = engine;
+  bool all_zero = true;
+  for (size_t i = 0; i < std::mt19937_64::state_size && all_zero; ++i) all_zero = probe() == 0;
+  RESIN_CHECK(!all_zero, "Generator::set_state: degenerate (all-zero) generator state");
+  engine_ = engine;
+  has_spare_normal_ = spare_flag == 1;
+  spare_normal_ = spare_value;
 }
 
 Generator& default_generator() {

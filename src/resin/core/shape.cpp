@@ -20,7 +20,9 @@ Strides contiguous_strides(const Shape& s) {
   int64_t acc = 1;
   for (size_t i = s.size(); i-- > 0;) {
     st[i] = acc;
-    acc *= std::max<int64_t>(s[i], 1);
+    // Zero dims count as 1 here, so a shape with 0 elements can still overflow; refuse it.
+    RESIN_CHECK(!__builtin_mul_overflow(acc, std::max<int64_t>(s[i], 1), &acc), "shape ", s,
+                " is too large: its strides overflow int64");
   }
   return st;
 }

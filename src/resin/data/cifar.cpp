@@ -42,14 +42,23 @@ std::vector<std::string> resolve(const std::string& root, const std::string& sub
 
 std::shared_ptr<TensorDataset> read_cifar_files(const std::vector<std::string>& paths, int label_bytes,
                                                 int label_index, int64_t num_classes) {
+  std::vector<std::vector<uint8_t>> files;
+  for (const auto& p : paths) files.push_back(read_file_maybe_gz(p));
+  return parse_cifar_files(std::move(files), paths, label_bytes, label_index, num_classes);
+}
+
+std::shared_ptr<TensorDataset> parse_cifar_files(std::vector<std::vector<uint8_t>> files,
+                                                 const std::vector<std::string>& paths, int label_bytes,
+                                                 int label_index, int64_t num_classes) {
   RESIN_CHECK(label_bytes >= 1 && label_index >= 0 && label_index < label_bytes,
               "read_cifar_files: bad label layout ", label_bytes, "/", label_index);
+  RESIN_CHECK(files.size() == paths.size(), "parse_cifar_files: ", files.size(), " files but ", paths.size(),
+              " names");
   const int64_t record = label_bytes + kPixels;
-  std::vector<std::vector<uint8_t>> files;
   int64_t total = 0;
-  for (const auto& p : paths) {
-    files.push_back(read_file_maybe_gz(p));
-    const auto size = static_cast<int64_t>(files.back().size());
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::string& p = paths[f];
+    const auto size = static_cast<int64_t>(files[f].size());
     RESIN_CHECK(size % record == 0, "CIFAR file ", p, " has ", size, " bytes, not a multiple of the ", record,
                 "-byte record (", label_bytes, " label byte", label_bytes > 1 ? "s" : "", " + 3072 pixels)",
                 "; the file is truncated or is not a ", label_bytes == 1 ? "CIFAR-10" : "CIFAR-100",

@@ -28,6 +28,11 @@ inline const std::vector<float> kCifar100Std = {0.2673f, 0.2564f, 0.2762f};
 // label_index picks which label byte is the label; num_classes bounds it.
 std::shared_ptr<TensorDataset> read_cifar_files(const std::vector<std::string>& paths, int label_bytes,
                                                 int label_index, int64_t num_classes);
+// The same on the files' bytes (after any gunzip); names[i] names files[i] in errors. The buffers
+// are released as they are consumed.
+std::shared_ptr<TensorDataset> parse_cifar_files(std::vector<std::vector<uint8_t>> files,
+                                                 const std::vector<std::string>& names, int label_bytes,
+                                                 int label_index, int64_t num_classes);
 
 std::shared_ptr<TensorDataset> load_cifar10(const std::string& root, bool train = true);
 // fine = true: 100 fine labels; false: 20 coarse labels.

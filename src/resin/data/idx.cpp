@@ -51,14 +51,19 @@ IdxHeader parse_header(const std::vector<uint8_t>& bytes, uint32_t expected_magi
               " bytes cannot hold the ", header, "-byte header");
   IdxHeader h;
   h.data_offset = header;
-  uint64_t count = 1;
+  // The size of one example (dims 1..) must fit int64 even when there are 0 examples: the tensor
+  // [0, rows, cols] still has strides rows*cols and cols.
+  uint64_t per_example = 1, count = 0;
   for (size_t d = 0; d < ndims; ++d) {
     const uint32_t v = read_be32(bytes.data() + 4 + 4 * d);
     RESIN_CHECK(d == 0 || v > 0, "IDX ", kind, " file ", path, ": dimension ", d, " is 0");
-    RESIN_CHECK(!__builtin_mul_overflow(count, uint64_t{v}, &count), "IDX ", kind, " file ", path,
-                ": the dimensions overflow 64 bits (corrupt header)");
+    RESIN_CHECK(d == 0 || (!__builtin_mul_overflow(per_example, uint64_t{v}, &per_example) &&
+                           per_example <= uint64_t{INT64_MAX}),
+                "IDX ", kind, " file ", path, ": the dimensions overflow 64 bits (corrupt header)");
     h.dims.push_back(v);
   }
+  RESIN_CHECK(ndims > 0 && !__builtin_mul_overflow(uint64_t(h.dims[0]), per_example, &count), "IDX ", kind, " file ",
+              path, ": the dimensions overflow 64 bits (corrupt header)");
   const uint64_t payload = bytes.size() - header;
   if (payload != count) {
     std::string dims;
@@ -101,8 +106,13 @@ std::shared_ptr<TensorDataset> load_idx_pair(const std::string& root, bool train
 
 }  // namespace
 
-Tensor read_idx_images(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_maybe_gz(path);
+Tensor read_idx_images(const std::string& path) { return parse_idx_images(read_file_maybe_gz(path), path); }
+
+Tensor read_idx_labels(const std::string& path, int64_t num_classes) {
+  return parse_idx_labels(read_file_maybe_gz(path), path, num_classes);
+}
+
+Tensor parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path) {
   const IdxHeader h = parse_header(bytes, kImagesMagic, path);
   Tensor t = empty({h.dims[0], 1, h.dims[1], h.dims[2]}, {.dtype = DType::u8});
   if (t.numel() > 0)
@@ -110,8 +120,7 @@ Tensor read_idx_images(const std::string& path) {
   return t;
 }
 
-Tensor read_idx_labels(const std::string& path, int64_t num_classes) {
-  const std::vector<uint8_t> bytes = read_file_maybe_gz(path);
+Tensor parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path, int64_t num_classes) {
   const IdxHeader h = parse_header(bytes, kLabelsMagic, path);
   Tensor t = empty({h.dims[0]}, {.dtype = DType::i64});
   int64_t* out = t.data<int64_t>();

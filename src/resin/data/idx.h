@@ -26,6 +26,10 @@ Tensor read_idx_images(const std::string& path);
 // i64 [N] from a labels file (magic 0x00000801); when num_classes > 0, labels >= num_classes throw.
 Tensor read_idx_labels(const std::string& path, int64_t num_classes = 0);
 
+// The same on a file's bytes (after any gunzip); `source` names them in errors.
+Tensor parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& source);
+Tensor parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& source, int64_t num_classes = 0);
+
 // Pairs an images and a labels file (counts must match) into a TensorDataset.
 std::shared_ptr<TensorDataset> load_idx_dataset(const std::string& images_path,
                                                 const std::string& labels_path, int64_t num_classes);

@@ -105,7 +105,10 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
 }  // namespace
 
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path, uint64_t max_bytes) {
-  std::vector<uint8_t> raw = read_raw(path);
+  return decode_maybe_gz(read_raw(path), path, max_bytes);
+}
+
+std::vector<uint8_t> decode_maybe_gz(std::vector<uint8_t> raw, const std::string& path, uint64_t max_bytes) {
   const bool gz_magic = raw.size() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b;
   if (gz_magic) return gunzip(raw, path, max_bytes);
   RESIN_CHECK(!ends_with(path, ".gz"), "corrupt gzip file ", path, ": it does not start with the gzip ",

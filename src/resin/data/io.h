@@ -16,4 +16,9 @@ bool dir_exists(const std::string& path);
 // mismatches), or a decompressed size above max_bytes.
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path, uint64_t max_bytes = uint64_t{1} << 34);
 
+// The same on bytes already in memory; `name` stands for the path (in messages, and for the ".gz"
+// rule). read_file_maybe_gz(path) == decode_maybe_gz(<the file's bytes>, path).
+std::vector<uint8_t> decode_maybe_gz(std::vector<uint8_t> raw, const std::string& name,
+                                     uint64_t max_bytes = uint64_t{1} << 34);
+
 }  // namespace resin::data

@@ -1,11 +1,15 @@
 #include "resin/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -48,6 +52,47 @@ std::string unique_suffix() {
          std::to_string(rng() & 0xffffffu);
 }
 
+// RESIN_FAULT_AT (see the header): parsed once per process.
+struct FaultPlan {
+  std::string stage, file;
+  long long n = 0;  // 0: no fault planned
+};
+
+const FaultPlan& fault_plan() {
+  static const FaultPlan plan = [] {
+    FaultPlan p;
+    const char* env = std::getenv("RESIN_FAULT_AT");
+    if (!env || !*env) return p;
+    const std::string v = env;
+    const size_t c1 = v.find(':');
+    const size_t c2 = c1 == std::string::npos ? std::string::npos : v.find(':', c1 + 1);
+    p.stage = v.substr(0, c1);
+    char* end = nullptr;
+    const std::string count = c1 == std::string::npos ? "" : v.substr(c1 + 1, c2 == std::string::npos ? c2 : c2 - c1 - 1);
+    p.n = std::strtoll(count.c_str(), &end, 10);
+    if (c2 != std::string::npos) p.file = v.substr(c2 + 1);
+    const bool stage_ok = p.stage == "partial" || p.stage == "after_tmp" || p.stage == "after_rename";
+    if (!stage_ok || count.empty() || *end != '\0' || p.n < 1) {
+      std::fprintf(stderr, "resin: ignoring malformed RESIN_FAULT_AT='%s' (expected <partial|after_tmp|after_rename>:<n>[:<file name>])\n", env);
+      p = FaultPlan{};
+    }
+    return p;
+  }();
+  return plan;
+}
+
+// Which call of atomic_write_file this is, for the fault plan (0 when the plan ignores it).
+long long fault_call_number(const std::string& base) {
+  static std::atomic<long long> calls{0};
+  const FaultPlan& p = fault_plan();
+  if (p.n == 0 || (!p.file.empty() && p.file != base)) return 0;
+  return calls.fetch_add(1) + 1;
+}
+
+void maybe_fault(long long call, const char* stage) {
+  if (call != 0 && call == fault_plan().n && fault_plan().stage == stage) ::kill(::getpid(), SIGKILL);
+}
+
 }  // namespace
 
 void atomic_write_file(const std::string& path, const std::string& bytes) {
@@ -72,6 +117,7 @@ void atomic_write_file(const std::string& path, const std::string& bytes) {
   }
   RESIN_CHECK(fd >= 0, "atomic_write_file: could not find a free temporary name in '", dir, "'");
   TempFile guard(tmp, fd);
+  const long long fault_call = fault_call_number(base);
   // Keep the permissions of the file being replaced.
   if (exists && ::fchmod(fd, st.st_mode & 07777) != 0)
     RESIN_FAIL("atomic_write_file: cannot set permissions on the temporary for '", path, "': ",
@@ -80,7 +126,10 @@ void atomic_write_file(const std::string& path, const std::string& bytes) {
   const char* p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
+    // With a fault planned the first write takes only half the bytes, so `partial` finds a torn file.
+    if (left < bytes.size()) maybe_fault(fault_call, "partial");
+    const size_t chunk = fault_call != 0 && left == bytes.size() ? std::max<size_t>(1, left / 2) : left;
+    const ssize_t n = ::write(fd, p, chunk);
     if (n < 0) {
       if (errno == EINTR) continue;
       RESIN_FAIL("atomic_write_file: writing '", path, "' failed after ", bytes.size() - left, " of ",
@@ -95,10 +144,12 @@ void atomic_write_file(const std::string& path, const std::string& bytes) {
   if (guard.close_now() != 0)
     RESIN_FAIL("atomic_write_file: closing '", path, "' failed: ", errno_text(errno),
                " (the existing file is unchanged)");
+  maybe_fault(fault_call, "after_tmp");
   if (::rename(tmp.c_str(), path.c_str()) != 0)
     RESIN_FAIL("atomic_write_file: renaming the temporary over '", path, "' failed: ", errno_text(errno),
                " (the existing file is unchanged)");
   guard.release();
+  maybe_fault(fault_call, "after_rename");
 
   // Make the rename itself durable.
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -8,6 +8,14 @@
 // Errors (resin::Error) name the path, the failing step and strerror(errno). One exception to
 // "unchanged on throw": if only the final directory fsync fails, the new contents are in place
 // but may not survive a crash, and the error says so.
+//
+// Test hook (crash-safety tests, tests/crash): the environment variable
+//   RESIN_FAULT_AT=<stage>:<n>[:<file name>]
+// makes the n-th call (1-based, counting only writes to files with that base name when one is
+// given) SIGKILL its own process at <stage>: `partial` (half the bytes are in the temporary file),
+// `after_tmp` (the temporary is complete and fsync'ed, not yet renamed) or `after_rename` (renamed,
+// directory not yet fsync'ed). A malformed value is ignored with a warning on stderr. Unset, it
+// costs one getenv per process.
 #pragma once
 #include <string>
 

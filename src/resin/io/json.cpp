@@ -110,7 +110,7 @@ class Parser {
       ++pos_;
       skip_ws();
       JsonValue member = parse_value(depth + 1);
-      v.object.emplace_back(std::move(key), std::move(member));
+      v.object.push_back({std::move(key), std::move(member)});
       skip_ws();
       if (peek() == ',') {
         ++pos_;

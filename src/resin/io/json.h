@@ -16,6 +16,8 @@ namespace resin::io {
 
 inline constexpr int kMaxJsonDepth = 64;
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Kind { null, boolean, integer, number, string, array, object };
   Kind kind = Kind::null;
@@ -24,11 +26,18 @@ struct JsonValue {
   double number = 0;  // kind number only
   std::string string;
   std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;  // in file order, keys unique
+  // In file order, keys unique. (Not std::pair: pair<string, JsonValue> inside JsonValue's own
+  // definition needs a complete type, which clang's checks reject.)
+  std::vector<JsonMember> object;
 
   bool is_object() const { return kind == Kind::object; }
   // The member named `key`, or nullptr (objects only).
   const JsonValue* find(const std::string& key) const;
+};
+
+struct JsonMember {
+  std::string first;
+  JsonValue second;
 };
 
 const char* json_kind_name(JsonValue::Kind k);

@@ -162,7 +162,10 @@ void LrScheduler::load_state_dict(const std::map<std::string, Tensor>& state) {
               " keys)");
   RESIN_CHECK(it->second.defined() && it->second.numel() == 1,
               "LrScheduler::load_state_dict: step must be a scalar, got shape ", it->second.shape());
-  set_step(static_cast<int64_t>(it->second.item()));
+  const double step = it->second.item();  // checked before the cast, which would be UB out of range
+  RESIN_CHECK(step >= 0 && step < 0x1p63 && step == std::floor(step),
+              "LrScheduler::load_state_dict: step must be a whole number >= 0, got ", step);
+  set_step(static_cast<int64_t>(step));
 }
 
 }  // namespace resin::optim

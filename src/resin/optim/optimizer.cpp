@@ -1,6 +1,7 @@
 #include "resin/optim/optimizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
 #include <unordered_set>
@@ -66,6 +67,9 @@ bool parse_state_key(const std::string& key, size_t& g, size_t& i, std::string& 
 }
 
 bool is_scalar(const Tensor& t) { return t.defined() && t.numel() == 1; }
+
+// A count read back from a file: a whole number that fits int64 (a cast would be UB otherwise).
+bool is_count(double v) { return v >= 0 && v < 0x1p63 && v == std::floor(v); }
 
 }  // namespace
 
@@ -206,14 +210,15 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& in) {
   const size_t ng = std::min(saved_groups, groups_.size());
   for (size_t g = 0; g < ng; ++g) {
     if (const Tensor* t = get(group_key(g, "num_params"), true)) {
-      const auto n = static_cast<size_t>(t->item());
-      if (n != groups_[g].params.size())
+      const double n = t->item();
+      if (n != static_cast<double>(groups_[g].params.size()))
         errors.push_back(str_cat("group ", g, " has ", n, " parameters in the state, ", groups_[g].params.size(),
                                  " in the optimizer"));
     }
-    get(group_key(g, "lr"), true);
-    get(group_key(g, "weight_decay"), true);
-    get(group_key(g, "initial_lr"), false);
+    for (const char* field : {"lr", "weight_decay", "initial_lr"})
+      if (const Tensor* t = get(group_key(g, field), field[0] != 'i'))  // initial_lr is optional
+        if (!(std::isfinite(t->item()) && t->item() >= 0))
+          errors.push_back(str_cat(group_key(g, field), " must be a finite number >= 0, got ", t->item()));
   }
 
   // Per-parameter state, validated against the loaded options.
@@ -245,6 +250,10 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& in) {
     if (counter ? !is_scalar(t) : t.shape() != p.shape()) {
       errors.push_back(str_cat(key, " has shape ", t.shape(), ", expected ", counter ? Shape{} : p.shape(),
                                " (", param_label(g, i), ")"));
+      continue;
+    }
+    if (counter && !is_count(t.item())) {
+      errors.push_back(str_cat(key, " must be a whole number >= 0, got ", t.item()));
       continue;
     }
     entries[{g, i}][name] = t;

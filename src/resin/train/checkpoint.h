@@ -10,6 +10,8 @@
 #include <string>
 
 #include "resin/nn/module.h"
+#include "resin/optim/lr_schedule.h"
+#include "resin/optim/optimizer.h"
 
 namespace resin::train {
 
@@ -18,6 +20,7 @@ struct CheckpointInfo {
   int64_t in_channels = 0, num_classes = 0;
   int64_t epoch = 0;         // epochs completed
   int64_t step = 0;          // optimizer steps completed
+  int64_t skipped_steps = 0; // steps skipped for non-finite values (--skip-nonfinite); 0 if absent
   double best_top1 = 0;      // best test top-1 so far (percent)
   std::string rng_state;     // default generator
   std::string config_json;   // the run's configuration, for the record
@@ -31,8 +34,23 @@ struct Checkpoint {
 
 void save_checkpoint(const std::string& path, const CheckpointInfo& info, const nn::Module& model,
                      const std::map<std::string, Tensor>& optim_state);
-// Throws resin::Error naming the file when it is missing, truncated, corrupt or not a resin checkpoint.
+// The bytes save_checkpoint writes.
+std::string serialize_checkpoint(const CheckpointInfo& info, const nn::Module& model,
+                                 const std::map<std::string, Tensor>& optim_state);
+// Throws resin::Error naming the file when it is missing, truncated, corrupt or not a resin checkpoint:
+// the safetensors validation (io/safetensors.h), then format/version, integer fields that parse
+// completely and are non-negative, best_top1 a finite number, a generator state that
+// Generator::set_state accepts, and only model.* / optim.* tensors (at least one model.*).
 Checkpoint load_checkpoint(const std::string& path);
+// The same on a file's bytes; `source` names them in errors.
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
+
+// What --resume does with a loaded checkpoint: loads the weights (strict) into `model`, the
+// optim.* state into `opt` and its optim.scheduler.* entries into `sched`, and the generator state
+// into default_generator(). Throws resin::Error naming `path` on any mismatch; the objects may then
+// be partly loaded and must be discarded.
+void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model, optim::Optimizer& opt,
+                            optim::LrScheduler& sched);
 
 void save_weights(const std::string& path, const nn::Module& model);
 std::map<std::string, Tensor> load_weights(const std::string& path);

@@ -3,7 +3,11 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
+
+#include "resin/io/atomic_file.h"
+#include "resin/io/json.h"
 
 namespace resin::train {
 
@@ -71,7 +75,36 @@ std::string to_json(const JsonRecord& r) {
   return os.str();
 }
 
-MetricsWriter::MetricsWriter(const std::string& path, bool append) : path_(path) {
+namespace {
+
+// The records of an existing metrics file up to `step`, one per line (see MetricsWriter).
+std::string records_up_to(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return "";
+  const std::string text = io::read_file(path);
+  std::string kept;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // a torn last line
+    const std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    try {
+      const io::JsonValue rec = io::parse_json(line, path);
+      const io::JsonValue* s = rec.is_object() ? rec.find("step") : nullptr;
+      if (s && s->kind == io::JsonValue::Kind::integer && s->integer <= step) kept += line + "\n";
+    } catch (const Error&) {
+      // Not a record this writer made; drop it.
+    }
+  }
+  return kept;
+}
+
+}  // namespace
+
+MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : path_(path) {
+  const bool append = resume_step >= 0;
+  if (append) io::atomic_write_file(path, records_up_to(path, resume_step));
   f_ = std::fopen(path.c_str(), append ? "a" : "w");
   RESIN_CHECK(f_, "cannot open metrics file ", path, ": ", std::strerror(errno));
 }

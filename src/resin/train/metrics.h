@@ -41,12 +41,14 @@ using JsonValue = std::variant<int64_t, double, std::string, bool>;
 using JsonRecord = std::vector<std::pair<std::string, JsonValue>>;
 std::string to_json(const JsonRecord& r);
 
-// Appends records to a JSONL file. On resume the file is truncated to the records before the
-// resumed step, so the file always describes one consistent run.
+// Appends records to a JSONL file, flushed per record. A fresh run (resume_step < 0) starts an
+// empty file. A resumed run first rewrites the file (atomically) keeping only the complete records
+// with "step" <= resume_step, dropping what a killed run logged after its last checkpoint and any
+// torn last line, so the file always describes one consistent run.
 class MetricsWriter {
  public:
   MetricsWriter() = default;
-  explicit MetricsWriter(const std::string& path, bool append);
+  MetricsWriter(const std::string& path, int64_t resume_step);
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;

@@ -1,11 +1,17 @@
 #include "resin/train/trainer.h"
 
 #include <omp.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "resin/autograd/grad_mode.h"
@@ -137,6 +143,57 @@ void run_agreed(distributed::Communicator& comm, const std::string& what, F setu
   if (error) std::rethrow_exception(error);
 }
 
+// Removes the temporaries that a killed atomic_write_file left in `dir` (".<name>.tmp-<pid>-..."),
+// except those of a process that is still alive.
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t tag = name.find(".tmp-");
+    if (name.empty() || name[0] != '.' || tag == std::string::npos) continue;
+    const long pid = std::strtol(name.c_str() + tag + 5, nullptr, 10);
+    if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;  // alive
+    fs::remove(entry.path(), ec);
+  }
+}
+
+// Records the order in which parameter gradients arrive during each backward pass, so a non-finite
+// gradient can be traced to the first module (in backward order) where it appeared: every module
+// before it in the forward pass inherits the NaN, so the first in registration order says nothing.
+class GradArrival {
+ public:
+  explicit GradArrival(const std::vector<std::pair<std::string, Tensor>>& named)
+      : order_(std::make_shared<std::vector<int64_t>>(named.size(), -1)), next_(std::make_shared<int64_t>(0)) {
+    for (size_t i = 0; i < named.size(); ++i)
+      if (named[i].second.requires_grad())
+        named[i].second.register_hook([order = order_, next = next_, i](const Tensor&) {
+          if ((*order)[i] < 0) (*order)[i] = (*next)++;
+          return Tensor();
+        });
+  }
+  void reset() {
+    std::fill(order_->begin(), order_->end(), -1);
+    *next_ = 0;
+  }
+  // Among the parameters named in `bad`, the one whose gradient arrived first.
+  std::string first(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& bad) const {
+    std::string best = bad.front();
+    int64_t best_order = INT64_MAX;
+    for (size_t i = 0; i < named.size(); ++i) {
+      const int64_t o = (*order_)[i];
+      if (o >= 0 && o < best_order && std::find(bad.begin(), bad.end(), named[i].first) != bad.end()) {
+        best = named[i].first;
+        best_order = o;
+      }
+    }
+    return best;
+  }
+
+ private:
+  std::shared_ptr<std::vector<int64_t>> order_;
+  std::shared_ptr<int64_t> next_;
+};
+
 }  // namespace
 
 TrainResult run_training(const TrainConfig& c) {
@@ -154,15 +211,29 @@ TrainResult run_training(const TrainConfig& c) {
 
   // ---- output directory: never overwrite a run unless resuming it
   const std::string last_path = c.out + "/last.ckpt", best_path = c.out + "/best.ckpt";
-  bool have_last = false;
+  bool have_last = false, restart = false;
   run_agreed(*comm, "check the output directory", [&] {
-    if (lead) fs::create_directories(c.out);
+    if (lead) {
+      std::error_code ec;
+      fs::create_directories(c.out, ec);
+      RESIN_CHECK(!ec, "cannot create the output directory ", c.out, ": ", ec.message());
+      // Fail now rather than at the first checkpoint.
+      RESIN_CHECK(::access(c.out.c_str(), W_OK) == 0, "cannot write into the output directory ", c.out, ": ",
+                  std::strerror(errno), " (nothing in it was changed)");
+    }
     have_last = fs::exists(last_path);
-    RESIN_CHECK(!c.resume || have_last, "--resume: no checkpoint to resume in ", c.out, " (expected ", last_path,
-                ")", lead ? "" : " on this rank: is the output directory shared by every machine?");
+    // A run killed before its first checkpoint left config.json only: --resume starts it over.
+    restart = c.resume && !have_last && fs::exists(c.out + "/config.json");
+    RESIN_CHECK(!c.resume || have_last || restart, "--resume: no checkpoint to resume in ", c.out, " (expected ",
+                last_path, ")", lead ? "" : " on this rank: is the output directory shared by every machine?");
     RESIN_CHECK(c.resume || !have_last || !lead, c.out, " already holds a run (", last_path,
                 "). Pass --resume to continue it, or choose another --out.");
   });
+  const bool resuming = c.resume && have_last;
+  if (lead && restart)
+    std::printf("--resume: %s has no checkpoint yet (the run stopped before its first); starting from the beginning\n",
+                c.out.c_str());
+  if (lead) remove_stale_temporaries(c.out);
 
   // ---- data: this rank's shard of every epoch (data/sampler.h)
   std::optional<DataSpec> data_spec;
@@ -188,26 +259,29 @@ TrainResult run_training(const TrainConfig& c) {
                  {.momentum = c.momentum, .nesterov = c.nesterov && c.momentum > 0});
   optim::LrScheduler sched(opt, make_schedule(c, ipe));
 
-  int64_t start_epoch = 0, step = 0;
+  int64_t start_epoch = 0, step = 0, skipped = 0;
   double best = 0;
   std::optional<Checkpoint> resumed;
-  if (c.resume) run_agreed(*comm, "load " + last_path, [&] { resumed = load_checkpoint(last_path); });
-  if (c.resume) {
+  if (resuming)
+    run_agreed(*comm, "load " + last_path, [&] {
+      try {
+        resumed = load_checkpoint(last_path);
+      } catch (const Error& e) {
+        // resin never leaves a torn checkpoint behind, so the file was damaged by something else.
+        RESIN_FAIL("--resume: cannot load the checkpoint: ", e.what(), ". The file is damaged",
+                   fs::exists(best_path) ? "; best.ckpt holds an older state: copy it over last.ckpt to resume from it"
+                                         : "", ".");
+      }
+    });
+  if (resuming) {
     Checkpoint& ck = *resumed;
     RESIN_CHECK(ck.info.model_name == c.model, "--resume: ", last_path, " holds a ", ck.info.model_name,
                 ", not a ", c.model);
-    model->load_state_dict(ck.model, true);
-    std::map<std::string, Tensor> opt_state, sched_state;
-    for (auto& [k, v] : ck.optim) {
-      if (k.rfind("scheduler.", 0) == 0) sched_state[k.substr(10)] = v;
-      else opt_state[k] = v;
-    }
-    opt.load_state_dict(opt_state);
-    sched.load_state_dict(sched_state);
-    default_generator().set_state(ck.info.rng_state);
+    restore_training_state(ck, last_path, *model, opt, sched);
     start_epoch = ck.info.epoch;
     step = ck.info.step;
     best = ck.info.best_top1;
+    skipped = ck.info.skipped_steps;
     if (lead)
       std::printf("resuming %s from %s: epoch %lld, step %lld\n", c.model.c_str(), last_path.c_str(),
                   static_cast<long long>(start_epoch), static_cast<long long>(step));
@@ -215,7 +289,8 @@ TrainResult run_training(const TrainConfig& c) {
   } else if (lead) {
     io::atomic_write_file(c.out + "/config.json", to_json(c) + "\n");
   }
-  auto metrics = lead ? std::make_unique<MetricsWriter>(c.out + "/metrics.jsonl", c.resume) : std::make_unique<MetricsWriter>();
+  auto metrics = lead ? std::make_unique<MetricsWriter>(c.out + "/metrics.jsonl", resuming ? step : -1)
+                      : std::make_unique<MetricsWriter>();
   // Replicas: SyncBN (optional), then the gradient reducer, which also copies rank 0's state. One
   // process with --sync-bn runs the same kernel, so 1- and N-process runs compare exactly.
   if (c.sync_bn) distributed::convert_sync_batchnorm(*model, comm);
@@ -224,13 +299,32 @@ TrainResult run_training(const TrainConfig& c) {
     ddp = std::make_unique<distributed::DistributedDataParallel>(
         *model, comm, distributed::DdpOptions{.bucket_bytes = std::max<int64_t>(1, std::llround(c.bucket_mb * (1 << 20)))});
 
+  // The step of the checkpoint in last_path, for messages (-1: none yet).
+  int64_t saved_step = resuming ? step : -1;
+  auto kept_text = [&] {
+    return saved_step < 0 ? std::string(" (none written yet)") : str_cat(" in ", last_path, " (step ", saved_step, ")");
+  };
+  // A failed write (disk full, directory not writable) leaves every previous file as it was.
+  auto guarded = [&](const std::string& path, const std::function<void()>& write) {
+    try {
+      write();
+    } catch (const Error& e) {
+      RESIN_FAIL("could not save ", path, " at step ", step, ": ", e.what(), ". Training stopped; the last good ",
+                 "checkpoint is kept", kept_text(), ". Free space or fix the directory, then run again with --resume.");
+    }
+  };
   auto save = [&](const std::string& path, int64_t epochs_done) {
     if (!lead) return;
-    CheckpointInfo info{c.model, d.channels, d.num_classes, epochs_done, step, best, default_generator().state(), to_json(c)};
-    auto state = opt.state_dict();
-    for (auto& [k, v] : sched.state_dict()) state["scheduler." + k] = v;
-    save_checkpoint(path, info, *model, state);
+    guarded(path, [&] {
+      CheckpointInfo info{c.model,  d.channels, d.num_classes, epochs_done, step, skipped,
+                          best,     default_generator().state(), to_json(c)};
+      auto state = opt.state_dict();
+      for (auto& [k, v] : sched.state_dict()) state["scheduler." + k] = v;
+      save_checkpoint(path, info, *model, state);
+    });
+    if (path == last_path) saved_step = step;
   };
+  GradArrival arrival(named);
 
   const bool interactive = c.progress < 0 ? Progress::stdout_is_terminal() : c.progress == 1;
   if (lead) {
@@ -278,27 +372,33 @@ TrainResult run_training(const TrainConfig& c) {
       }
       if (!loss_finite) {
         RESIN_CHECK(c.skip_nonfinite, "non-finite loss (", loss_value, world > 1 ? " here; non-finite on some rank" : "",
-                    ") at step ", step + 1, " (epoch ", epoch + 1,
-                    ", batch ", batch_index + 1, "). Training stopped; the last good checkpoint is kept",
-                    have_last || epoch > 0 ? " in " + last_path : " (none written yet)",
+                    ") at step ", step + 1, " (epoch ", epoch + 1, ", batch ", batch_index + 1,
+                    "). Training stopped; the last good checkpoint is kept", kept_text(),
                     ". Lower --lr, add --clip-grad-norm, or pass --skip-nonfinite.");
         skip = true;
       }
       if (!skip) {
+        arrival.reset();
         loss.backward();
         if (ddp) ddp->synchronize_gradients();  // every rank now holds the averaged gradients
+        if (c.after_backward) c.after_backward(step + 1, named);
         auto bad = optim::nonfinite_grads(named);
         if (!bad.empty()) {
+          const std::string first = arrival.first(named, bad);
           RESIN_CHECK(c.skip_nonfinite, "non-finite gradient at step ", step + 1, " (epoch ", epoch + 1, ", batch ",
-                      batch_index + 1, ") first in module '", module_of(bad.front()), "' (parameter ", bad.front(),
-                      "). Training stopped; the last good checkpoint is kept. Pass --skip-nonfinite to skip such steps.");
+                      batch_index + 1, "): first in module '", module_of(first), "' (parameter ", first,
+                      ", in backward order; ", bad.size(), " of ", named.size(),
+                      " parameters affected). Training stopped; the last good checkpoint is kept", kept_text(),
+                      ". Lower --lr, add --clip-grad-norm, or pass --skip-nonfinite to skip such steps.");
           skip = true;
         }
       }
       if (skip) {
         opt.zero_grad();
-        ++r.skipped_steps;
-        if (lead) std::printf("\nskipping step %lld: non-finite loss or gradient\n", static_cast<long long>(step + 1));
+        ++skipped;
+        if (lead)
+          std::printf("\nskipping step %lld: non-finite loss or gradient (%lld skipped so far)\n",
+                      static_cast<long long>(step + 1), static_cast<long long>(skipped));
       } else {
         if (c.clip_grad_norm > 0) optim::clip_grad_norm(named, c.clip_grad_norm);
         opt.step();
@@ -320,7 +420,8 @@ TrainResult run_training(const TrainConfig& c) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
         metrics->write({{"kind", std::string("train")}, {"epoch", epoch + 1}, {"step", step}, {"loss", window.loss()},
                        {"top1", window.top1()}, {"top5", window.top5()}, {"lr", lr},
-                       {"images_per_s", static_cast<double>(window_images) / std::max(secs, 1e-9)}});
+                       {"images_per_s", static_cast<double>(window_images) / std::max(secs, 1e-9)},
+                       {"skipped_steps", skipped}});
         window = RunningMeter();
         window_images = 0;
         t_window = std::chrono::steady_clock::now();
@@ -339,7 +440,8 @@ TrainResult run_training(const TrainConfig& c) {
                 static_cast<long long>(ev.count), ev.seconds);
     std::fflush(stdout);
     metrics->write({{"kind", std::string("eval")}, {"epoch", epoch + 1}, {"step", step}, {"loss", ev.loss},
-                   {"top1", ev.top1}, {"top5", ev.top5}, {"train_loss", meter.loss()}, {"train_top1", meter.top1()}});
+                    {"top1", ev.top1}, {"top5", ev.top5}, {"train_loss", meter.loss()}, {"train_top1", meter.top1()},
+                    {"skipped_steps", skipped}});
     r.test_loss = ev.loss;
     r.test_top1 = ev.top1;
     r.test_top5 = ev.top5;
@@ -347,9 +449,12 @@ TrainResult run_training(const TrainConfig& c) {
     const bool improved = ev.top1 > best;
     if (improved) best = ev.top1;
     if (!stopped_early) {
-      save(last_path, epoch + 1);
+      // last.ckpt goes last: it is the commit point. A run killed before it resumes from the older
+      // checkpoint and writes best.ckpt and the weights again; the other order could lose them.
       if (improved) save(best_path, epoch + 1);
-      if (lead) save_weights(c.out + "/weights.safetensors", *model);
+      const std::string weights_path = c.out + "/weights.safetensors";
+      if (lead) guarded(weights_path, [&] { save_weights(weights_path, *model); });
+      save(last_path, epoch + 1);
     }
     if (stopped_early) break;
   }
@@ -366,6 +471,7 @@ TrainResult run_training(const TrainConfig& c) {
                   static_cast<long long>(st.buckets), st.all_reduce_seconds, st.wait_seconds,
                   100.0 * st.hidden_fraction());
   }
+  r.skipped_steps = skipped;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return r;
 }

@@ -2,6 +2,19 @@
 // schedule, evaluation after every epoch, a JSONL metrics file, atomic checkpoints (last and best),
 // exact resume, and a guard that stops (or skips) on non-finite losses and gradients.
 //
+// Crash safety: every file is written atomically, and last.ckpt is written after best.ckpt and
+// weights.safetensors, so a run killed at any moment (even inside a write) resumes with --resume
+// from its last checkpoint and ends bitwise-identical to an uninterrupted run with the same thread
+// count (tests/crash). --resume in a directory whose run was killed before its first checkpoint
+// starts over. Temporaries of killed writes are removed on start. A failed write (disk full,
+// directory not writable) stops training with an error naming the file; the previous checkpoint
+// stays intact.
+//
+// Non-finite values: a NaN/Inf loss stops training naming the step; a NaN/Inf gradient stops it
+// naming the step and the first module, in backward order, whose parameter gradient is non-finite.
+// With skip_nonfinite such steps are skipped instead (no update; the schedule still advances) and
+// counted: "skipped_steps" in every metrics record, in the checkpoint, and in TrainResult.
+//
 // Output directory:
 //   config.json          the run's settings
 //   metrics.jsonl        one JSON object per line: {"kind": "train"|"eval", ...}
@@ -16,10 +29,13 @@
 // evaluates its part of the test split; the metrics are summed over ranks. --resume: every rank
 // loads the same last.ckpt (the output directory must be shared between machines).
 #pragma once
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "resin/distributed/process_group.h"
+#include "resin/tensor/tensor.h"
 
 namespace resin::train {
 
@@ -54,6 +70,9 @@ struct TrainConfig {
   distributed::DistConfig dist;           // this process's place in a data-parallel job
   bool sync_bn = false;                   // BatchNorm statistics over all ranks (SyncBatchNorm kernel)
   double bucket_mb = 25;                  // gradient all-reduce bucket size, MiB
+  // Test hook: called after each backward pass (1-based step, the named parameters), before the
+  // non-finite check; tests poison gradients through it.
+  std::function<void(int64_t, const std::vector<std::pair<std::string, Tensor>>&)> after_backward;
 };
 
 struct TrainResult {
