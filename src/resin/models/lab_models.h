@@ -29,6 +29,8 @@ class LabNet : public nn::Module {
   nn::ModulePtr blocks() const { return blocks_; }
   // The representation after the stem (what every block stack starts from).
   Tensor stem_output(const Tensor& x);
+  // Whether forward flattens [N, C, H, W] images to [N, C·H·W] before the stem (the MLPs).
+  bool flattens_input() const { return flatten_input_; }
 
  private:
   std::string name_;
