@@ -143,7 +143,13 @@ RunSummary run_experiment(const Experiment& e, Context ctx) {
     if (!r.find(c.id))
       r.judge(c.id, c.report_only ? Verdict::reported : Verdict::not_resolved, "not measured in this run");
   write_report(e, ctx, r, {utc_now(), machine_description(), seconds});
-  return {e.name, ctx.out_dir, r.judgements(), seconds};
+  return {e.name, ctx.out_dir, r.judgements(), r.metrics(), seconds};
+}
+
+double RunSummary::metric(const std::string& n) const {
+  for (const auto& [k, v] : metrics)
+    if (k == n) return v;
+  RESIN_FAIL("lab: experiment ", name, " has no metric '", n, "'");
 }
 
 }  // namespace resin::lab

@@ -146,7 +146,10 @@ const Experiment& find_experiment(const std::string& name);
 struct RunSummary {
   std::string name{}, out_dir{};
   std::vector<Judgement> judgements{};
+  std::vector<std::pair<std::string, double>> metrics{};
   double seconds = 0;
+  // The value of metric `name`; throws when absent.
+  double metric(const std::string& name) const;
 };
 // Creates ctx.out_dir, runs `e` (seeds resolved: ctx.seeds or the mode's default), fills every
 // unjudged criterion with not_resolved, writes report.md, metrics.json, the CSVs and the SVGs.

@@ -118,7 +118,18 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
   switch (mode) {
     case BlockMode::full:
     case BlockMode::branch_path: return block.forward(x);
-    case BlockMode::deleted: return x;  // run_from_stem checks that the block preserved the shape
+    case BlockMode::deleted: {
+      // y = x is only meaningful for a shape-preserving block: probe its output shape in eval mode
+      // without gradients (so BN statistics are not updated).
+      NoGradGuard ng;
+      const bool was_training = block.is_training();
+      block.eval();
+      const Shape out = block.forward(x).shape();
+      block.train(was_training);
+      RESIN_CHECK(out == x.shape(), "lab: cannot delete plain block ", block.type_name(), ": it maps ", x.shape(),
+                  " to ", out);
+      return x;
+    }
     case BlockMode::skip_path:
       RESIN_FAIL("lab: block ", block.type_name(), " has no skip connection (skip_path needs a residual block)");
   }
@@ -141,10 +152,7 @@ Tensor run_from_stem(const BlockStack& s, const Tensor& x0, const RunOptions& o)
     const size_t i = o.order.empty() ? p : o.order[p];
     RESIN_CHECK(i < s.size(), "lab: run_stack: block index ", i, " out of range (", s.size(), " blocks)");
     const BlockMode mode = o.modes.empty() ? BlockMode::full : o.modes[i];
-    Tensor y = apply_block(*s.blocks[i].second, h, mode);
-    RESIN_CHECK(mode != BlockMode::deleted || is_residual_block(*s.blocks[i].second) || y.shape() == h.shape(),
-                "lab: cannot delete plain block ", s.blocks[i].first, ": it changes the shape");
-    h = y;
+    h = apply_block(*s.blocks[i].second, h, mode);
     if (o.on_output) o.on_output(p + 1, h);
   }
   if (o.run_head)

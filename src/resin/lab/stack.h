@@ -10,7 +10,7 @@
 // (resnet_blocks.h), and any other module, treated as a plain single-path block. Modes:
 //   full         the block as built
 //   deleted      residual blocks: y = S(x), the shortcut alone (the identity when shapes match);
-//                plain blocks: y = x (throws if the block changes the shape)
+//                plain blocks: y = x (throws if the block changes the shape; probed once in eval mode)
 //   skip_path    y has the forward value of the full block, but gradients flow back only through
 //   branch_path  the skip term (skip_path) or only through the branch term (branch_path); the
 //                other term is detached. Residual with Mix sum/scaled/learned_scale only; for a

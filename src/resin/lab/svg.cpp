@@ -36,7 +36,7 @@ std::string coord(double v) {
 }
 
 std::string tick_label(double v) {
-  if (std::abs(v) < 1e-12) return "0";
+  if (v == 0) return "0";
   char b[32];
   std::snprintf(b, sizeof b, "%.4g", v);
   return b;

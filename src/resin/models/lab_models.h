@@ -108,10 +108,12 @@ struct HighwayMlpOptions {
 std::shared_ptr<LabNet> make_highway_mlp(const HighwayMlpOptions& o);
 
 // Rev-MLP: stem Linear(in→w)→BN→ReLU, a ReversibleSequence of `blocks` RevBlocks whose F and G
-// are Linear→BN→ReLU→Linear on w/2 features, head. recompute = false stores activations instead.
+// are Linear→BN→ReLU→Linear on w/2 features, head. recompute = false stores activations instead;
+// wide_stream carries the reversible stream in f64 (ReversibleOptions::wide_stream).
 struct RevMlpOptions {
   int64_t in = 784, width = 64, blocks = 8, classes = 10;
   bool recompute = true;
+  bool wide_stream = false;
 };
 std::shared_ptr<LabNet> make_rev_mlp(const RevMlpOptions& o);
 

@@ -76,7 +76,7 @@ std::pair<std::vector<double>, std::vector<double>> simplified_norms(int64_t dep
 void run_e6a(const Context& ctx, Results& r) {
   const auto seeds = seed_list(ctx, r);
   const std::vector<int64_t> depths = ctx.quick ? std::vector<int64_t>{6, 14, 24} : std::vector<int64_t>{6, 10, 14, 24};
-  const int64_t batches = ctx.quick ? 1 : 4;
+  const int64_t batches = ctx.quick ? 1 : 2;  // LAB: 20 batches × 5 seeds; calibration: ≥ 20 seeds
   const std::vector<std::pair<const char*, Placement>> placements = {
       {"Post-LN", Placement::post}, {"Pre-LN", Placement::pre}, {"Peri-LN", Placement::peri}};
   const LabData data = load_fashion(ctx, /*train=*/false, kBatch * batches);
