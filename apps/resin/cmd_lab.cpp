@@ -28,7 +28,8 @@ void print_list() {
   for (const lab::Experiment& e : lab::experiments()) {
     std::printf("%-20s %-13s %s\n", e.name.c_str(), e.trains ? "trained" : "deterministic", e.title.c_str());
     std::string ids;
-    for (const lab::Criterion& c : e.criteria) ids += (ids.empty() ? "" : " ") + c.id + (c.report_only ? "*" : "");
+    for (const lab::Criterion& c : e.criteria)
+      ids += (ids.empty() ? "" : " ") + c.id + (c.report_only ? "*" : "");
     std::printf("%-20s %-13s criteria: %s\n", "", "", ids.c_str());
   }
   std::printf("\n* report-only. `resin lab <name> --help` for options; docs/lab.md for the protocols.\n");
@@ -44,11 +45,14 @@ std::string rerun_command(const std::string& name, const cli::Args& args, const 
 }
 
 std::string summary_markdown(const std::vector<lab::RunSummary>& runs, bool quick) {
-  std::string o = str_cat("# resin lab all", quick ? " --quick" : "", "\n\n| experiment | verdicts | seconds |\n|---|---|---:|\n");
+  std::string o = str_cat("# resin lab all", quick ? " --quick" : "",
+                          "\n\n| experiment | verdicts | seconds |\n|---|---|---:|\n");
   for (const auto& r : runs) {
     std::string v;
-    for (const auto& j : r.judgements) v += (v.empty() ? "" : "; ") + j.id + ": " + lab::verdict_name(j.verdict);
-    o += str_cat("| [", r.name, "](", r.name, "/report.md) | ", v, " | ", lab::fmt(std::round(r.seconds * 10) / 10), " |\n");
+    for (const auto& j : r.judgements)
+      v += (v.empty() ? "" : "; ") + j.id + ": " + lab::verdict_name(j.verdict);
+    o += str_cat("| [", r.name, "](", r.name, "/report.md) | ", v, " | ",
+                 lab::fmt(std::round(r.seconds * 10) / 10), " |\n");
   }
   return o;
 }
@@ -56,7 +60,8 @@ std::string summary_markdown(const std::vector<lab::RunSummary>& runs, bool quic
 void print_verdicts(const lab::RunSummary& s) {
   std::printf("%s: ", s.name.c_str());
   for (size_t i = 0; i < s.judgements.size(); ++i)
-    std::printf("%s%s %s", i ? ", " : "", s.judgements[i].id.c_str(), lab::verdict_name(s.judgements[i].verdict));
+    std::printf("%s%s %s", i ? ", " : "", s.judgements[i].id.c_str(),
+                lab::verdict_name(s.judgements[i].verdict));
   std::printf("  (%.1f s) -> %s/report.md\n", s.seconds, s.out_dir.c_str());
   std::fflush(stdout);
 }
@@ -105,7 +110,8 @@ int cmd_lab(const std::vector<std::string>& argv) {
     runs.push_back(lab::run_experiment(e, ctx));
     print_verdicts(runs.back());
   }
-  io::atomic_write_file((std::filesystem::path(root) / "summary.md").string(), summary_markdown(runs, base.quick));
+  io::atomic_write_file((std::filesystem::path(root) / "summary.md").string(),
+                        summary_markdown(runs, base.quick));
   std::printf("summary -> %s/summary.md\n", root.c_str());
   return 0;
 }

@@ -29,7 +29,8 @@ void expect_verdicts(const RunSummary& s, const std::map<std::string, Verdict>& 
     for (const Judgement& j : s.judgements)
       if (j.id == id) {
         found = true;
-        EXPECT_EQ(verdict_name(j.verdict), std::string(verdict_name(v))) << s.name << " " << id << ": " << j.measured;
+        EXPECT_EQ(verdict_name(j.verdict), std::string(verdict_name(v)))
+            << s.name << " " << id << ": " << j.measured;
       }
     EXPECT_TRUE(found) << s.name << " has no criterion " << id;
   }

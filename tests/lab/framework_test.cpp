@@ -73,10 +73,10 @@ TEST(LabSvg, LinePlotHasSeriesLegendAndEscapedText) {
   EXPECT_EQ(s.rfind("<svg", 0), 0u);
   EXPECT_NE(s.find("</svg>"), std::string::npos);
   EXPECT_NE(s.find("a &lt; b &amp; c"), std::string::npos);
-  EXPECT_EQ(count(s, "<path d="), 1u);      // only "ff" is drawn as a line
-  EXPECT_EQ(count(s, "<circle"), 6u);       // both draw points
+  EXPECT_EQ(count(s, "<path d="), 1u);  // only "ff" is drawn as a line
+  EXPECT_EQ(count(s, "<circle"), 6u);   // both draw points
   EXPECT_NE(s.find(">band</text>"), std::string::npos);
-  EXPECT_EQ(render_svg(p), s);              // deterministic
+  EXPECT_EQ(render_svg(p), s);  // deterministic
 }
 
 TEST(LabSvg, LogAxesSkipNonPositiveAndNonFinitePoints) {
@@ -156,10 +156,11 @@ TEST(LabReport, WritesEveryFileAndMarksUnmeasuredCriteria) {
   for (const char* f : {"report.md", "metrics.json", "t.csv", "p.svg"})
     EXPECT_TRUE(std::filesystem::exists(ctx.out_dir + "/" + f)) << f;
   const std::string md = io::read_file(ctx.out_dir + "/report.md");
-  for (const char* s : {"# toy: a toy experiment", "two plus two is four", "`[paper]`", "`[mem]`",
-                        "fixed before any run", "resin lab toy --out X", "Seeds: 1000", "**not resolved**",
-                        "not measured in this run", "![a plot](p.svg)", "[t.csv](t.csv)", "| 1 | with, comma |",
-                        "1 reproduced, 0 not reproduced, 1 not resolved, 1 report-only"})
+  for (const char* s :
+       {"# toy: a toy experiment", "two plus two is four", "`[paper]`", "`[mem]`", "fixed before any run",
+        "resin lab toy --out X", "Seeds: 1000", "**not resolved**", "not measured in this run",
+        "![a plot](p.svg)", "[t.csv](t.csv)", "| 1 | with, comma |",
+        "1 reproduced, 0 not reproduced, 1 not resolved, 1 report-only"})
     EXPECT_NE(md.find(s), std::string::npos) << "missing: " << s << "\n" << md;
   const io::JsonValue j = io::parse_json(io::read_file(ctx.out_dir + "/metrics.json"), "metrics.json");
   EXPECT_EQ(j.find("experiment")->string, "toy");
@@ -193,5 +194,7 @@ TEST(LabCli, RunsAnExperimentIntoOut) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("S1 reproduced"), std::string::npos) << r.output;
   const std::string md = io::read_file(dir.file("b/report.md"));
-  EXPECT_NE(md.find("resin lab seed-bottleneck --quick --threads 1 --out " + dir.file("b")), std::string::npos) << md;
+  EXPECT_NE(md.find("resin lab seed-bottleneck --quick --threads 1 --out " + dir.file("b")),
+            std::string::npos)
+      << md;
 }

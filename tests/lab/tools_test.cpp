@@ -58,7 +58,8 @@ TEST(LabStack, RunStackEqualsForwardAndVisitsEveryPosition) {
   BlockStack ts = block_stack(tf);
   EXPECT_EQ(ts.size(), 3u);
   EXPECT_LT(max_abs_diff(run_stack(ts, x), tf.forward(x)), 1e-6);
-  auto cnn = std::dynamic_pointer_cast<models::LabNet>(models::create_lab_model("rescnn:n=1,width=4", {.in_channels = 1}));
+  auto cnn = std::dynamic_pointer_cast<models::LabNet>(
+      models::create_lab_model("rescnn:n=1,width=4", {.in_channels = 1}));
   cnn->eval();
   EXPECT_EQ(max_abs_diff(run_stack(block_stack(*cnn), x), cnn->forward(x)), 0.0);
   EXPECT_THROW(block_stack(*models::make_rev_mlp({.blocks = 2})), Error);
@@ -97,7 +98,8 @@ TEST(LabStack, ReorderingAndKendallTau) {
   EXPECT_EQ(std::set<size_t>(pick.begin(), pick.end()).size(), 4u);
   EXPECT_THROW(sample_without_replacement(cand, 5, g), Error);
   // Reordered stacks run (identity shortcuts only are reorder candidates).
-  auto cnn = std::dynamic_pointer_cast<models::LabNet>(models::create_lab_model("rescnn:n=2,width=4", {.in_channels = 1}));
+  auto cnn = std::dynamic_pointer_cast<models::LabNet>(
+      models::create_lab_model("rescnn:n=2,width=4", {.in_channels = 1}));
   BlockStack s = block_stack(*cnn);
   EXPECT_EQ(residual_blocks(s).size(), 6u);
   EXPECT_EQ(residual_blocks(s, true), (std::vector<size_t>{0, 1, 3, 5}));
@@ -120,7 +122,8 @@ TEST(LabPaths, SumOverAllPathsIsTheFullGradientForLinearBlocks) {
   Tensor total = zeros_like(full);
   for (uint32_t mask = 0; mask < (1u << n); ++mask) {
     std::vector<BlockMode> modes;
-    for (int64_t i = 0; i < n; ++i) modes.push_back(mask >> i & 1 ? BlockMode::branch_path : BlockMode::skip_path);
+    for (int64_t i = 0; i < n; ++i)
+      modes.push_back(mask >> i & 1 ? BlockMode::branch_path : BlockMode::skip_path);
     total = add(total, grad_with(modes));
   }
   EXPECT_LT(max_abs_diff(total, full), 1e-12);
@@ -133,8 +136,8 @@ TEST(LabPaths, CountsAndBinomial) {
   const auto c = path_length_counts(s);
   const auto p = binomial_path_distribution(54);
   ASSERT_EQ(c.size(), 55u);
-  EXPECT_EQ(c[27], 1946939425648112.0);  // C(54, 27), exact
-  EXPECT_NEAR(100 * mass(p, 5, 17), 0.4537, 5e-5);   // LAB E3-P5
+  EXPECT_EQ(c[27], 1946939425648112.0);             // C(54, 27), exact
+  EXPECT_NEAR(100 * mass(p, 5, 17), 0.4537, 5e-5);  // LAB E3-P5
   EXPECT_NEAR(100 * mass(p, 19, 35), 98.0, 0.05);
   EXPECT_NEAR(mass(p, 0, 54), 1.0, 1e-12);
   // Deleting 10 blocks leaves 2^44 paths; a plain MLP has one.
@@ -182,10 +185,12 @@ TEST(LabAnalysis, GradientFlowRecorderMatchesDirectGradients) {
   ASSERT_EQ(r.output_grad_norms.size(), 5u);
   // Direct: retain the block outputs of a second, identical forward.
   std::vector<Tensor> xs;
-  Tensor loss2 = cross_entropy(run_stack(s, x, {.on_output = [&](size_t, const Tensor& t) {
-                                 t.retain_grad();
-                                 xs.push_back(t);
-                               }}),
+  Tensor loss2 = cross_entropy(run_stack(s, x,
+                                         {.on_output =
+                                              [&](size_t, const Tensor& t) {
+                                                t.retain_grad();
+                                                xs.push_back(t);
+                                              }}),
                                y);
   net->zero_grad();
   loss2.backward();

@@ -62,8 +62,10 @@ std::vector<ActivationStats> activation_stats(const BlockStack& s, const Tensor&
   ro.run_head = false;
   ro.on_output = [&](size_t p, const Tensor& x) {
     ActivationStats a;
-    if (p == 0) a.position = "stem";
-    else a.position = s.blocks[o.order.empty() ? p - 1 : o.order[p - 1]].first;
+    if (p == 0)
+      a.position = "stem";
+    else
+      a.position = s.blocks[o.order.empty() ? p - 1 : o.order[p - 1]].first;
     const auto v = x.to_vector();
     double sum = 0, sq = 0;
     int64_t zeros = 0;
@@ -117,8 +119,8 @@ std::vector<double> linspace(double lo, double hi, size_t n) {
   return v;
 }
 
-std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f, const std::vector<double>& grid,
-                                   DType dtype) {
+std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f,
+                                   const std::vector<double>& grid, DType dtype) {
   RESIN_CHECK(!grid.empty(), "grid_gradients: empty grid");
   const int64_t n = static_cast<int64_t>(grid.size());
   Tensor x = from_vector(grid, {n, 1}, {.dtype = dtype});

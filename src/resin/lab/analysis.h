@@ -16,8 +16,9 @@ namespace resin::lab {
 struct GradientFlowRecord {
   int64_t step = 0;
   double loss = 0;
-  std::vector<double> output_grad_norms;                      // size = blocks + 1; NaN where no gradient reached
-  std::vector<std::pair<std::string, double>> param_grad_norms;  // model.named_parameters() order; NaN: no grad
+  std::vector<double> output_grad_norms;  // size = blocks + 1; NaN where no gradient reached
+  std::vector<std::pair<std::string, double>>
+      param_grad_norms;  // model.named_parameters() order; NaN: no grad
 };
 
 // Usable at initialisation and during training:
@@ -50,7 +51,8 @@ struct ActivationStats {
   double mean = 0, std = 0, rms = 0, max_abs = 0;
   double zero_fraction = 0;  // exact zeros (dead ReLU units)
 };
-std::vector<ActivationStats> activation_stats(const BlockStack& s, const Tensor& input, const RunOptions& o = {});
+std::vector<ActivationStats> activation_stats(const BlockStack& s, const Tensor& input,
+                                              const RunOptions& o = {});
 
 // ---- parameters and multiply-accumulates
 struct CostRow {
@@ -68,8 +70,8 @@ int64_t weight_count(const nn::Module& m);
 // backward of Σ_i f(x_i). This is the per-point derivative only when f treats rows independently
 // (batch statistics, if any, must be held fixed — see the E4 networks); otherwise it includes the
 // coupling through the batch. dtype: f32 or f64.
-std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f, const std::vector<double>& grid,
-                                   DType dtype = DType::f32);
+std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f,
+                                   const std::vector<double>& grid, DType dtype = DType::f32);
 // ACF(k) = Σ_i z_i z_{i+k} / Σ_i z_i², z = g − mean(g), k = 0..max_lag (ACF(0) = 1; all NaN when g
 // is constant).
 std::vector<double> autocorrelation(const std::vector<double>& g, size_t max_lag);

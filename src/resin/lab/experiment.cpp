@@ -16,21 +16,30 @@ std::vector<Experiment> builtin_experiments();  // registry.cpp
 
 const char* tag_name(Tag t) {
   switch (t) {
-    case Tag::paper: return "[paper]";
-    case Tag::code: return "[code]";
-    case Tag::second_hand: return "[2nd]";
-    case Tag::memory: return "[mem]";
-    case Tag::computed: return "[computed]";
+    case Tag::paper:
+      return "[paper]";
+    case Tag::code:
+      return "[code]";
+    case Tag::second_hand:
+      return "[2nd]";
+    case Tag::memory:
+      return "[mem]";
+    case Tag::computed:
+      return "[computed]";
   }
   return "[?]";
 }
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::reproduced: return "reproduced";
-    case Verdict::not_reproduced: return "not reproduced";
-    case Verdict::not_resolved: return "not resolved";
-    case Verdict::reported: return "report only";
+    case Verdict::reproduced:
+      return "reproduced";
+    case Verdict::not_reproduced:
+      return "not reproduced";
+    case Verdict::not_resolved:
+      return "not resolved";
+    case Verdict::reported:
+      return "report only";
   }
   return "?";
 }
@@ -39,8 +48,10 @@ std::string fmt(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char b[40];
-  if (v == std::floor(v) && std::abs(v) < 1e15) std::snprintf(b, sizeof b, "%.0f", v);
-  else std::snprintf(b, sizeof b, "%.6g", v);
+  if (v == std::floor(v) && std::abs(v) < 1e15)
+    std::snprintf(b, sizeof b, "%.0f", v);
+  else
+    std::snprintf(b, sizeof b, "%.6g", v);
   return b;
 }
 
@@ -98,7 +109,8 @@ std::vector<Experiment>& registry() {
 
 void validate(const Experiment& e, const std::vector<Experiment>& existing) {
   RESIN_CHECK(!e.name.empty() && e.run, "lab: an experiment needs a name and a run function");
-  for (const Experiment& o : existing) RESIN_CHECK(o.name != e.name, "lab: experiment '", e.name, "' registered twice");
+  for (const Experiment& o : existing)
+    RESIN_CHECK(o.name != e.name, "lab: experiment '", e.name, "' registered twice");
   for (size_t i = 0; i < e.criteria.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       RESIN_CHECK(e.criteria[i].id != e.criteria[j].id, "lab: experiment '", e.name, "' repeats criterion ",
@@ -119,7 +131,8 @@ const Experiment& find_experiment(const std::string& name) {
     if (e.name == name) return e;
   std::string all;
   for (const Experiment& e : experiments()) all += (all.empty() ? "" : ", ") + e.name;
-  RESIN_FAIL("unknown experiment '", name, "'. Experiments: ", all, " (or `all`; `resin lab list` describes them)");
+  RESIN_FAIL("unknown experiment '", name, "'. Experiments: ", all,
+             " (or `all`; `resin lab list` describes them)");
 }
 
 RunSummary run_experiment(const Experiment& e, Context ctx) {

@@ -37,8 +37,8 @@ struct PaperNumber {
 };
 
 struct Criterion {
-  std::string id{};    // "P1"
-  std::string text{};  // the criterion with its threshold, fixed before the seeded runs
+  std::string id{};          // "P1"
+  std::string text{};        // the criterion with its threshold, fixed before the seeded runs
   bool report_only = false;  // measured and shown, never judged (LAB.md "report-only")
 };
 
@@ -52,9 +52,9 @@ const char* verdict_name(Verdict v);  // "reproduced", "not reproduced", "not re
 
 struct Context {
   std::string out_dir{};        // the experiment's own directory (created by run_experiment)
-  bool quick = false;         // CI-sized protocol (fewer seeds, smaller grids)
-  int64_t seeds = 0;          // number of seeds; 0 = the experiment's default for the mode
-  int64_t threads = 0;        // OpenMP threads (0: leave as is)
+  bool quick = false;           // CI-sized protocol (fewer seeds, smaller grids)
+  int64_t seeds = 0;            // number of seeds; 0 = the experiment's default for the mode
+  int64_t threads = 0;          // OpenMP threads (0: leave as is)
   std::string fashion_mnist{};  // directory of the Fashion-MNIST IDX files ("" = the Debian default)
   std::string command{};        // the command line that re-runs this experiment (for the report)
   // Seed i of the run: 1000·(i + 1), the same in every mode, so a quick run's seeds are a prefix of a
@@ -64,7 +64,7 @@ struct Context {
 
 // A table of numbers (and labels): written as CSV and rendered in the report.
 struct Table {
-  std::string name{};                 // file stem: <name>.csv
+  std::string name{};  // file stem: <name>.csv
   std::string caption{};
   std::vector<std::string> columns{};
   std::vector<std::vector<std::string>> rows{};
@@ -123,15 +123,15 @@ class Results {
 };
 
 struct Experiment {
-  std::string name{};   // CLI name, e.g. "e4-shattered"
-  std::string title{};  // one line
-  std::string claim{};  // the survey's claim, in one or two sentences
-  std::string source{}; // the paper(s): "He et al. 2016, arXiv 1603.05027"
+  std::string name{};    // CLI name, e.g. "e4-shattered"
+  std::string title{};   // one line
+  std::string claim{};   // the survey's claim, in one or two sentences
+  std::string source{};  // the paper(s): "He et al. 2016, arXiv 1603.05027"
   std::vector<PaperNumber> paper{};
   std::vector<Criterion> criteria{};
   std::string criteria_note{};  // why the criteria are what they are (calibration, pilot), if changed
   int64_t default_seeds = 1, quick_seeds = 1;
-  bool trains = false;        // false: deterministic (no training), runs in CI
+  bool trains = false;  // false: deterministic (no training), runs in CI
   std::function<void(const Context&, Results&)> run{};
 };
 

@@ -10,8 +10,9 @@ nn::ModulePtr bare_linear(int64_t in, int64_t out) {
 
 AggregatedBranch::AggregatedBranch(int64_t features, int64_t cardinality, int64_t group_width)
     : c_(cardinality), d_(group_width) {
-  RESIN_CHECK(features > 0 && cardinality > 0 && group_width > 0, "AggregatedBranch: invalid sizes features=",
-              features, " cardinality=", cardinality, " group_width=", group_width);
+  RESIN_CHECK(features > 0 && cardinality > 0 && group_width > 0,
+              "AggregatedBranch: invalid sizes features=", features, " cardinality=", cardinality,
+              " group_width=", group_width);
   for (int64_t i = 0; i < c_; ++i) {
     auto p = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
         bare_linear(features, d_), nn::BatchNorm1d({.features = d_}), nn::ReLU(), bare_linear(d_, d_),
@@ -30,8 +31,9 @@ Tensor AggregatedBranch::forward(const Tensor& x) {
 }
 
 std::shared_ptr<models::LabNet> make_resnext_mlp(const ResNextMlpOptions& o) {
-  RESIN_CHECK(o.in > 0 && o.width > 0 && o.blocks >= 0 && o.classes > 0, "make_resnext_mlp: invalid sizes in=",
-              o.in, " width=", o.width, " blocks=", o.blocks, " classes=", o.classes);
+  RESIN_CHECK(o.in > 0 && o.width > 0 && o.blocks >= 0 && o.classes > 0,
+              "make_resnext_mlp: invalid sizes in=", o.in, " width=", o.width, " blocks=", o.blocks,
+              " classes=", o.classes);
   auto stem = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
       std::make_shared<nn::Linear>(nn::LinearOptions{.in = o.in, .out = o.width, .bias = false}),
       nn::BatchNorm1d({.features = o.width}), nn::ReLU()});
@@ -39,11 +41,11 @@ std::shared_ptr<models::LabNet> make_resnext_mlp(const ResNextMlpOptions& o) {
   for (int64_t b = 0; b < o.blocks; ++b)
     stack->push_back(std::make_shared<blocks::Residual>(
         std::make_shared<AggregatedBranch>(o.width, o.cardinality, o.group_width),
-        blocks::ResidualOptions{.in = o.width, .out = o.width, .layer = blocks::Layer::linear, .post = blocks::Post::relu}));
-  return std::make_shared<models::LabNet>(str_cat("ResNeXtMLP(", o.width, ", ", o.blocks, ", ", o.cardinality, "x",
-                                                  o.group_width, "d)"),
-                                          stem, stack, nullptr,
-                                          std::make_shared<nn::Linear>(nn::LinearOptions{.in = o.width, .out = o.classes}));
+        blocks::ResidualOptions{
+            .in = o.width, .out = o.width, .layer = blocks::Layer::linear, .post = blocks::Post::relu}));
+  return std::make_shared<models::LabNet>(
+      str_cat("ResNeXtMLP(", o.width, ", ", o.blocks, ", ", o.cardinality, "x", o.group_width, "d)"), stem,
+      stack, nullptr, std::make_shared<nn::Linear>(nn::LinearOptions{.in = o.width, .out = o.classes}));
 }
 
 }  // namespace resin::lab

@@ -23,8 +23,8 @@ std::vector<double> path_length_counts(const BlockStack& s, const std::vector<Bl
     }
     counts = std::move(next);
     for (double c : counts)
-      RESIN_CHECK(c < 9007199254740992.0, "path_length_counts: more than 2^53 paths of one length (", s.size(),
-                  " blocks); counts would be inexact");
+      RESIN_CHECK(c < 9007199254740992.0, "path_length_counts: more than 2^53 paths of one length (",
+                  s.size(), " blocks); counts would be inexact");
   }
   return counts;
 }
@@ -33,8 +33,8 @@ std::vector<double> binomial_path_distribution(int64_t n) {
   RESIN_CHECK(n >= 0 && n <= 1000, "binomial_path_distribution: n must be in [0, 1000], got ", n);
   std::vector<double> p(static_cast<size_t>(n + 1));
   for (int64_t k = 0; k <= n; ++k)  // log-space: C(1000, 500)/2^1000 underflows nothing, overflows nothing
-    p[static_cast<size_t>(k)] = std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0) -
-                                         static_cast<double>(n) * std::log(2.0));
+    p[static_cast<size_t>(k)] = std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) -
+                                         std::lgamma(n - k + 1.0) - static_cast<double>(n) * std::log(2.0));
   return p;
 }
 
@@ -56,8 +56,8 @@ std::vector<double> PathGradient::total() const {
 }
 
 PathGradient path_gradient_by_length(const BlockStack& s, const Tensor& input,
-                                     const std::function<Tensor(const Tensor&)>& loss, const std::vector<int64_t>& ks,
-                                     int64_t samples, Generator& g) {
+                                     const std::function<Tensor(const Tensor&)>& loss,
+                                     const std::vector<int64_t>& ks, int64_t samples, Generator& g) {
   RESIN_CHECK(samples >= 1, "path_gradient_by_length: samples must be >= 1, got ", samples);
   const std::vector<size_t> res = residual_blocks(s);
   PathGradient out;
@@ -75,7 +75,8 @@ PathGradient path_gradient_by_length(const BlockStack& s, const Tensor& input,
     for (int64_t t = 0; t < samples; ++t) {
       std::vector<BlockMode> modes(s.size(), BlockMode::full);
       for (size_t i : res) modes[i] = BlockMode::skip_path;
-      for (size_t i : sample_without_replacement(res, static_cast<size_t>(k), g)) modes[i] = BlockMode::branch_path;
+      for (size_t i : sample_without_replacement(res, static_cast<size_t>(k), g))
+        modes[i] = BlockMode::branch_path;
       Tensor x = x0.detach();
       x.set_requires_grad(true);
       Tensor l = loss(run_from_stem(s, x, {.modes = modes}));
@@ -93,8 +94,8 @@ PathGradient path_gradient_by_length(const BlockStack& s, const Tensor& input,
 }
 
 LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y) {
-  RESIN_CHECK(x.size() == y.size() && x.size() >= 2, "fit_line: need >= 2 paired points, got ", x.size(), " and ",
-              y.size());
+  RESIN_CHECK(x.size() == y.size() && x.size() >= 2, "fit_line: need >= 2 paired points, got ", x.size(),
+              " and ", y.size());
   const double n = static_cast<double>(x.size());
   double mx = 0, my = 0;
   for (size_t i = 0; i < x.size(); ++i) mx += x[i], my += y[i];

@@ -33,8 +33,8 @@ struct PathGradient {
   std::vector<double> total() const;
 };
 PathGradient path_gradient_by_length(const BlockStack& s, const Tensor& input,
-                                     const std::function<Tensor(const Tensor&)>& loss, const std::vector<int64_t>& ks,
-                                     int64_t samples, Generator& g);
+                                     const std::function<Tensor(const Tensor&)>& loss,
+                                     const std::vector<int64_t>& ks, int64_t samples, Generator& g);
 
 // Least-squares line y = a + b·x: {a, b, R²}.
 struct LineFit {

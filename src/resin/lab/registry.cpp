@@ -6,9 +6,9 @@
 namespace resin::lab {
 
 std::vector<Experiment> builtin_experiments() {
-  return {make_e2_identity(),   make_e3_paths(),       make_e4_shattered(),
+  return {make_e2_identity(),        make_e3_paths(),       make_e4_shattered(),
           make_e6a_layernorm_init(), make_e8_laurel_init(), make_e9_reversible(),
-          make_e10b_counts(),   make_e11_init(),       make_bottleneck_params()};
+          make_e10b_counts(),        make_e11_init(),       make_bottleneck_params()};
 }
 
 }  // namespace resin::lab

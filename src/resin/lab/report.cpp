@@ -40,7 +40,8 @@ std::string criterion_text(const Experiment& e, const std::string& id) {
 std::string metrics_json(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info) {
   std::ostringstream o;
   o << "{\n  \"experiment\": " << io::json_quote(e.name) << ",\n  \"date\": " << io::json_quote(info.date)
-    << ",\n  \"machine\": " << io::json_quote(info.machine) << ",\n  \"command\": " << io::json_quote(ctx.command)
+    << ",\n  \"machine\": " << io::json_quote(info.machine)
+    << ",\n  \"command\": " << io::json_quote(ctx.command)
     << ",\n  \"quick\": " << (ctx.quick ? "true" : "false") << ",\n  \"seeds\": [";
   for (size_t i = 0; i < r.seed_list().size(); ++i) o << (i ? ", " : "") << r.seed_list()[i];
   o << "],\n  \"seconds\": " << json_number(info.seconds) << ",\n  \"metrics\": {";
@@ -56,9 +57,11 @@ std::string metrics_json(const Experiment& e, const Context& ctx, const Results&
       << ", \"measured\": " << io::json_quote(j.measured) << "}";
   }
   o << "\n  ],\n  \"tables\": [";
-  for (size_t i = 0; i < r.tables().size(); ++i) o << (i ? ", " : "") << io::json_quote(r.tables()[i].name + ".csv");
+  for (size_t i = 0; i < r.tables().size(); ++i)
+    o << (i ? ", " : "") << io::json_quote(r.tables()[i].name + ".csv");
   o << "],\n  \"plots\": [";
-  for (size_t i = 0; i < r.plots().size(); ++i) o << (i ? ", " : "") << io::json_quote(r.plots()[i].name + ".svg");
+  for (size_t i = 0; i < r.plots().size(); ++i)
+    o << (i ? ", " : "") << io::json_quote(r.plots()[i].name + ".svg");
   o << "]\n}\n";
   return o.str();
 }
@@ -102,18 +105,22 @@ std::string table_csv(const Table& t) {
   return o;
 }
 
-std::string report_markdown(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info) {
+std::string report_markdown(const Experiment& e, const Context& ctx, const Results& r,
+                            const ReportInfo& info) {
   std::ostringstream o;
   int counts[4] = {0, 0, 0, 0};
   for (const Judgement& j : r.judgements()) ++counts[static_cast<int>(j.verdict)];
   o << "# " << e.name << ": " << e.title << "\n\n";
   o << "**Verdicts:** " << counts[0] << " reproduced, " << counts[1] << " not reproduced, " << counts[2]
     << " not resolved" << (counts[3] ? str_cat(", ", counts[3], " report-only") : "") << " · "
-    << (ctx.quick ? "quick protocol" : "full protocol") << " · " << (e.trains ? "trained" : "no training") << "\n\n";
+    << (ctx.quick ? "quick protocol" : "full protocol") << " · " << (e.trains ? "trained" : "no training")
+    << "\n\n";
   o << "## Claim\n\n" << e.claim << "\n\n";
   if (!e.source.empty()) o << "Source: " << e.source << "\n\n";
-  o << "## The paper's numbers\n\nRead-status tags as in LAB.md §0: `[paper]` read in the paper, `[code]` the "
-       "authors' code, `[2nd]` third-party notes, `[mem]` unverified recollection, `[computed]` derived here.\n\n";
+  o << "## The paper's numbers\n\nRead-status tags as in LAB.md §0: `[paper]` read in the paper, `[code]` "
+       "the "
+       "authors' code, `[2nd]` third-party notes, `[mem]` unverified recollection, `[computed]` derived "
+       "here.\n\n";
   for (const PaperNumber& p : e.paper) o << "- " << p.text << " `" << tag_name(p.tag) << "`\n";
   o << "\n## Criteria (fixed before the seeded runs)\n\n| id | criterion |\n|---|---|\n";
   for (const Criterion& c : e.criteria)
@@ -128,15 +135,16 @@ std::string report_markdown(const Experiment& e, const Context& ctx, const Resul
     << "\n- Wall time: " << fmt(std::round(info.seconds * 10) / 10) << " s\n\n";
   o << "## Verdicts\n\n| id | criterion | verdict | measured |\n|---|---|---|---|\n";
   for (const Judgement& j : r.judgements())
-    o << "| " << j.id << " | " << md_cell(criterion_text(e, j.id)) << " | **" << verdict_name(j.verdict) << "** | "
-      << md_cell(j.measured) << " |\n";
+    o << "| " << j.id << " | " << md_cell(criterion_text(e, j.id)) << " | **" << verdict_name(j.verdict)
+      << "** | " << md_cell(j.measured) << " |\n";
   if (!r.metrics().empty()) {
     o << "\n## Measured numbers\n\n| metric | value |\n|---|---:|\n";
     for (const auto& [n, v] : r.metrics()) o << "| " << md_cell(n) << " | " << fmt(v) << " |\n";
   }
   if (!r.plots().empty()) {
     o << "\n## Plots\n\n";
-    for (const auto& p : r.plots()) o << "![" << p.caption << "](" << p.name << ".svg)\n\n*" << p.caption << "*\n\n";
+    for (const auto& p : r.plots())
+      o << "![" << p.caption << "](" << p.name << ".svg)\n\n*" << p.caption << "*\n\n";
   }
   if (!r.tables().empty()) o << "\n## Tables\n";
   for (const Table& t : r.tables()) {
@@ -169,7 +177,8 @@ void write_report(const Experiment& e, const Context& ctx, const Results& r, con
   RESIN_CHECK(fs::is_directory(ctx.out_dir), "lab: output directory ", ctx.out_dir, " does not exist");
   const fs::path dir(ctx.out_dir);
   for (const Table& t : r.tables()) io::atomic_write_file((dir / (t.name + ".csv")).string(), table_csv(t));
-  for (const auto& p : r.plots()) io::atomic_write_file((dir / (p.name + ".svg")).string(), render_svg(p.plot));
+  for (const auto& p : r.plots())
+    io::atomic_write_file((dir / (p.name + ".svg")).string(), render_svg(p.plot));
   io::atomic_write_file((dir / "metrics.json").string(), metrics_json(e, ctx, r, info));
   io::atomic_write_file((dir / "report.md").string(), report_markdown(e, ctx, r, info));
 }

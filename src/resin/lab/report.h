@@ -28,7 +28,8 @@ struct ReportInfo {
 void write_report(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info);
 
 // The Markdown text of report.md (exposed for tests).
-std::string report_markdown(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info);
+std::string report_markdown(const Experiment& e, const Context& ctx, const Results& r,
+                            const ReportInfo& info);
 // CSV text of a table.
 std::string table_csv(const Table& t);
 // "2026-11-28T10:04:00Z" and "Intel(R) Xeon(R) ... (2 cores)" for the current machine.

@@ -43,10 +43,14 @@ Tensor residual_split(Residual& r, const Tensor& x, bool through_branch) {
   }
   Tensor z = through_branch ? add(s.detach(), f) : add(s, f.detach());
   switch (o.post) {
-    case Post::none: return z;
-    case Post::relu: return relu(z);
-    case Post::bn_relu: return relu(r.child("post_norm")->forward(z));
-    case Post::ln: return r.child("post_norm")->forward(z);
+    case Post::none:
+      return z;
+    case Post::relu:
+      return relu(z);
+    case Post::bn_relu:
+      return relu(r.child("post_norm")->forward(z));
+    case Post::ln:
+      return r.child("post_norm")->forward(z);
   }
   return z;
 }
@@ -54,10 +58,14 @@ Tensor residual_split(Residual& r, const Tensor& x, bool through_branch) {
 template <class Block>
 Tensor torchvision_block(Block& b, const Tensor& x, BlockMode mode) {
   switch (mode) {
-    case BlockMode::full: return b.forward(x);
-    case BlockMode::deleted: return b.shortcut(x);
-    case BlockMode::skip_path: return relu(add(b.shortcut(x), b.branch(x).detach()));
-    case BlockMode::branch_path: return relu(add(b.shortcut(x).detach(), b.branch(x)));
+    case BlockMode::full:
+      return b.forward(x);
+    case BlockMode::deleted:
+      return b.shortcut(x);
+    case BlockMode::skip_path:
+      return relu(add(b.shortcut(x), b.branch(x).detach()));
+    case BlockMode::branch_path:
+      return relu(add(b.shortcut(x).detach(), b.branch(x)));
   }
   return x;
 }
@@ -72,11 +80,10 @@ bool is_residual_block(const nn::Module& block) {
 
 BlockStack block_stack(models::LabNet& net) {
   auto seq = std::dynamic_pointer_cast<nn::Sequential>(net.blocks());
-  RESIN_CHECK(seq != nullptr, "lab: block_stack needs a Sequential block stack, but ", net.type_name(), " has a ",
-              net.blocks()->type_name(), " (its blocks take more than one input)");
+  RESIN_CHECK(seq != nullptr, "lab: block_stack needs a Sequential block stack, but ", net.type_name(),
+              " has a ", net.blocks()->type_name(), " (its blocks take more than one input)");
   BlockStack s;
-  if (net.flattens_input())
-    s.prepare = [](const Tensor& x) { return x.dim() == 2 ? x : x.flatten(1); };
+  if (net.flattens_input()) s.prepare = [](const Tensor& x) { return x.dim() == 2 ? x : x.flatten(1); };
   s.stem.emplace_back("stem", net.child("stem"));
   s.blocks = sequence_of(*seq, "blocks.");
   for (const char* n : {"final", "head"})
@@ -104,10 +111,14 @@ BlockStack block_stack(nn::Sequential& blocks) {
 Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
   if (auto* r = dynamic_cast<Residual*>(&block); r && r->options().mix != Mix::none) {
     switch (mode) {
-      case BlockMode::full: return r->forward(x);
-      case BlockMode::deleted: return r->shortcut(x);
-      case BlockMode::skip_path: return residual_split(*r, x, false);
-      case BlockMode::branch_path: return residual_split(*r, x, true);
+      case BlockMode::full:
+        return r->forward(x);
+      case BlockMode::deleted:
+        return r->shortcut(x);
+      case BlockMode::skip_path:
+        return residual_split(*r, x, false);
+      case BlockMode::branch_path:
+        return residual_split(*r, x, true);
     }
   }
   if (auto* b = dynamic_cast<blocks::BasicBlock*>(&block); b && is_residual_block(block))
@@ -117,7 +128,8 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
   // A plain, single-path block.
   switch (mode) {
     case BlockMode::full:
-    case BlockMode::branch_path: return block.forward(x);
+    case BlockMode::branch_path:
+      return block.forward(x);
     case BlockMode::deleted: {
       // y = x is only meaningful for a shape-preserving block: probe its output shape in eval mode
       // without gradients (so BN statistics are not updated).
@@ -126,12 +138,13 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
       block.eval();
       const Shape out = block.forward(x).shape();
       block.train(was_training);
-      RESIN_CHECK(out == x.shape(), "lab: cannot delete plain block ", block.type_name(), ": it maps ", x.shape(),
-                  " to ", out);
+      RESIN_CHECK(out == x.shape(), "lab: cannot delete plain block ", block.type_name(), ": it maps ",
+                  x.shape(), " to ", out);
       return x;
     }
     case BlockMode::skip_path:
-      RESIN_FAIL("lab: block ", block.type_name(), " has no skip connection (skip_path needs a residual block)");
+      RESIN_FAIL("lab: block ", block.type_name(),
+                 " has no skip connection (skip_path needs a residual block)");
   }
   return x;
 }
@@ -143,8 +156,8 @@ Tensor run_stem(const BlockStack& s, const Tensor& input) {
 }
 
 Tensor run_from_stem(const BlockStack& s, const Tensor& x0, const RunOptions& o) {
-  RESIN_CHECK(o.modes.empty() || o.modes.size() == s.size(), "lab: run_stack: ", o.modes.size(), " modes for ",
-              s.size(), " blocks");
+  RESIN_CHECK(o.modes.empty() || o.modes.size() == s.size(), "lab: run_stack: ", o.modes.size(),
+              " modes for ", s.size(), " blocks");
   Tensor h = x0;
   if (o.on_output) o.on_output(0, h);
   const size_t steps = o.order.empty() ? s.size() : o.order.size();
@@ -173,7 +186,8 @@ std::vector<BlockMode> delete_blocks(size_t n, const std::vector<size_t>& delete
   return m;
 }
 
-std::vector<size_t> sample_without_replacement(const std::vector<size_t>& candidates, size_t k, Generator& g) {
+std::vector<size_t> sample_without_replacement(const std::vector<size_t>& candidates, size_t k,
+                                               Generator& g) {
   RESIN_CHECK(k <= candidates.size(), "lab: cannot draw ", k, " of ", candidates.size(), " blocks");
   std::vector<size_t> pool = candidates;
   // Partial Fisher–Yates: the first k entries are a uniform k-subset.
@@ -182,7 +196,8 @@ std::vector<size_t> sample_without_replacement(const std::vector<size_t>& candid
   return pool;
 }
 
-std::vector<size_t> swap_random_pairs(size_t n, const std::vector<size_t>& candidates, size_t k, Generator& g) {
+std::vector<size_t> swap_random_pairs(size_t n, const std::vector<size_t>& candidates, size_t k,
+                                      Generator& g) {
   RESIN_CHECK(candidates.size() >= 2 || k == 0, "lab: swapping needs at least two candidate blocks");
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});
@@ -208,7 +223,8 @@ std::vector<size_t> residual_blocks(const BlockStack& s, bool identity_shortcut_
   for (size_t i = 0; i < s.size(); ++i) {
     const nn::Module& b = *s.blocks[i].second;
     // Residual names a non-identity shortcut "shortcut", torchvision blocks "downsample".
-    if (is_residual_block(b) && !(identity_shortcut_only && (find_child(b, "shortcut") || find_child(b, "downsample"))))
+    if (is_residual_block(b) &&
+        !(identity_shortcut_only && (find_child(b, "shortcut") || find_child(b, "downsample"))))
       out.push_back(i);
   }
   return out;
@@ -216,8 +232,8 @@ std::vector<size_t> residual_blocks(const BlockStack& s, bool identity_shortcut_
 
 double classification_error(const BlockStack& s, const Tensor& x, const Tensor& labels, const RunOptions& o,
                             int64_t batch) {
-  RESIN_CHECK(x.dim() >= 2 && labels.dim() == 1 && x.size(0) == labels.size(0), "lab: classification_error: ",
-              x.shape(), " inputs for ", labels.shape(), " labels");
+  RESIN_CHECK(x.dim() >= 2 && labels.dim() == 1 && x.size(0) == labels.size(0),
+              "lab: classification_error: ", x.shape(), " inputs for ", labels.shape(), " labels");
   NoGradGuard ng;
   const int64_t n = x.size(0);
   int64_t wrong = 0;
@@ -225,7 +241,8 @@ double classification_error(const BlockStack& s, const Tensor& x, const Tensor& 
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t len = std::min(batch, n - b0);
     const auto pred = argmax(run_stack(s, x.narrow(0, b0, len), o), 1).values<int64_t>();
-    for (int64_t i = 0; i < len; ++i) wrong += pred[static_cast<size_t>(i)] != lab[static_cast<size_t>(b0 + i)];
+    for (int64_t i = 0; i < len; ++i)
+      wrong += pred[static_cast<size_t>(i)] != lab[static_cast<size_t>(b0 + i)];
   }
   return n ? static_cast<double>(wrong) / static_cast<double>(n) : 0.0;
 }

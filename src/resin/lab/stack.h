@@ -40,7 +40,7 @@ using NamedModule = std::pair<std::string, nn::ModulePtr>;
 
 struct BlockStack {
   std::function<Tensor(const Tensor&)> prepare{};  // applied to the input first (e.g. flatten); may be empty
-  std::vector<NamedModule> stem{}, blocks{}, head{};   // each run in order; names label tables and plots
+  std::vector<NamedModule> stem{}, blocks{}, head{};  // each run in order; names label tables and plots
   size_t size() const { return blocks.size(); }
 };
 
@@ -59,12 +59,12 @@ enum class BlockMode : uint8_t { full, deleted, skip_path, branch_path };
 bool is_residual_block(const nn::Module& block);
 
 struct RunOptions {
-  std::vector<size_t> order{};   // block indices in execution order (empty: 0..n−1); may repeat/omit
+  std::vector<size_t> order{};     // block indices in execution order (empty: 0..n−1); may repeat/omit
   std::vector<BlockMode> modes{};  // per block index (empty: all full)
   // Called with x_p, the representation at position p: p = 0 the stem output, p = i + 1 after the
   // i-th block executed. The visitor may register gradient hooks on it.
   std::function<void(size_t p, const Tensor& x)> on_output{};
-  bool run_head = true;          // false: return the last block's output
+  bool run_head = true;  // false: return the last block's output
 };
 
 // One block in the given mode.
@@ -83,7 +83,8 @@ std::vector<BlockMode> delete_blocks(size_t n, const std::vector<size_t>& delete
 std::vector<size_t> sample_without_replacement(const std::vector<size_t>& candidates, size_t k, Generator& g);
 // 0..n−1 with k random transpositions of two distinct positions among `candidates` applied in
 // turn (the same pair may be drawn twice, as in Veit's reordering).
-std::vector<size_t> swap_random_pairs(size_t n, const std::vector<size_t>& candidates, size_t k, Generator& g);
+std::vector<size_t> swap_random_pairs(size_t n, const std::vector<size_t>& candidates, size_t k,
+                                      Generator& g);
 // Kendall's τ between a permutation of 0..n−1 and the identity: 1 − 4·inversions / (n(n−1)).
 double kendall_tau(const std::vector<size_t>& order);
 // Indices of the blocks with a skip connection (deletion candidates); with identity_shortcut_only,
@@ -91,7 +92,7 @@ double kendall_tau(const std::vector<size_t>& order);
 std::vector<size_t> residual_blocks(const BlockStack& s, bool identity_shortcut_only = false);
 
 // Top-1 error (fraction) of the stack's logits on (x, labels) in batches, without gradients.
-double classification_error(const BlockStack& s, const Tensor& x, const Tensor& labels, const RunOptions& o = {},
-                            int64_t batch = 500);
+double classification_error(const BlockStack& s, const Tensor& x, const Tensor& labels,
+                            const RunOptions& o = {}, int64_t batch = 500);
 
 }  // namespace resin::lab

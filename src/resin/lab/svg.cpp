@@ -12,18 +12,28 @@ namespace resin::lab {
 namespace {
 
 // Okabe–Ito: distinguishable for the common colour-vision deficiencies.
-const char* const kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"};
+const char* const kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                               "#E69F00", "#56B4E9", "#000000", "#F0E442"};
 constexpr int kMarginLeft = 72, kMarginTop = 36, kMarginBottom = 48, kLegendWidth = 170;
 
 std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -61,8 +71,10 @@ Axis make_axis(std::vector<double> vals, bool log) {
   a.lo = *std::min_element(vals.begin(), vals.end());
   a.hi = *std::max_element(vals.begin(), vals.end());
   if (a.lo == a.hi) {
-    if (log) a.lo /= 10, a.hi *= 10;
-    else a.lo -= a.lo == 0 ? 1 : std::abs(a.lo) * 0.5, a.hi += a.hi == 0 ? 1 : std::abs(a.hi) * 0.5;
+    if (log)
+      a.lo /= 10, a.hi *= 10;
+    else
+      a.lo -= a.lo == 0 ? 1 : std::abs(a.lo) * 0.5, a.hi += a.hi == 0 ? 1 : std::abs(a.hi) * 0.5;
   }
   a.ticks = log ? log_ticks(a.lo, a.hi) : nice_ticks(a.lo, a.hi);
   if (log) {
@@ -78,8 +90,8 @@ Axis make_axis(std::vector<double> vals, bool log) {
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
-  RESIN_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && target >= 2, "nice_ticks: bad range [", lo,
-              ", ", hi, "]");
+  RESIN_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && target >= 2, "nice_ticks: bad range [",
+              lo, ", ", hi, "]");
   if (lo == hi) return {lo};
   const double raw = (hi - lo) / target;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
@@ -97,7 +109,8 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 
 std::vector<double> log_ticks(double lo, double hi) {
   RESIN_CHECK(lo > 0 && hi >= lo && std::isfinite(hi), "log_ticks: bad range [", lo, ", ", hi, "]");
-  const int d0 = static_cast<int>(std::floor(std::log10(lo))), d1 = static_cast<int>(std::ceil(std::log10(hi)));
+  const int d0 = static_cast<int>(std::floor(std::log10(lo))),
+            d1 = static_cast<int>(std::ceil(std::log10(hi)));
   const int every = std::max(1, (d1 - d0 + 7) / 8);  // at most ~8 labelled decades
   std::vector<double> t;
   for (int d = d0; d <= d1; ++d) {
@@ -129,9 +142,8 @@ std::string render_svg(const Plot& p) {
   }
   for (const HLine& h : p.hlines) ys.push_back(h.y);
   if (bars && !p.log_y) ys.push_back(0.0);
-  const bool have_data = std::any_of(ys.begin(), ys.end(), [&](double v) {
-    return std::isfinite(v) && (!p.log_y || v > 0);
-  });
+  const bool have_data =
+      std::any_of(ys.begin(), ys.end(), [&](double v) { return std::isfinite(v) && (!p.log_y || v > 0); });
 
   const int x0 = kMarginLeft, x1 = p.width - kLegendWidth, y0 = p.height - kMarginBottom, y1 = kMarginTop;
   Axis ax = make_axis(bars ? std::vector<double>{0, 1} : xs, !bars && p.log_x);
@@ -140,7 +152,8 @@ std::string render_svg(const Plot& p) {
 
   std::ostringstream o;
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << p.width << "\" height=\"" << p.height
-    << "\" viewBox=\"0 0 " << p.width << " " << p.height << "\" font-family=\"sans-serif\" font-size=\"11\">\n";
+    << "\" viewBox=\"0 0 " << p.width << " " << p.height
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n";
   o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   o << "<text x=\"" << (x0 + x1) / 2 << "\" y=\"20\" text-anchor=\"middle\" font-size=\"13\">" << esc(p.title)
     << "</text>\n";
@@ -149,14 +162,14 @@ std::string render_svg(const Plot& p) {
     if (t < ay.lo || t > ay.hi) continue;
     const std::string y = coord(ay.map(t));
     o << "<line x1=\"" << x0 << "\" y1=\"" << y << "\" x2=\"" << x1 << "\" y2=\"" << y
-      << "\" stroke=\"#e0e0e0\"/>\n<text x=\"" << x0 - 6 << "\" y=\"" << y << "\" dy=\"4\" text-anchor=\"end\">"
-      << tick_label(t) << "</text>\n";
+      << "\" stroke=\"#e0e0e0\"/>\n<text x=\"" << x0 - 6 << "\" y=\"" << y
+      << "\" dy=\"4\" text-anchor=\"end\">" << tick_label(t) << "</text>\n";
   }
   const double band = bars ? (x1 - x0) / static_cast<double>(p.categories.size()) : 0;
   if (bars) {
     for (size_t c = 0; c < p.categories.size(); ++c)
-      o << "<text x=\"" << coord(x0 + band * (c + 0.5)) << "\" y=\"" << y0 + 16 << "\" text-anchor=\"middle\">"
-        << esc(p.categories[c]) << "</text>\n";
+      o << "<text x=\"" << coord(x0 + band * (c + 0.5)) << "\" y=\"" << y0 + 16
+        << "\" text-anchor=\"middle\">" << esc(p.categories[c]) << "</text>\n";
   } else {
     for (double t : ax.ticks) {
       if (t < ax.lo || t > ax.hi) continue;
@@ -173,7 +186,8 @@ std::string render_svg(const Plot& p) {
   o << "<text transform=\"translate(16," << (y0 + y1) / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
     << esc(p.ylabel + (p.log_y ? " (log)" : "")) << "</text>\n";
   if (!have_data)
-    o << "<text x=\"" << (x0 + x1) / 2 << "\" y=\"" << (y0 + y1) / 2 << "\" text-anchor=\"middle\">no data</text>\n";
+    o << "<text x=\"" << (x0 + x1) / 2 << "\" y=\"" << (y0 + y1) / 2
+      << "\" text-anchor=\"middle\">no data</text>\n";
 
   // Data.
   const size_t ns = p.series.size();
@@ -187,8 +201,8 @@ std::string render_svg(const Plot& p) {
         if (!ay.usable(s.y[c])) continue;
         const double xl = x0 + band * (c + 0.1) + w * static_cast<double>(si), yv = ay.map(s.y[c]);
         o << "<rect x=\"" << coord(xl) << "\" y=\"" << coord(std::min(yv, base)) << "\" width=\"" << coord(w)
-          << "\" height=\"" << coord(std::abs(base - yv)) << "\" fill=\"" << col << "\"><title>" << esc(s.name)
-          << " " << esc(p.categories[c]) << ": " << tick_label(s.y[c]) << "</title></rect>\n";
+          << "\" height=\"" << coord(std::abs(base - yv)) << "\" fill=\"" << col << "\"><title>"
+          << esc(s.name) << " " << esc(p.categories[c]) << ": " << tick_label(s.y[c]) << "</title></rect>\n";
       }
       continue;
     }
@@ -199,7 +213,8 @@ std::string render_svg(const Plot& p) {
         pen = false;
         continue;
       }
-      path += (pen ? " L" : (path.empty() ? "M" : " M")) + coord(ax.map(s.x[i])) + "," + coord(ay.map(s.y[i]));
+      path +=
+          (pen ? " L" : (path.empty() ? "M" : " M")) + coord(ax.map(s.x[i])) + "," + coord(ay.map(s.y[i]));
       pen = true;
     }
     if (s.style != SeriesStyle::points && !path.empty())
