@@ -21,7 +21,12 @@ def main():
             if line.startswith("| ["):
                 order.append(line.split("]")[0][3:])
     names = [n for n in order if n in names] + [n for n in names if n not in order]
-    out = []
+    out = ["| experiment | verdicts | date | machine | command |", "|---|---|---|---|---|"]
+    for n in names:
+        m = json.load(open(os.path.join(root, n, "metrics.json"), encoding="utf-8"))
+        v = "; ".join(f"{x['id']} {x['verdict']}" for x in m["verdicts"])
+        out.append(f"| [{n}](#{n}) | {v} | {m['date'][:10]} | {m['machine']} | `{m['command']}` |")
+    out.append("")
     for n in names:
         m = json.load(open(os.path.join(root, n, "metrics.json"), encoding="utf-8"))
         out.append(f"### {n}\n")

@@ -1,9 +1,8 @@
-// The lab framework: SVG writer, registry, verdicts, report files, and the `resin lab` CLI.
+// The lab framework: SVG writer, registry, verdicts and report files (the `resin lab` CLI is tested
+// in tests/cli).
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 
 #include "../io/temp_dir.h"
@@ -43,23 +42,6 @@ Experiment toy() {
             p.series.push_back({.name = "s", .x = {1, 2}, .y = {3, 4}});
             r.plot("p", "a plot", p);
           }};
-}
-
-struct CliRun {
-  int code;
-  std::string output;
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(RESIN_BINARY_DIR) + "/resin " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace
@@ -168,33 +150,4 @@ TEST(LabReport, WritesEveryFileAndMarksUnmeasuredCriteria) {
   EXPECT_EQ(j.find("verdicts")->array.size(), 3u);
   EXPECT_EQ(j.find("seeds")->array[0].integer, 1000);
   EXPECT_EQ(io::read_file(ctx.out_dir + "/t.csv"), "x,label\n1,\"with, comma\"\n");
-}
-
-TEST(LabCli, ListHelpAndErrors) {
-  CliRun r = run_cli("lab list");
-  EXPECT_EQ(r.code, 0) << r.output;
-  for (const auto& e : experiments()) EXPECT_NE(r.output.find(e.name), std::string::npos) << e.name;
-  r = run_cli("lab --help");
-  EXPECT_EQ(r.code, 0);
-  EXPECT_NE(r.output.find("usage: resin lab"), std::string::npos) << r.output;
-  r = run_cli("lab no-such-experiment");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("unknown experiment 'no-such-experiment'"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("e3-paths"), std::string::npos) << r.output;
-  r = run_cli("lab");
-  EXPECT_NE(r.code, 0);
-  r = run_cli("lab seed-bottleneck --bogus");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
-}
-
-TEST(LabCli, RunsAnExperimentIntoOut) {
-  resin::testing::TempDir dir;
-  const CliRun r = run_cli("lab seed-bottleneck --quick --threads 1 --out " + dir.file("b"));
-  EXPECT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("S1 reproduced"), std::string::npos) << r.output;
-  const std::string md = io::read_file(dir.file("b/report.md"));
-  EXPECT_NE(md.find("resin lab seed-bottleneck --quick --threads 1 --out " + dir.file("b")),
-            std::string::npos)
-      << md;
 }
