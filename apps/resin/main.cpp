@@ -22,6 +22,7 @@ const char* kUsage =
     "  launch  run a command as the processes of a data-parallel job (resin launch -n 2 -- resin train ...)\n"
     "  export  write a model as an ONNX file (for ONNX Runtime, TensorRT, OpenVINO)\n"
     "  import  read an ONNX model: check it, list it, run it, save its weights\n"
+    "  lab     reproduce the survey's claims about residual connections (reports and plots)\n"
     "\n"
     "`resin <command> --help` describes each command's options.\n";
 
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   }
   const Command commands[] = {{"train", resin::app::cmd_train},   {"eval", resin::app::cmd_eval},
                               {"zoo", resin::app::cmd_zoo},       {"launch", resin::app::cmd_launch},
-                              {"export", resin::app::cmd_export}, {"import", resin::app::cmd_import}};
+                              {"export", resin::app::cmd_export}, {"import", resin::app::cmd_import}, {"lab", resin::app::cmd_lab}};
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

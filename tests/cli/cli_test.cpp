@@ -31,7 +31,7 @@ void expect_contains(const CliRun& r, const std::string& s) {
 }  // namespace
 
 TEST(Cli, HelpForEveryCommand) {
-  for (const char* c : {"train", "eval", "zoo"}) {
+  for (const char* c : {"train", "eval", "zoo", "lab"}) {
     CliRun r = run(std::string(c) + " --help");
     EXPECT_EQ(r.code, 0) << c;
     expect_contains(r, "usage: resin " + std::string(c));
@@ -71,4 +71,26 @@ TEST(Cli, ZooJsonListsEveryModel) {
   EXPECT_EQ(r.code, 0);
   expect_contains(r, "\"name\": \"resnet20\"");
   expect_contains(r, "\"params\": 269722");
+}
+
+TEST(Cli, LabListsRunsAndRejectsUnknownNames) {
+  CliRun r = run("lab list");
+  EXPECT_EQ(r.code, 0);
+  expect_contains(r, "e4-shattered");
+  expect_contains(r, "seed-bottleneck");
+  r = run("lab no-such-experiment");
+  EXPECT_EQ(r.code, 1);
+  expect_contains(r, "unknown experiment 'no-such-experiment'. Experiments: e2-identity");
+  r = run("lab");
+  EXPECT_NE(r.code, 0);
+  r = run("lab seed-bottleneck --bogus");
+  EXPECT_EQ(r.code, 1);
+  expect_contains(r, "unknown option --bogus");
+  const std::string out = ::testing::TempDir() + "resin-lab-cli-test";
+  r = run("lab seed-bottleneck --quick --threads 1 --out " + out);
+  EXPECT_EQ(r.code, 0);
+  expect_contains(r, "S1 reproduced, S2 reproduced, S3 reproduced");
+  FILE* f = std::fopen((out + "/report.md").c_str(), "r");
+  EXPECT_NE(f, nullptr) << out;
+  if (f) std::fclose(f);
 }

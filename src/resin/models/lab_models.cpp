@@ -239,8 +239,8 @@ std::shared_ptr<LabNet> make_rev_mlp(const RevMlpOptions& o) {
   };
   std::vector<std::shared_ptr<RevBlock>> bl;
   for (int64_t b = 0; b < o.blocks; ++b) bl.push_back(std::make_shared<RevBlock>(fg(), fg()));
-  auto stack =
-      std::make_shared<ReversibleSequence>(bl, ReversibleOptions{.dim = 1, .recompute = o.recompute});
+  auto stack = std::make_shared<ReversibleSequence>(
+      bl, ReversibleOptions{.dim = 1, .recompute = o.recompute, .wide_stream = o.wide_stream});
   return std::make_shared<LabNet>(str_cat("RevMLP(", o.width, ", ", o.blocks, ")"),
                                   dense_layer(o.in, o.width, true, Activation::relu), stack, nullptr,
                                   linear_layer(o.width, o.classes));

@@ -30,6 +30,8 @@ class LabNet : public nn::Module {
   nn::ModulePtr blocks() const { return blocks_; }
   // The representation after the stem (what every block stack starts from).
   Tensor stem_output(const Tensor& x);
+  // Whether forward flattens [N, C, H, W] images to [N, C·H·W] before the stem (the MLPs).
+  bool flattens_input() const { return flatten_input_; }
 
  private:
   std::string name_;
@@ -107,10 +109,12 @@ struct HighwayMlpOptions {
 std::shared_ptr<LabNet> make_highway_mlp(const HighwayMlpOptions& o);
 
 // Rev-MLP: stem Linear(in→w)→BN→ReLU, a ReversibleSequence of `blocks` RevBlocks whose F and G
-// are Linear→BN→ReLU→Linear on w/2 features, head. recompute = false stores activations instead.
+// are Linear→BN→ReLU→Linear on w/2 features, head. recompute = false stores activations instead;
+// wide_stream carries the reversible stream in f64 (ReversibleOptions::wide_stream).
 struct RevMlpOptions {
   int64_t in = 784, width = 64, blocks = 8, classes = 10;
   bool recompute = true;
+  bool wide_stream = false;
 };
 std::shared_ptr<LabNet> make_rev_mlp(const RevMlpOptions& o);
 

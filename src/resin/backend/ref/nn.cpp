@@ -17,15 +17,18 @@ void RefBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
     const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
     const T *ap = a.data<T>(), *bp = b.data<T>();
     T* op = out.data<T>();
+    // Strides hoisted out of the loops (Tensor::stride is an out-of-line call); same summation order.
+    const int64_t as0 = a.stride(0), as1 = a.stride(1), as2 = a.stride(2);
+    const int64_t bs0 = b.stride(0), bs1 = b.stride(1), bs2 = b.stride(2);
+    const int64_t os0 = out.stride(0), os1 = out.stride(1), os2 = out.stride(2);
 #pragma omp parallel for collapse(2) schedule(static) if (B * M * N * K >= kParallelWork)
     for (int64_t bi = 0; bi < B; ++bi)
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
           double acc = 0;
           for (int64_t k = 0; k < K; ++k)
-            acc += static_cast<double>(ap[bi * a.stride(0) + m * a.stride(1) + k * a.stride(2)]) *
-                   bp[bi * b.stride(0) + k * b.stride(1) + n * b.stride(2)];
-          op[bi * out.stride(0) + m * out.stride(1) + n * out.stride(2)] = static_cast<T>(acc);
+            acc += static_cast<double>(ap[bi * as0 + m * as1 + k * as2]) * bp[bi * bs0 + k * bs1 + n * bs2];
+          op[bi * os0 + m * os1 + n * os2] = static_cast<T>(acc);
         }
   });
 }
