@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -140,7 +141,7 @@ TEST(LabResults, VerdictsAreValidatedOnce) {
 }
 
 TEST(LabReport, WritesEveryFileAndMarksUnmeasuredCriteria) {
-  testing::TempDir dir;
+  resin::testing::TempDir dir;
   Context ctx{.out_dir = dir.file("toy"), .command = "resin lab toy --out X"};
   const RunSummary s = run_experiment(toy(), ctx);
   ASSERT_EQ(s.judgements.size(), 3u);
@@ -184,7 +185,7 @@ TEST(LabCli, ListHelpAndErrors) {
 }
 
 TEST(LabCli, RunsAnExperimentIntoOut) {
-  testing::TempDir dir;
+  resin::testing::TempDir dir;
   const CliRun r = run_cli("lab seed-bottleneck --quick --threads 1 --out " + dir.file("b"));
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("S1 reproduced"), std::string::npos) << r.output;
