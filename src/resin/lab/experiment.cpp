@@ -13,6 +13,7 @@
 namespace resin::lab {
 
 std::vector<Experiment> builtin_experiments();  // registry.cpp
+std::vector<Experiment> trained_experiments();  // registry.cpp (appended after the builtin ones)
 
 const char* tag_name(Tag t) {
   switch (t) {
@@ -103,7 +104,11 @@ void Results::plot(const std::string& name, const std::string& caption, Plot p) 
 namespace {
 
 std::vector<Experiment>& registry() {
-  static std::vector<Experiment> r = builtin_experiments();
+  static std::vector<Experiment> r = [] {
+    std::vector<Experiment> all = builtin_experiments();
+    for (Experiment& e : trained_experiments()) all.push_back(std::move(e));
+    return all;
+  }();
   return r;
 }
 

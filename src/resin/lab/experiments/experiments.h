@@ -18,3 +18,21 @@ Experiment make_e11_init();            // init_identities.cpp
 Experiment make_bottleneck_params();   // counting.cpp
 
 }  // namespace resin::lab
+
+// ---- Trained experiments (lab_training.h): `trains = true`, listed after the deterministic ones.
+namespace resin::lab {
+
+std::vector<Experiment> trained_experiments();  // registry.cpp
+
+Experiment make_e1_degradation();  // e1_degradation.cpp
+Experiment make_e2a_shortcuts();   // e2_shortcuts.cpp
+Experiment make_e2b_placement();   // e2_shortcuts.cpp
+Experiment make_e3_ensemble();     // e3_ensemble.cpp
+Experiment make_e5_highway();      // e5_highway.cpp
+Experiment make_e6b_warmup();      // e6b_warmup.cpp
+Experiment make_e7_decayed();      // e7_decayed.cpp
+Experiment make_e8_laurel();       // e8_laurel.cpp
+Experiment make_e10a_width();      // e10_width.cpp
+Experiment make_e10b_cardinality();  // e10_width.cpp
+Experiment make_e11_normfree();    // e11_normfree.cpp
+}  // namespace resin::lab
