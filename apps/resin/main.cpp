@@ -19,6 +19,7 @@ const char* kUsage =
     "  train   train a zoo model on a dataset (Fashion-MNIST by default)\n"
     "  eval    evaluate a checkpoint on a dataset's test split\n"
     "  zoo     list every model with its parameters and multiply-accumulates\n"
+    "  bench   time training steps or inference of a model (median, spread, GFLOP/s)\n"
     "\n"
     "`resin <command> --help` describes each command's options.\n";
 
@@ -38,7 +39,8 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
   }
-  const Command commands[] = {{"train", resin::app::cmd_train}, {"eval", resin::app::cmd_eval}, {"zoo", resin::app::cmd_zoo}};
+  const Command commands[] = {{"train", resin::app::cmd_train}, {"eval", resin::app::cmd_eval}, {"zoo", resin::app::cmd_zoo},
+                              {"bench", resin::app::cmd_bench}};
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

@@ -37,6 +37,22 @@ memory::desc dense_md(const Dims& dims, memory::data_type dt = memory::data_type
 // True when the implementation oneDNN chose is one of its fast kernels (not gemm-based, not ref).
 bool is_fast_impl(const dnnl::primitive_desc_base& pd);
 
+// ---- convolution geometry and algorithm
+
+struct ConvGeometry {
+  Dims strides, dilates, pad_l, pad_r;
+};
+// oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
+// like resin's formula, so the symmetric padding always matches y's size.
+ConvGeometry conv_geometry(const Conv2dParams& p);
+
+// Whether a convolution with `ic` input and `oc` output channels and kernel kh×kw should try
+// oneDNN's Winograd algorithm (F(4×4, 3×3), blocked layouts only): 3×3, stride 1, no dilation, one
+// group, channel counts that fill 16-wide blocks. RESIN_CONV_ALGO=direct turns it off,
+// RESIN_CONV_ALGO=winograd on for every eligible shape. Deterministic for a shape, so runs and
+// resumed runs pick the same kernels.
+bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p, bool training);
+
 // ---- scratch arena
 
 // Thread-local buffers reused from call to call (malloc of activation-sized blocks would fault in
