@@ -1,6 +1,7 @@
 // train/bench.h: what `resin bench` measures and reports (never how fast: no timing assertions).
 #include <gtest/gtest.h>
 
+#include "resin/core/error.h"
 #include "resin/io/json.h"
 #include "resin/train/bench.h"
 
@@ -64,16 +65,16 @@ TEST(Bench, JsonCarriesConfigurationAndTimes) {
 TEST(Bench, BadConfigurationsAreErrors) {
   BenchConfig c = tiny("train");
   c.mode = "serve";
-  EXPECT_THROW(run_bench(c), Error);
+  EXPECT_THROW(run_bench(c), resin::Error);
   c = tiny("train");
   c.dtype = "f16";
-  EXPECT_THROW(run_bench(c), Error);
+  EXPECT_THROW(run_bench(c), resin::Error);
   c = tiny("train");
   c.model = "resnet21";
-  EXPECT_THROW(run_bench(c), Error);
+  EXPECT_THROW(run_bench(c), resin::Error);
   c = tiny("train");
   c.reps = 0;
-  EXPECT_THROW(run_bench(c), Error);
+  EXPECT_THROW(run_bench(c), resin::Error);
 }
 
 }  // namespace

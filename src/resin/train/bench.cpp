@@ -2,6 +2,7 @@
 
 #include <omp.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "resin/models/fuse.h"
 #include "resin/models/zoo.h"
 #include "resin/optim/optim.h"
+#include "resin/tensor/storage_cache.h"
 #include "resin/train/metrics.h"
 
 namespace resin::train {
@@ -31,18 +33,29 @@ double load_average() {
   return getloadavg(l, 1) == 1 ? l[0] : 0.0;
 }
 
-// Times `reps` calls of step() after `warmup` untimed ones.
+double cpu_now() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Times `reps` calls of step(): wall-clock and process CPU seconds of each.
+// With ONEDNN_VERBOSE set, a marker line precedes each timed iteration in the same stream as
+// oneDNN's lines, so bench/onednn_profile can cut out one iteration.
 template <class F>
-std::vector<double> time_iterations(int64_t warmup, int64_t reps, F&& step) {
-  for (int64_t i = 0; i < warmup; ++i) step();
-  std::vector<double> s;
-  s.reserve(static_cast<size_t>(reps));
+void time_iterations(int64_t reps, F&& step, BenchResult& r) {
+  const bool markers = std::getenv("ONEDNN_VERBOSE") != nullptr;
   for (int64_t i = 0; i < reps; ++i) {
+    if (markers) {
+      std::printf("resin_bench,iteration,%lld\n", static_cast<long long>(i));
+      std::fflush(stdout);
+    }
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_now();
     step();
-    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    r.cpu_seconds.push_back(cpu_now() - c0);
+    r.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return s;
 }
 
 }  // namespace
@@ -93,7 +106,7 @@ BenchResult run_bench(const BenchConfig& c) {
     };
     for (int64_t i = 0; i < c.warmup; ++i) step();
     reset_peak_bytes();
-    r.seconds = time_iterations(0, c.reps, step);
+    time_iterations(c.reps, step, r);
   } else {
     model->eval();
     NoGradGuard ng;
@@ -108,7 +121,7 @@ BenchResult run_bench(const BenchConfig& c) {
     };
     for (int64_t i = 0; i < c.warmup; ++i) step();
     reset_peak_bytes();
-    r.seconds = time_iterations(0, c.reps, step);
+    time_iterations(c.reps, step, r);
     if (c.print_plan) std::fprintf(stderr, "%s", r.fused ? models::fused_plan_summary(*run).c_str() : "(not fused)\n");
   }
   r.peak_tensor_mib = static_cast<double>(allocator_stats().peak_bytes) / (1024.0 * 1024.0);
@@ -116,6 +129,8 @@ BenchResult run_bench(const BenchConfig& c) {
   r.p10_s = quantile(r.seconds, 0.1);
   r.p90_s = quantile(r.seconds, 0.9);
   r.min_s = *std::min_element(r.seconds.begin(), r.seconds.end());
+  r.cpu_median_s = quantile(r.cpu_seconds, 0.5);
+  r.cached_mib = static_cast<double>(storage_cache_bytes()) / (1024.0 * 1024.0);
   r.images_per_s = static_cast<double>(c.batch_size) / r.median_s;
   r.gflops = r.gflop_per_iter / r.median_s;
   r.peak_rss_mib = peak_rss_mib();
@@ -130,15 +145,19 @@ std::string to_json(const BenchResult& r) {
       {"image_size", c.image_size}, {"channels", c.channels}, {"classes", c.classes},
       {"channels_last", c.channels_last}, {"fused", r.fused}, {"threads", static_cast<int64_t>(r.threads)},
       {"warmup", c.warmup}, {"reps", c.reps}, {"median_ms", r.median_s * 1e3}, {"p10_ms", r.p10_s * 1e3},
-      {"p90_ms", r.p90_s * 1e3}, {"min_ms", r.min_s * 1e3}, {"images_per_s", r.images_per_s},
+      {"p90_ms", r.p90_s * 1e3}, {"min_ms", r.min_s * 1e3}, {"cpu_median_ms", r.cpu_median_s * 1e3},
+      {"images_per_s", r.images_per_s},
       {"gflop_per_iter", r.gflop_per_iter}, {"gflops", r.gflops}, {"macs_per_image", r.macs_per_image},
       {"parameters", r.parameters}, {"peak_rss_mib", r.peak_rss_mib}, {"peak_tensor_mib", r.peak_tensor_mib},
-      {"load_avg", r.load_avg}});
+      {"cached_mib", r.cached_mib}, {"load_avg", r.load_avg}});
   std::ostringstream ms;
   ms.precision(6);
   for (size_t i = 0; i < r.seconds.size(); ++i) ms << (i ? ", " : "") << r.seconds[i] * 1e3;
+  std::ostringstream cs;
+  cs.precision(6);
+  for (size_t i = 0; i < r.cpu_seconds.size(); ++i) cs << (i ? ", " : "") << r.cpu_seconds[i] * 1e3;
   j.pop_back();  // the closing brace: append the per-iteration times
-  return j + ", \"times_ms\": [" + ms.str() + "]}";
+  return j + ", \"times_ms\": [" + ms.str() + "], \"cpu_times_ms\": [" + cs.str() + "]}";
 }
 
 std::string to_text(const BenchResult& r) {
@@ -147,14 +166,14 @@ std::string to_text(const BenchResult& r) {
   std::snprintf(buf, sizeof buf,
                 "%s %s %s: batch %lld, %lldx%lldx%lld%s%s, %d threads, %lld+%lld iterations\n"
                 "  median %.2f ms/iter (p10 %.2f, p90 %.2f, min %.2f) = %.1f images/s, %.1f GFLOP/s "
-                "(%.3f GFLOP/iter)\n"
+                "(%.3f GFLOP/iter); CPU %.2f ms/iter\n"
                 "  peak RSS %.0f MiB, peak tensors %.0f MiB, load average %.2f\n",
                 c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), static_cast<long long>(c.batch_size),
                 static_cast<long long>(c.channels), static_cast<long long>(c.image_size),
                 static_cast<long long>(c.image_size), c.channels_last ? ", channels-last" : "",
                 r.fused ? ", fused plan" : "", r.threads, static_cast<long long>(c.warmup),
                 static_cast<long long>(c.reps), r.median_s * 1e3, r.p10_s * 1e3, r.p90_s * 1e3, r.min_s * 1e3,
-                r.images_per_s, r.gflops, r.gflop_per_iter, r.peak_rss_mib, r.peak_tensor_mib, r.load_avg);
+                r.images_per_s, r.gflops, r.gflop_per_iter, r.cpu_median_s * 1e3, r.peak_rss_mib, r.peak_tensor_mib, r.load_avg);
   return buf;
 }
 

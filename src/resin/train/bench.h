@@ -36,6 +36,8 @@ struct BenchConfig {
 struct BenchResult {
   BenchConfig config;
   std::vector<double> seconds;  // one per timed iteration, in order
+  std::vector<double> cpu_seconds;  // process CPU time (all threads) of each timed iteration
+  double cpu_median_s = 0;          // robust to other processes' load: work done, not waited for
   double median_s = 0, p10_s = 0, p90_s = 0, min_s = 0;
   double images_per_s = 0;       // batch / median
   double gflop_per_iter = 0;     // 2 × MACs × batch (× 3 for training)
@@ -44,6 +46,7 @@ struct BenchResult {
   int64_t parameters = 0;
   double peak_rss_mib = 0;       // the process's peak resident set (getrusage)
   double peak_tensor_mib = 0;    // resin's allocator peak during the timed iterations
+  double cached_mib = 0;         // blocks the storage allocator keeps for reuse at the end
   int threads = 0;               // OpenMP threads used
   double load_avg = 0;           // 1-minute load average at the end (noise indicator)
   bool fused = false;            // inference ran a fused plan

@@ -176,42 +176,73 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& 
   e->dst.out_done(dst, y);
 }
 
+namespace {
+
+std::shared_ptr<ConvBwdData> bwd_data_entry(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                            const Conv2dParams& p) {
+  if (!usable({&gy, &w, &gx})) return nullptr;
+  return cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p),
+                             [&] { return make_bwd_data(gy, w, gx, p); });
+}
+
+std::shared_ptr<ConvBwdWeights> bwd_weights_entry(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                                  const Tensor& gb, const Conv2dParams& p) {
+  if (!usable({&x, &gy, &gw, &gb})) return nullptr;
+  return cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
+                                [&] { return make_bwd_weights(x, gy, gw, gb, p); });
+}
+
+// diff_dst is gy itself or (staged) a reordered copy the caller made.
+void run_bwd_data(const ConvBwdData& e, const memory& diff_dst, const Tensor& w, const Tensor& gx, Scratch& s) {
+  memory diff_src = e.diff_src.out(gx, s);
+  execute("conv2d_backward_data", e.prim,
+          {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, e.wei.in(w, s)}, {DNNL_ARG_DIFF_SRC, diff_src}});
+  e.diff_src.out_done(diff_src, gx);
+}
+
+void run_bwd_weights(const ConvBwdWeights& e, const Tensor& x, const memory& diff_dst, const Tensor& gw,
+                     const Tensor& gb, Scratch& s) {
+  memory diff_wei = e.diff_wei.out(gw, s);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, e.src.in(x, s)}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
+  memory diff_bias;
+  if (gb.defined()) {
+    diff_bias = e.diff_bias.out(gb, s);
+    args.emplace(DNNL_ARG_DIFF_BIAS, diff_bias);
+  }
+  execute("conv2d_backward_weights", e.prim, args);
+  e.diff_wei.out_done(diff_wei, gw);
+  if (gb.defined()) e.diff_bias.out_done(diff_bias, gb);
+}
+
+}  // namespace
+
 void CpuBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
                                       const Conv2dParams& p) {
-  std::shared_ptr<ConvBwdData> e;
-  if (usable({&gy, &w, &gx}))
-    e = cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p),
-                            [&] { return make_bwd_data(gy, w, gx, p); });
+  auto e = bwd_data_entry(gy, w, gx, p);
   if (!e) return RefBackend::conv2d_backward_data(gy, w, gx, p);
   Scratch s;
-  memory diff_src = e->diff_src.out(gx, s);
-  execute("conv2d_backward_data", e->prim,
-          {{DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
-           {DNNL_ARG_WEIGHTS, e->wei.in(w, s)},
-           {DNNL_ARG_DIFF_SRC, diff_src}});
-  e->diff_src.out_done(diff_src, gx);
+  run_bwd_data(*e, e->diff_dst.in(gy, s), w, gx, s);
 }
 
 void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                          const Tensor& gb, const Conv2dParams& p) {
-  std::shared_ptr<ConvBwdWeights> e;
-  if (usable({&x, &gy, &gw, &gb}))
-    e = cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
-                               [&] { return make_bwd_weights(x, gy, gw, gb, p); });
+  auto e = bwd_weights_entry(x, gy, gw, gb, p);
   if (!e) return RefBackend::conv2d_backward_weights(x, gy, gw, gb, p);
   Scratch s;
-  memory diff_wei = e->diff_wei.out(gw, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s)},
-                                       {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
-                                       {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
-  memory diff_bias;
-  if (gb.defined()) {
-    diff_bias = e->diff_bias.out(gb, s);
-    args.emplace(DNNL_ARG_DIFF_BIAS, diff_bias);
-  }
-  execute("conv2d_backward_weights", e->prim, args);
-  e->diff_wei.out_done(diff_wei, gw);
-  if (gb.defined()) e->diff_bias.out_done(diff_bias, gb);
+  run_bwd_weights(*e, x, e->diff_dst.in(gy, s), gw, gb, s);
+}
+
+// Both gradients: when the two primitives want gy in the same (blocked) layout, it is reordered once.
+void CpuBackend::conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                 const Tensor& gw, const Tensor& gb, const Conv2dParams& p) {
+  auto ed = gx.defined() ? bwd_data_entry(gy, w, gx, p) : nullptr;
+  auto ew = gw.defined() ? bwd_weights_entry(x, gy, gw, gb, p) : nullptr;
+  if (!ed || !ew) return Backend::conv2d_backward(x, gy, w, gx, gw, gb, p);
+  Scratch s;
+  const memory gy_d = ed->diff_dst.in(gy, s);
+  run_bwd_data(*ed, gy_d, w, gx, s);
+  run_bwd_weights(*ew, x, ew->diff_dst.want == ed->diff_dst.want ? gy_d : ew->diff_dst.in(gy, s), gw, gb, s);
 }
 
 }  // namespace resin::backend

@@ -60,6 +60,13 @@ memory::desc md_of(const Tensor& t) {
   return md_of(t, Dims(t.shape().begin(), t.shape().end()), Dims(st.begin(), st.end()));
 }
 
+memory::desc md_like(const Tensor& t, const Tensor& like) {
+  if (t.dim() != 4 || like.dim() != 4 || like.suggest_memory_format() != MemoryFormat::channels_last) return md_of(t);
+  const Strides cl = channels_last_strides(t.shape());
+  if (!same_layout(t.shape(), t.strides(), cl)) return md_of(t);
+  return md_of(t, Dims(t.shape().begin(), t.shape().end()), Dims(cl.begin(), cl.end()));
+}
+
 memory::desc any_md(const memory::desc& md) {
   return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
 }

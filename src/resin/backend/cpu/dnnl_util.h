@@ -30,6 +30,10 @@ inline Strides normalized_strides(const Tensor& t) { return normalized_strides(t
 // Throws dnnl::error for layouts oneDNN cannot describe (overlapping or negative strides).
 memory::desc md_of(const Tensor& t);
 memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides);
+// md_of(t), except that a 4-D t whose strides fit both NCHW and NHWC (1x1 spatial or a single
+// channel: the bytes are the same) is described as channels-last when `like` is channels-last,
+// so a primitive sees matching formats and keeps its fast kernel.
+memory::desc md_like(const Tensor& t, const Tensor& like);
 // Same dims and type, format_tag::any.
 memory::desc any_md(const memory::desc& md);
 // Dense row-major descriptor.
