@@ -73,6 +73,17 @@ struct Val {
   int uses_left = 0;
 };
 
+// A short name for a 4-D activation layout (for summary()).
+std::string layout_name(const memory::desc& md) {
+  using tag = memory::format_tag;
+  const Dims d = md.dims();
+  if (d.size() != 4) return "plain";
+  for (auto [t, name] : {std::pair{tag::nchw, "nchw"}, {tag::nhwc, "nhwc"}, {tag::nChw16c, "nChw16c"},
+                         {tag::nChw8c, "nChw8c"}})
+    if (md == memory::desc(d, md.data_type(), t)) return name;
+  return "other";
+}
+
 class Builder {
  public:
   explicit Builder(Compiled& c) : c_(c) {}
@@ -86,16 +97,22 @@ class Builder {
       std::erase(free_, best);
       return best;
     }
-    c_.buffers.emplace_back(static_cast<float*>(aligned(bytes)), std::free);
+    ptrs_.push_back(fresh(bytes));
     sizes_.push_back(bytes);
     return static_cast<int>(sizes_.size()) - 1;
+  }
+  // A buffer never shared with activations (prepacked weights: written once, at compile time,
+  // while every reusable buffer is still written by earlier steps at run time).
+  void* fresh(size_t bytes) {
+    c_.buffers.emplace_back(static_cast<float*>(aligned(bytes)), std::free);
+    return c_.buffers.back().get();
   }
   void release(int b) {
     if (b >= 0) free_.push_back(b);
   }
   memory new_memory(const memory::desc& md, int& buffer) {
     buffer = take(md.get_size());
-    return memory(md, engine(), c_.buffers[static_cast<size_t>(buffer)].get());
+    return memory(md, engine(), ptrs_[static_cast<size_t>(buffer)]);
   }
   // `v` reordered to `want` (a new temporary) unless it already is.
   memory as(const Val& v, const memory::desc& want, const std::string& what) {
@@ -104,7 +121,8 @@ class Builder {
     memory m = new_memory(want, b);
     temps_.push_back(b);
     dnnl::reorder r(dnnl::reorder::primitive_desc(engine(), v.mem.get_desc(), engine(), want));
-    c_.steps.push_back({r, {{DNNL_ARG_FROM, v.mem}, {DNNL_ARG_TO, m}}, "reorder before " + what});
+    c_.steps.push_back({r, {{DNNL_ARG_FROM, v.mem}, {DNNL_ARG_TO, m}},
+                        "reorder " + layout_name(v.mem.get_desc()) + " -> " + layout_name(want) + " before " + what});
     return m;
   }
   // Temporaries of the current op go back to the free list once it is emitted.
@@ -115,6 +133,7 @@ class Builder {
 
  private:
   Compiled& c_;
+  std::vector<void*> ptrs_;  // activation buffers (owned by c_.buffers), indexed like sizes_
   std::vector<size_t> sizes_;
   std::vector<int> free_, temps_;
 };
@@ -126,6 +145,7 @@ std::string shape_str(const Dims& d) {
 }
 
 memory::desc plain_md(const Dims& dims) { return dense_md(dims); }
+
 
 dnnl::convolution_forward::primitive_desc conv_pd(const Op& op, const memory::desc& src, const Dims& dst_dims,
                                                   const memory::desc& dst, bool winograd) {
@@ -213,7 +233,8 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
                   " does not match conv output ", shape_str(out.dims));
       memory::desc dst_want = is_out ? plain_md(out.dims) : res ? res->mem.get_desc() : any_md(plain_md(out.dims));
       auto pd = choose_conv(op, src.mem.get_desc(), out.dims, dst_want);
-      what = "conv " + shape_str(sd) + " -> " + shape_str(out.dims) + " " + pd.impl_info_str();
+      what = "conv " + shape_str(sd) + " -> " + shape_str(out.dims) + " " + pd.impl_info_str() + " " +
+             layout_name(pd.src_desc()) + " -> " + layout_name(pd.dst_desc());
       memory in = b.as(src, pd.src_desc(), what);
       // Weights: reordered into the primitive's layout now, once.
       const ConvGeometry g = conv_geometry(p);
@@ -223,8 +244,7 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
                                                 {op.w.stride(0) * (op.w.size(0) / p.groups), op.w.stride(0),
                                                  op.w.stride(1), op.w.stride(2), op.w.stride(3)}),
                           op.w);
-      int wb = b.take(pd.weights_desc().get_size());  // weights live as long as the plan
-      memory wmem(pd.weights_desc(), engine(), c->buffers[static_cast<size_t>(wb)].get());
+      memory wmem(pd.weights_desc(), engine(), b.fresh(pd.weights_desc().get_size()));
       execute("InferencePlan weights", dnnl::reorder(wuser, wmem), {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, wmem}});
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, wmem}};
       if (op.b.defined()) args.emplace(DNNL_ARG_BIAS, wrap(dense_md({out.dims[1]}), op.b));
@@ -256,7 +276,8 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       if (global) p = {.kernel_h = sd[2], .kernel_w = sd[3], .stride_h = 1, .stride_w = 1};
       out.dims = {sd[0], sd[1], (sd[2] + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1,
                   (sd[3] + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1};
-      const memory::desc dst_want = is_out ? plain_md(out.dims) : any_md(plain_md(out.dims));
+      // The global pool writes plain [N, C, 1, 1], which the linear after it reads as [N, C].
+      const memory::desc dst_want = is_out || global ? plain_md(out.dims) : any_md(plain_md(out.dims));
       dnnl::pooling_forward::desc d(prop_kind::forward_inference,
                                     global ? algorithm::pooling_avg_exclude_padding : algorithm::pooling_max,
                                     src.mem.get_desc(), dst_want, {p.stride_h, p.stride_w}, {p.kernel_h, p.kernel_w},
@@ -272,21 +293,21 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       RESIN_CHECK(sd.size() == 2 && sd[1] == in_features, "InferencePlan: linear weights ", op.w.shape(),
                   " do not fit input ", shape_str(sd));
       out.dims = {sd[0], op.w.size(0)};
-      // A pooled [N, C, 1, 1] source is read in its own 4-D layout, weights as [O, C, 1, 1].
-      const memory::desc s = src.mem.get_desc();
-      const bool four_d = s.dims().size() == 4;
-      const Dims wd = four_d ? Dims{op.w.size(0), in_features, 1, 1} : Dims{op.w.size(0), in_features};
+      // A pooled [N, C, 1, 1] source is plain, so the same bytes are the 2-D [N, C] matrix.
+      const memory::desc s = dense_md(sd);
+      RESIN_CHECK(src.mem.get_desc() == s || src.mem.get_desc() == dense_md({sd[0], sd[1], 1, 1}),
+                  "InferencePlan: linear needs a plain [N, C] input (a global pool or a linear)");
+      memory in(s, engine(), src.mem.get_data_handle());
+      const Dims wd{op.w.size(0), in_features};
       dnnl::inner_product_forward::desc d(prop_kind::forward_inference, s,
                                           memory::desc(wd, memory::data_type::f32, memory::format_tag::any),
                                           op.b.defined() ? dense_md({out.dims[1]}) : memory::desc(),
                                           plain_md(out.dims));
       dnnl::inner_product_forward::primitive_desc pd(d, engine());
       what = "linear " + shape_str(sd) + " -> " + shape_str(out.dims) + " " + pd.impl_info_str();
-      memory wuser = wrap(dense_md(wd), op.w.contiguous());
-      int wb = b.take(pd.weights_desc().get_size());
-      memory wmem(pd.weights_desc(), engine(), c->buffers[static_cast<size_t>(wb)].get());
+      memory wuser = wrap(dense_md(wd), op.w);
+      memory wmem(pd.weights_desc(), engine(), b.fresh(pd.weights_desc().get_size()));
       execute("InferencePlan weights", dnnl::reorder(wuser, wmem), {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, wmem}});
-      memory in = b.as(src, pd.src_desc(), what);
       if (is_out) out.mem = c->out = memory(pd.dst_desc(), engine(), nullptr);
       else out.mem = b.new_memory(pd.dst_desc(), out.buffer);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, out.mem}};
