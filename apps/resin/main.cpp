@@ -23,6 +23,7 @@ const char* kUsage =
     "  export  write a model as an ONNX file (for ONNX Runtime, TensorRT, OpenVINO)\n"
     "  import  read an ONNX model: check it, list it, run it, save its weights\n"
     "  lab     reproduce the survey's claims about residual connections (reports and plots)\n"
+    "  bench   time training steps or inference of a model (median, spread, GFLOP/s)\n"
     "\n"
     "`resin <command> --help` describes each command's options.\n";
 
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
   }
   const Command commands[] = {{"train", resin::app::cmd_train},   {"eval", resin::app::cmd_eval},
                               {"zoo", resin::app::cmd_zoo},       {"launch", resin::app::cmd_launch},
-                              {"export", resin::app::cmd_export}, {"import", resin::app::cmd_import}, {"lab", resin::app::cmd_lab}};
+                              {"export", resin::app::cmd_export}, {"import", resin::app::cmd_import}, {"lab", resin::app::cmd_lab},
+                              {"bench", resin::app::cmd_bench}};
   if (argc < 2) {
     std::cerr << kUsage;
     return 2;

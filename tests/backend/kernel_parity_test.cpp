@@ -63,6 +63,14 @@ TEST(KernelParity, ConvForwardBackward) {
         ref().conv2d_backward_weights(x0, gy0, gw_ref, gb_ref, c.p);
         expect_close(gw, gw_ref, what + " bwd_weights");
         if (bias) expect_close(gb, gb_ref, what + " bwd_bias");
+
+        // Both gradients in one call (gy staged once when both primitives want the same layout).
+        Tensor gx2 = out_like(xs, ol), gw2 = out_like(ws, Layout::nchw);
+        Tensor gb2 = bias ? out_like(Shape{c.o}, Layout::nchw) : Tensor();
+        expect_path(true, what + " bwd", [&] { cpu().conv2d_backward(x, gy, w, gx2, gw2, gb2, c.p); });
+        expect_close(gx2, gx_ref, what + " bwd gx");
+        expect_close(gw2, gw_ref, what + " bwd gw");
+        if (bias) expect_close(gb2, gb_ref, what + " bwd gb");
       }
 }
 

@@ -31,7 +31,7 @@ void expect_contains(const CliRun& r, const std::string& s) {
 }  // namespace
 
 TEST(Cli, HelpForEveryCommand) {
-  for (const char* c : {"train", "eval", "zoo", "lab"}) {
+  for (const char* c : {"train", "eval", "zoo", "lab", "bench"}) {
     CliRun r = run(std::string(c) + " --help");
     EXPECT_EQ(r.code, 0) << c;
     expect_contains(r, "usage: resin " + std::string(c));
@@ -58,6 +58,10 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"train --data-dir /nonexistent/dir --out /tmp/resin_cli_test_missing", 1, "/nonexistent/dir"},
       {"eval", 1, "missing required option --checkpoint"},
       {"eval --checkpoint /nonexistent.ckpt", 1, "/nonexistent.ckpt"},
+      {"bench --mode fly", 1, "--mode expects train or infer"},
+      {"bench --dtype f16", 1, "--dtype f16 is not supported"},
+      {"bench --reps 0", 1, "--reps must be in [1,"},
+      {"bench --model resnet21", 1, "unknown model 'resnet21'"},
   };
   for (const Case& c : cases) {
     CliRun r = run(c.args);
@@ -93,4 +97,16 @@ TEST(Cli, LabListsRunsAndRejectsUnknownNames) {
   FILE* f = std::fopen((out + "/report.md").c_str(), "r");
   EXPECT_NE(f, nullptr) << out;
   if (f) std::fclose(f);
+}
+
+TEST(Cli, BenchJsonReportsEveryField) {
+  CliRun r = run("bench --model resnet20 --batch-size 2 --image-size 8 --warmup 1 --reps 2 --threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* key : {"\"median_ms\": ", "\"p10_ms\": ", "\"p90_ms\": ", "\"images_per_s\": ",
+                          "\"gflops\": ", "\"peak_rss_mib\": ", "\"times_ms\": [", "\"mode\": \"train\""})
+    expect_contains(r, key);
+  r = run("bench --model resnet20 --mode infer --batch-size 2 --image-size 8 --warmup 0 --reps 1 --threads 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  expect_contains(r, "fused plan");
+  expect_contains(r, "images/s");
 }

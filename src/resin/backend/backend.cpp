@@ -31,6 +31,12 @@ Backend& backend_for(const Tensor& t) {
   return cpu_backend();
 }
 
+void Backend::conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx,
+                              const Tensor& gw, const Tensor& gb, const Conv2dParams& p) {
+  if (gx.defined()) conv2d_backward_data(gy, w, gx, p);
+  if (gw.defined()) conv2d_backward_weights(x, gy, gw, gb, p);
+}
+
 void set_force_reference(bool on) { g_force_ref.store(on); }
 bool force_reference() { return g_force_ref.load(); }
 

@@ -68,6 +68,10 @@ class Backend {
   // gb may be undefined.
   virtual void conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                        const Tensor& gb, const Conv2dParams& p) = 0;
+  // Both gradients in one call; gx, gw and gb may each be undefined (not wanted). Backends that stage
+  // gy into another layout do it once. Default: the two calls above.
+  virtual void conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx,
+                               const Tensor& gw, const Tensor& gb, const Conv2dParams& p);
 
   // x [N, C, H, W]; gamma/beta [C]; mean/var [C] outputs (var biased) in training.
   virtual void batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,

@@ -43,6 +43,9 @@ class ZeroPadShortcut : public nn::Module {
   std::string extra_repr() const override { return str_cat(in_, " -> ", out_, ", stride=", stride_); }
   Tensor forward(const Tensor& x) override;
   nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
+  int64_t in_channels() const { return in_; }
+  int64_t out_channels() const { return out_; }
+  int64_t stride() const { return stride_; }
 
  private:
   int64_t in_, out_, stride_;
@@ -58,6 +61,7 @@ class BasicBlock : public nn::Module {
   // The residual branch F(x) alone (for lesion and path analyses).
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
+  const BlockOptions& options() const { return o_; }
 
  private:
   BlockOptions o_;
@@ -75,6 +79,7 @@ class Bottleneck : public nn::Module {
   nn::OnnxValue export_onnx(nn::OnnxEmitter& g, const nn::OnnxValue& x) override;
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
+  const BlockOptions& options() const { return o_; }
 
  private:
   BlockOptions o_;

@@ -22,16 +22,13 @@ struct Conv2dBackward : Node {
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
     Tensor gy = g[0];
     Tensor gx, gw, gb;
-    if (needs_input_grad(0)) {
-      gx = empty_like(x);
-      be(x).conv2d_backward_data(gy, w, gx, p);
-    }
+    if (needs_input_grad(0)) gx = empty_like(x);
     if (needs_input_grad(1) || needs_input_grad(2)) {
       gw = empty_like(w);
       if (has_bias && needs_input_grad(2)) gb = empty(Shape{w.size(0)}, {.dtype = w.dtype()});
-      be(x).conv2d_backward_weights(x, gy, gw, gb, p);
-      if (!needs_input_grad(1)) gw = Tensor();
     }
+    be(x).conv2d_backward(x, gy, w, gx, gw, gb, p);
+    if (!needs_input_grad(1)) gw = Tensor();
     return {gx, gw, gb};
   }
 };

@@ -42,4 +42,18 @@ inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 inline backend::Backend& be(const Tensor& t) { return backend::backend_for(t); }
 
+// The layout a gradient of `x` should have: x's own for 4-D tensors (so channels-last networks get
+// channels-last gradients and their kernels never reorder), contiguous otherwise.
+inline MemoryFormat grad_format(const Tensor& x) {
+  return x.dim() == 4 ? x.suggest_memory_format() : MemoryFormat::contiguous;
+}
+
+// Zeros of `shape` in layout `f` (the window-gradient nodes write g into them).
+inline Tensor zeros_in(const Shape& shape, DType dtype, MemoryFormat f) {
+  Tensor t = f == MemoryFormat::channels_last ? empty_strided(shape, channels_last_strides(shape), {.dtype = dtype})
+                                              : empty(shape, {.dtype = dtype});
+  be(t).fill(t, 0.0);
+  return t;
+}
+
 }  // namespace resin::detail

@@ -29,9 +29,31 @@ struct BatchNormBackward : Node {
     Tensor gg = gamma.defined() && needs_input_grad(1) ? empty_like(gamma) : Tensor();
     Tensor gb = needs_input_grad(2) ? empty(Shape{x.size(1)}, {.dtype = x.dtype()}) : Tensor();
     be(x).batch_norm_backward(x, gy, mean, var, gamma, gx, gg, gb, eps);
-    return {gx.defined() ? gx.reshape(in_shape) : gx, gg, gb};
+    // reshape would copy a channels-last gradient to contiguous; only 2-D/3-D inputs need it.
+    return {gx.defined() && gx.shape() != in_shape ? gx.reshape(in_shape) : gx, gg, gb};
   }
 };
+
+// running = running * a + batch * b, rounded as the ops mul, mul, add would (each in the dtype):
+// a [C]-sized loop, not five kernel launches per BatchNorm per step.
+template <class T>
+void update_running_as(const Tensor& running, const Tensor& batch, double a, double b) {
+  T* r = running.data<T>();
+  const T* m = batch.data<T>();
+  const T ta = static_cast<T>(a), tb = static_cast<T>(b);
+  for (int64_t i = 0; i < running.numel(); ++i) {
+    const T x = r[i] * ta, y = m[i] * tb;
+    r[i] = x + y;
+  }
+}
+
+void update_running(const Tensor& running, const Tensor& batch, double a, double b) {
+  if (running.stride(0) == 1 && running.dtype() == DType::f32) return update_running_as<float>(running, batch, a, b);
+  if (running.stride(0) == 1 && running.dtype() == DType::f64) return update_running_as<double>(running, batch, a, b);
+  NoGradGuard ng;
+  Tensor r = add(mul(running, a), mul(batch, b));
+  be(r).copy(r, running);
+}
 
 }  // namespace
 
@@ -76,12 +98,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   be(x).batch_norm_forward_training(x4, weight.defined() ? weight.detach() : Tensor(),
                                     bias.defined() ? bias.detach() : Tensor(), y4, mean, var, eps);
   if (running_mean.defined() && running_var.defined()) {
-    NoGradGuard ng;
     const double unbias = static_cast<double>(per_channel) / static_cast<double>(per_channel - 1);
-    Tensor rm = add(mul(running_mean.detach(), 1.0 - momentum), mul(mean, momentum));
-    Tensor rv = add(mul(running_var.detach(), 1.0 - momentum), mul(var, momentum * unbias));
-    be(rm).copy(rm, running_mean.detach());
-    be(rv).copy(rv, running_var.detach());
+    update_running(running_mean.detach(), mean, 1.0 - momentum, momentum);
+    update_running(running_var.detach(), var, 1.0 - momentum, momentum * unbias);
   }
   Tensor y = y4.dim() == x.dim() ? y4 : make_view(y4, x.shape(), contiguous_strides(x.shape()), y4.offset());
   if (autograd::any_requires_grad({&x, &weight, &bias})) {

@@ -26,9 +26,10 @@ struct PermuteBackward : Node {
 struct NarrowBackward : Node {
   Shape in_shape;
   int64_t dim = 0, start = 0;
+  MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "NarrowBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
     be(gx).copy(g[0], gx.narrow(dim, start, g[0].size(dim)));
     return {gx};
   }
@@ -66,9 +67,10 @@ struct ConcatBackward : Node {
 struct PadBackward : Node {
   Shape in_shape;
   std::vector<int64_t> lo;  // per dim, may be negative (crop)
+  MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "PadBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
     Tensor src = g[0], dst = gx;
     for (size_t d = 0; d < lo.size(); ++d) {
       const int64_t in_start = std::max<int64_t>(0, -lo[d]);
@@ -171,6 +173,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
     n->in_shape = shape();
     n->dim = d;
     n->start = start;
+    n->format = grad_format(*this);
     record(n, {this}, {&out});
   }
   return out;
@@ -375,6 +378,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& amounts, double value) {
     auto n = std::make_shared<PadBackward>();
     n->in_shape = x.shape();
     n->lo = lo;
+    n->format = grad_format(x);
     record(n, {&x}, {&out});
   }
   return out;

@@ -8,9 +8,10 @@ namespace {
 struct SliceBackward : Node {
   Shape in_shape;
   int64_t dim = 0, start = 0, step = 1;
+  MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "SliceBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
     Tensor window = make_view(gx, g[0].shape(), [&] {
       Strides st = gx.strides();
       st[dim] *= step;
@@ -41,6 +42,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
     node->dim = d;
     node->start = start;
     node->step = step;
+    node->format = grad_format(*this);
     record(node, {this}, {&out});
   }
   return out;

@@ -12,17 +12,6 @@ using namespace onednn;
 using dnnl::algorithm;
 using dnnl::prop_kind;
 
-struct Geometry {
-  Dims strides, dilates, pad_l, pad_r;
-};
-
-// oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
-// like resin's formula, so the symmetric padding always matches y's size.
-Geometry geometry(const Conv2dParams& p) {
-  return {
-      {p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
-}
-
 // resin weights [O, C/g, KH, KW]; oneDNN wants goihw {g, O/g, C/g, KH, KW} when groups > 1.
 memory::desc weights_md(const Tensor& w, int64_t groups) {
   if (groups == 1) return md_of(w);
@@ -42,16 +31,16 @@ Key conv_key(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, 
 // The forward primitive descriptor for activations described by src/dst (user layouts or `any`).
 dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
                                                  const memory::desc& bias, const memory::desc& dst,
-                                                 const Geometry& g) {
-  dnnl::convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src,
-                                    any_md(wei), bias, dst, g.strides, g.dilates, g.pad_l, g.pad_r);
+                                                 const ConvGeometry& g, algorithm alg) {
+  dnnl::convolution_forward::desc d(prop_kind::forward_training, alg, src, any_md(wei), bias, dst, g.strides,
+                                    g.dilates, g.pad_l, g.pad_r);
   return {d, engine()};
 }
 
 // Builds pd for the user layouts; if oneDNN offers only a slow kernel there, rebuilds it with `any`
 // activations. make(src, dst) returns a primitive descriptor.
 template <class Make>
-auto choose_pd(const memory::desc& src, const memory::desc& dst, Make&& make) {
+auto choose_direct(const memory::desc& src, const memory::desc& dst, Make&& make) {
   std::optional<decltype(make(src, dst))> user;
   try {
     user = make(src, dst);
@@ -67,6 +56,24 @@ auto choose_pd(const memory::desc& src, const memory::desc& dst, Make&& make) {
   return *user;
 }
 
+// With `winograd`, first asks for oneDNN's Winograd kernel (blocked activations, so they are
+// reordered); when there is none, or without `winograd`, builds pd for the user layouts and, if
+// oneDNN offers only a slow kernel there, rebuilds it with `any` activations.
+// make(src, dst, alg) returns a primitive descriptor.
+template <class Make>
+auto choose_pd(const memory::desc& src, const memory::desc& dst, bool winograd, Make&& make) {
+  if (winograd) {
+    try {
+      auto pd = make(any_md(src), any_md(dst), algorithm::convolution_winograd);
+      if (std::string(pd.impl_info_str()).find("wino") != std::string::npos) return pd;
+    } catch (const dnnl::error&) {
+    }
+  }
+  return choose_direct(src, dst, [&](const memory::desc& s, const memory::desc& d) {
+    return make(s, d, algorithm::convolution_direct);
+  });
+}
+
 // ---- forward
 
 struct ConvFwd {
@@ -76,12 +83,14 @@ struct ConvFwd {
 
 std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
                                   const Conv2dParams& p) {
-  const Geometry g = geometry(p);
+  const ConvGeometry g = conv_geometry(p);
   const memory::desc xu = md_of(x), wu = weights_md(w, p.groups), yu = md_of(y);
   const memory::desc bu = b.defined() ? md_of(b) : memory::desc();
   const memory::desc bw = b.defined() ? dense_md({y.size(1)}) : memory::desc();
-  auto pd = choose_pd(xu, yu,
-                      [&](const memory::desc& s, const memory::desc& d) { return fwd_pd(s, wu, bw, d, g); });
+  const bool wino = want_winograd(x.size(1), w.size(0), w.size(2), w.size(3), p, true);
+  auto pd = choose_pd(xu, yu, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+    return fwd_pd(s, wu, bw, d, g, alg);
+  });
   auto e = std::make_shared<ConvFwd>();
   e->prim = dnnl::convolution_forward(pd);
   e->src = Arg(xu, pd.src_desc(), false);
@@ -100,12 +109,12 @@ struct ConvBwdData {
 
 std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
                                            const Conv2dParams& p) {
-  const Geometry g = geometry(p);
+  const ConvGeometry g = conv_geometry(p);
   const memory::desc gyu = md_of(gy), wu = weights_md(w, p.groups), gxu = md_of(gx);
-  auto pd = choose_pd(gxu, gyu, [&](const memory::desc& s, const memory::desc& d) {
-    dnnl::convolution_backward_data::desc bd(algorithm::convolution_direct, s, any_md(wu), d, g.strides,
-                                             g.dilates, g.pad_l, g.pad_r);
-    return dnnl::convolution_backward_data::primitive_desc(bd, engine(), fwd_pd(s, wu, memory::desc(), d, g));
+  const bool wino = want_winograd(gx.size(1), w.size(0), w.size(2), w.size(3), p, true);
+  auto pd = choose_pd(gxu, gyu, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+    dnnl::convolution_backward_data::desc bd(alg, s, any_md(wu), d, g.strides, g.dilates, g.pad_l, g.pad_r);
+    return dnnl::convolution_backward_data::primitive_desc(bd, engine(), fwd_pd(s, wu, memory::desc(), d, g, alg));
   });
   auto e = std::make_shared<ConvBwdData>();
   e->prim = dnnl::convolution_backward_data(pd);
@@ -124,14 +133,15 @@ struct ConvBwdWeights {
 
 std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                                  const Tensor& gb, const Conv2dParams& p) {
-  const Geometry g = geometry(p);
+  const ConvGeometry g = conv_geometry(p);
   const memory::desc xu = md_of(x), gyu = md_of(gy), gwu = weights_md(gw, p.groups);
   const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
   const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
-  auto pd = choose_pd(xu, gyu, [&](const memory::desc& s, const memory::desc& d) {
-    dnnl::convolution_backward_weights::desc bd(algorithm::convolution_direct, s, any_md(gwu), bw, d,
-                                                g.strides, g.dilates, g.pad_l, g.pad_r);
-    return dnnl::convolution_backward_weights::primitive_desc(bd, engine(), fwd_pd(s, gwu, bw, d, g));
+  const bool wino = want_winograd(x.size(1), gw.size(0), gw.size(2), gw.size(3), p, true);
+  auto pd = choose_pd(xu, gyu, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+    dnnl::convolution_backward_weights::desc bd(alg, s, any_md(gwu), bw, d, g.strides, g.dilates, g.pad_l,
+                                                g.pad_r);
+    return dnnl::convolution_backward_weights::primitive_desc(bd, engine(), fwd_pd(s, gwu, bw, d, g, alg));
   });
   auto e = std::make_shared<ConvBwdWeights>();
   e->prim = dnnl::convolution_backward_weights(pd);
@@ -166,42 +176,73 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& 
   e->dst.out_done(dst, y);
 }
 
+namespace {
+
+std::shared_ptr<ConvBwdData> bwd_data_entry(const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                            const Conv2dParams& p) {
+  if (!usable({&gy, &w, &gx})) return nullptr;
+  return cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p),
+                             [&] { return make_bwd_data(gy, w, gx, p); });
+}
+
+std::shared_ptr<ConvBwdWeights> bwd_weights_entry(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                                  const Tensor& gb, const Conv2dParams& p) {
+  if (!usable({&x, &gy, &gw, &gb})) return nullptr;
+  return cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
+                                [&] { return make_bwd_weights(x, gy, gw, gb, p); });
+}
+
+// diff_dst is gy itself or (staged) a reordered copy the caller made.
+void run_bwd_data(const ConvBwdData& e, const memory& diff_dst, const Tensor& w, const Tensor& gx, Scratch& s) {
+  memory diff_src = e.diff_src.out(gx, s);
+  execute("conv2d_backward_data", e.prim,
+          {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, e.wei.in(w, s)}, {DNNL_ARG_DIFF_SRC, diff_src}});
+  e.diff_src.out_done(diff_src, gx);
+}
+
+void run_bwd_weights(const ConvBwdWeights& e, const Tensor& x, const memory& diff_dst, const Tensor& gw,
+                     const Tensor& gb, Scratch& s) {
+  memory diff_wei = e.diff_wei.out(gw, s);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, e.src.in(x, s)}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
+  memory diff_bias;
+  if (gb.defined()) {
+    diff_bias = e.diff_bias.out(gb, s);
+    args.emplace(DNNL_ARG_DIFF_BIAS, diff_bias);
+  }
+  execute("conv2d_backward_weights", e.prim, args);
+  e.diff_wei.out_done(diff_wei, gw);
+  if (gb.defined()) e.diff_bias.out_done(diff_bias, gb);
+}
+
+}  // namespace
+
 void CpuBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx,
                                       const Conv2dParams& p) {
-  std::shared_ptr<ConvBwdData> e;
-  if (usable({&gy, &w, &gx}))
-    e = cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p),
-                            [&] { return make_bwd_data(gy, w, gx, p); });
+  auto e = bwd_data_entry(gy, w, gx, p);
   if (!e) return RefBackend::conv2d_backward_data(gy, w, gx, p);
   Scratch s;
-  memory diff_src = e->diff_src.out(gx, s);
-  execute("conv2d_backward_data", e->prim,
-          {{DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
-           {DNNL_ARG_WEIGHTS, e->wei.in(w, s)},
-           {DNNL_ARG_DIFF_SRC, diff_src}});
-  e->diff_src.out_done(diff_src, gx);
+  run_bwd_data(*e, e->diff_dst.in(gy, s), w, gx, s);
 }
 
 void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                          const Tensor& gb, const Conv2dParams& p) {
-  std::shared_ptr<ConvBwdWeights> e;
-  if (usable({&x, &gy, &gw, &gb}))
-    e = cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p),
-                               [&] { return make_bwd_weights(x, gy, gw, gb, p); });
+  auto e = bwd_weights_entry(x, gy, gw, gb, p);
   if (!e) return RefBackend::conv2d_backward_weights(x, gy, gw, gb, p);
   Scratch s;
-  memory diff_wei = e->diff_wei.out(gw, s);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s)},
-                                       {DNNL_ARG_DIFF_DST, e->diff_dst.in(gy, s)},
-                                       {DNNL_ARG_DIFF_WEIGHTS, diff_wei}};
-  memory diff_bias;
-  if (gb.defined()) {
-    diff_bias = e->diff_bias.out(gb, s);
-    args.emplace(DNNL_ARG_DIFF_BIAS, diff_bias);
-  }
-  execute("conv2d_backward_weights", e->prim, args);
-  e->diff_wei.out_done(diff_wei, gw);
-  if (gb.defined()) e->diff_bias.out_done(diff_bias, gb);
+  run_bwd_weights(*e, x, e->diff_dst.in(gy, s), gw, gb, s);
+}
+
+// Both gradients: when the two primitives want gy in the same (blocked) layout, it is reordered once.
+void CpuBackend::conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx,
+                                 const Tensor& gw, const Tensor& gb, const Conv2dParams& p) {
+  auto ed = gx.defined() ? bwd_data_entry(gy, w, gx, p) : nullptr;
+  auto ew = gw.defined() ? bwd_weights_entry(x, gy, gw, gb, p) : nullptr;
+  if (!ed || !ew) return Backend::conv2d_backward(x, gy, w, gx, gw, gb, p);
+  Scratch s;
+  const memory gy_d = ed->diff_dst.in(gy, s);
+  run_bwd_data(*ed, gy_d, w, gx, s);
+  run_bwd_weights(*ew, x, ew->diff_dst.want == ed->diff_dst.want ? gy_d : ew->diff_dst.in(gy, s), gw, gb, s);
 }
 
 }  // namespace resin::backend

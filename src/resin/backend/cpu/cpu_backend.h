@@ -41,13 +41,15 @@ namespace resin::backend {
 
 // Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
 // lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
-// asking oneDNN; `executed` counts oneDNN primitive executions, reorders included.
+// asking oneDNN; `executed` counts oneDNN primitive executions, reorders included; `native` counts
+// calls served by the backend's own kernels (training batch norm, batch_norm_kernels.h).
 struct PrimitiveCacheStats {
   int64_t hits = 0;
   int64_t misses = 0;
   int64_t entries = 0;
   int64_t rejected = 0;
   int64_t executed = 0;
+  int64_t native = 0;
 };
 
 class CpuBackend : public RefBackend {
@@ -71,6 +73,8 @@ class CpuBackend : public RefBackend {
                             const Conv2dParams& p) override;
   void conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
                                const Conv2dParams& p) override;
+  void conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx, const Tensor& gw,
+                       const Tensor& gb, const Conv2dParams& p) override;
   void batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                                    const Tensor& mean, const Tensor& var, double eps) override;
   void batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,

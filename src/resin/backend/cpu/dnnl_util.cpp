@@ -2,6 +2,7 @@
 #include "resin/backend/cpu/dnnl_util.h"
 
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace resin::backend::onednn {
@@ -59,6 +60,13 @@ memory::desc md_of(const Tensor& t) {
   return md_of(t, Dims(t.shape().begin(), t.shape().end()), Dims(st.begin(), st.end()));
 }
 
+memory::desc md_like(const Tensor& t, const Tensor& like) {
+  if (t.dim() != 4 || like.dim() != 4 || like.suggest_memory_format() != MemoryFormat::channels_last) return md_of(t);
+  const Strides cl = channels_last_strides(t.shape());
+  if (!same_layout(t.shape(), t.strides(), cl)) return md_of(t);
+  return md_of(t, Dims(t.shape().begin(), t.shape().end()), Dims(cl.begin(), cl.end()));
+}
+
 memory::desc any_md(const memory::desc& md) {
   return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
 }
@@ -72,6 +80,38 @@ memory::desc dense_md(const Dims& dims, memory::data_type dt) {
 bool is_fast_impl(const dnnl::primitive_desc_base& pd) {
   const std::string s = pd.impl_info_str();
   return s.find("gemm") == std::string::npos && s.find("ref") == std::string::npos;
+}
+
+// ---- convolution geometry and algorithm
+
+ConvGeometry conv_geometry(const Conv2dParams& p) {
+  return {
+      {p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
+}
+
+namespace {
+enum class AlgoPolicy { heuristic, direct, winograd };
+AlgoPolicy algo_policy() {
+  static const AlgoPolicy p = [] {
+    const char* e = std::getenv("RESIN_CONV_ALGO");
+    const std::string s = e ? e : "";
+    if (s == "direct") return AlgoPolicy::direct;
+    if (s == "winograd") return AlgoPolicy::winograd;
+    return AlgoPolicy::heuristic;
+  }();
+  return p;
+}
+}  // namespace
+
+bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p, bool training) {
+  const AlgoPolicy policy = algo_policy();
+  if (policy == AlgoPolicy::direct) return false;
+  const bool eligible = kh == 3 && kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
+                        p.dilation_w == 1 && p.groups == 1 && ic % 16 == 0 && oc % 16 == 0;
+  if (!eligible) return false;
+  if (policy == AlgoPolicy::winograd) return true;
+  (void)training;
+  return ic >= 32 && oc >= 32;
 }
 
 // ---- scratch

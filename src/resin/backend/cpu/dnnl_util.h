@@ -30,12 +30,32 @@ inline Strides normalized_strides(const Tensor& t) { return normalized_strides(t
 // Throws dnnl::error for layouts oneDNN cannot describe (overlapping or negative strides).
 memory::desc md_of(const Tensor& t);
 memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides);
+// md_of(t), except that a 4-D t whose strides fit both NCHW and NHWC (1x1 spatial or a single
+// channel: the bytes are the same) is described as channels-last when `like` is channels-last,
+// so a primitive sees matching formats and keeps its fast kernel.
+memory::desc md_like(const Tensor& t, const Tensor& like);
 // Same dims and type, format_tag::any.
 memory::desc any_md(const memory::desc& md);
 // Dense row-major descriptor.
 memory::desc dense_md(const Dims& dims, memory::data_type dt = memory::data_type::f32);
 // True when the implementation oneDNN chose is one of its fast kernels (not gemm-based, not ref).
 bool is_fast_impl(const dnnl::primitive_desc_base& pd);
+
+// ---- convolution geometry and algorithm
+
+struct ConvGeometry {
+  Dims strides, dilates, pad_l, pad_r;
+};
+// oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
+// like resin's formula, so the symmetric padding always matches y's size.
+ConvGeometry conv_geometry(const Conv2dParams& p);
+
+// Whether a convolution with `ic` input and `oc` output channels and kernel kh×kw should try
+// oneDNN's Winograd algorithm (F(4×4, 3×3), blocked layouts only): 3×3, stride 1, no dilation, one
+// group, channel counts that fill 16-wide blocks. RESIN_CONV_ALGO=direct turns it off,
+// RESIN_CONV_ALGO=winograd on for every eligible shape. Deterministic for a shape, so runs and
+// resumed runs pick the same kernels.
+bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p, bool training);
 
 // ---- scratch arena
 

@@ -7,6 +7,7 @@
 // flags).
 #include <cmath>
 
+#include "resin/backend/cpu/batch_norm_kernels.h"
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -135,6 +136,7 @@ static void run_bn_forward(BnFwd& e, const Tensor& x, const Tensor& gamma, const
 void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                              const Tensor& y, const Tensor& mean, const Tensor& var,
                                              double eps) {
+  if (kernels::batch_norm_training(x, gamma, beta, y, mean, var, eps)) return onednn::detail::count_native();
   std::shared_ptr<BnFwd> e;
   if (bn_usable(x, {&gamma, &beta, &mean, &var}, {&x, &y}) && mean.defined() && var.defined()) {
     const auto f = flags_for(gamma.defined(), beta.defined());
@@ -161,6 +163,8 @@ void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gam
 void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                                      const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
                                      const Tensor& gbeta, double eps) {
+  if (kernels::batch_norm_backward(x, gy, mean, var, gamma, gx, ggamma, gbeta, eps))
+    return onednn::detail::count_native();
   std::shared_ptr<BnBwd> e;
   const bool params = ggamma.defined() || gbeta.defined();
   if (bn_usable(x, {&gamma, &ggamma, &gbeta, &mean, &var}, {&x, &gy, &gx}) && mean.defined() &&

@@ -35,10 +35,15 @@ Key pool_key(const char* op, Pool kind, const Tensor& a, const Tensor& b, const 
   return k.add(p.count_include_pad);
 }
 
-// y's shape in a dense layout: channels-last when y is, else contiguous.
-Strides dense_layout(const Tensor& y) {
-  return y.suggest_memory_format() == MemoryFormat::channels_last ? channels_last_strides(y.shape())
-                                                                  : contiguous_strides(y.shape());
+// y's shape in a dense layout: channels-last when y is (or when y's 1x1 output fits both layouts
+// and x is), else contiguous — a format mismatch between src and dst sends oneDNN to its reference
+// kernel.
+Strides dense_layout(const Tensor& y, const Tensor& x) {
+  const Strides cl = channels_last_strides(y.shape());
+  if (y.suggest_memory_format() == MemoryFormat::channels_last) return cl;
+  const bool fits_both = y.is_contiguous() && y.is_channels_last();
+  if (fits_both && x.suggest_memory_format() == MemoryFormat::channels_last) return cl;
+  return contiguous_strides(y.shape());
 }
 
 struct PoolFwd {
@@ -50,13 +55,13 @@ struct PoolFwd {
 };
 
 std::shared_ptr<PoolFwd> make_fwd(Pool kind, const Tensor& x, const Tensor& y, const Pool2dParams& p) {
-  const Strides layout = dense_layout(y);
+  const Strides layout = dense_layout(y, x);
   const Dims dims(y.shape().begin(), y.shape().end());
   const memory::desc want = md_of(y, dims, Dims(layout.begin(), layout.end()));
   dnnl::pooling_forward::primitive_desc pd(fwd_desc(kind, md_of(x), want, p), engine());
   auto e = std::make_shared<PoolFwd>();
   e->prim = dnnl::pooling_forward(pd);
-  e->dst = Arg(md_of(y), pd.dst_desc(), true);
+  e->dst = Arg(md_like(y, x), pd.dst_desc(), true);
   e->layout = layout;
   if (kind == Pool::max) {
     // Only a workspace laid out like dst can travel as the [N, C, OH, OW, E] tensor.
@@ -79,7 +84,7 @@ struct PoolBwd {
 std::shared_ptr<PoolBwd> make_bwd(Pool kind, const Tensor& gy, const Tensor& ws, const Tensor& gx,
                                   const Pool2dParams& p) {
   const memory::desc gxu = md_of(gx);
-  memory::desc dst = md_of(gy);
+  memory::desc dst = md_like(gy, gx);
   if (kind == Pool::max) {
     const int64_t e = ws.size(4);
     dst = md_of(gy, Dims(gy.shape().begin(), gy.shape().end()),
@@ -96,7 +101,7 @@ std::shared_ptr<PoolBwd> make_bwd(Pool kind, const Tensor& gy, const Tensor& ws,
                                  {p.kernel_h, p.kernel_w}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w});
   dnnl::pooling_backward::primitive_desc pd(d, engine(), hint);
   return std::make_shared<PoolBwd>(
-      PoolBwd{dnnl::pooling_backward(pd), Arg(md_of(gy), pd.diff_dst_desc(), false), hint.workspace_desc()});
+      PoolBwd{dnnl::pooling_backward(pd), Arg(md_like(gy, gx), pd.diff_dst_desc(), false), hint.workspace_desc()});
 }
 
 bool usable(const Tensor& in, const Tensor& out) {

@@ -18,7 +18,7 @@ struct Cache {
   std::list<std::pair<std::string, std::shared_ptr<void>>> lru;
   std::unordered_map<std::string, decltype(lru)::iterator> index;
   int64_t hits = 0, misses = 0;
-  std::atomic<int64_t> rejected{0}, executed{0};
+  std::atomic<int64_t> rejected{0}, executed{0}, native{0};
 };
 
 Cache& cache() {
@@ -68,6 +68,7 @@ void cache_insert(const std::string& key, std::shared_ptr<void> entry) {
 
 void count_rejected() { ++cache().rejected; }
 void count_executed() { ++cache().executed; }
+void count_native() { ++cache().native; }
 
 }  // namespace detail
 
@@ -78,7 +79,8 @@ namespace resin::backend {
 PrimitiveCacheStats CpuBackend::cache_stats() {
   auto& c = onednn::cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return {c.hits, c.misses, static_cast<int64_t>(c.lru.size()), c.rejected.load(), c.executed.load()};
+  return {c.hits, c.misses, static_cast<int64_t>(c.lru.size()), c.rejected.load(), c.executed.load(),
+          c.native.load()};
 }
 
 void CpuBackend::clear_cache() {

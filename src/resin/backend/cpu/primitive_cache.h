@@ -43,6 +43,7 @@ std::optional<std::shared_ptr<void>> cache_lookup(const std::string& key);  // c
 void cache_insert(const std::string& key, std::shared_ptr<void> entry);
 void count_rejected();
 void count_executed();
+void count_native();
 }  // namespace detail
 
 // The entry for `key`, built by make() -> std::shared_ptr<T> on a miss. A dnnl::error thrown by

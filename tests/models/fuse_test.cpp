@@ -1,0 +1,123 @@
+// models::fuse_for_inference: the fused plan computes the eval-mode forward of the model it was
+// built from (BN folded, ReLU/residual post-ops, option-A shortcuts as a 1x1 conv), for every
+// ResNet shape it claims, in both input layouts and for several batch sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "resin/autograd/grad_mode.h"
+#include "resin/backend/backend.h"
+#include "resin/models/fuse.h"
+#include "resin/models/resnet.h"
+#include "resin/models/zoo.h"
+
+namespace resin::models {
+namespace {
+
+// Non-trivial BN statistics and affine parameters, so folding has something to fold.
+void randomize_bn(nn::Module& m, uint64_t seed) {
+  Generator g(seed);
+  for (auto& [name, t] : m.named_buffers()) {
+    if (name.ends_with("running_mean")) t.detach().data<float>()[0] = 0;  // keep one exact zero
+    if (name.ends_with("running_mean") || name.ends_with("running_var")) {
+      Tensor r = name.ends_with("running_var") ? uniform(t.shape(), 0.5, 2.0, {}, &g) : randn(t.shape(), {}, &g);
+      std::copy_n(r.data<float>(), t.numel(), t.data<float>());
+    }
+  }
+  for (auto& [name, t] : m.named_parameters())
+    if (t.dim() == 1 && name.find("bn") != std::string::npos) {
+      Tensor r = uniform(t.shape(), -1.0, 1.5, {}, &g);
+      std::copy_n(r.data<float>(), t.numel(), t.data<float>());
+    }
+}
+
+// max |a - b| / (max |b| + tiny)
+double rel_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector(), y = b.to_vector();
+  EXPECT_EQ(x.size(), y.size());
+  double d = 0, s = 1e-12;
+  for (size_t i = 0; i < x.size(); ++i) {
+    d = std::max(d, std::abs(x[i] - y[i]));
+    s = std::max(s, std::abs(y[i]));
+  }
+  return d / s;
+}
+
+void expect_fused_matches(const nn::ModulePtr& model, int64_t channels, int64_t size) {
+  randomize_bn(*model, 7);
+  model->eval();
+  NoGradGuard ng;
+  nn::ModulePtr fused = fuse_for_inference(model);
+  ASSERT_TRUE(is_fused_plan(*fused)) << model->type_name();
+  for (int64_t batch : {1, 3}) {
+    Tensor x = randn({batch, channels, size, size});
+    Tensor want = model->forward(x);
+    for (bool cl : {false, true}) {
+      Tensor xi = cl ? x.contiguous(MemoryFormat::channels_last) : x;
+      Tensor got = fused->forward(xi);
+      ASSERT_EQ(got.shape(), want.shape());
+      EXPECT_LT(rel_diff(got, want), 2e-5) << "batch " << batch << (cl ? " channels-last" : " NCHW");
+    }
+  }
+  EXPECT_NE(fused_plan_summary(*fused).find("conv"), std::string::npos);
+}
+
+TEST(Fuse, CifarResNetWithOptionAShortcuts) {
+  manual_seed(1);
+  expect_fused_matches(create_model("resnet20", {.in_channels = 3, .num_classes = 10}), 3, 16);
+}
+
+TEST(Fuse, ImageNetStemBasicBlocksWithProjections) {
+  manual_seed(2);
+  auto net = std::make_shared<ResNet>(ResNetConfig{.layers = {1, 1}, .widths = {16, 32}, .num_classes = 7});
+  expect_fused_matches(net, 3, 32);
+}
+
+TEST(Fuse, BottlenecksAndGroupsAndPlainTwins) {
+  manual_seed(3);
+  expect_fused_matches(std::make_shared<ResNet>(ResNetConfig{.block = BlockKind::bottleneck, .layers = {2, 1},
+                                                             .widths = {8, 16}, .num_classes = 5}),
+                       3, 32);
+  expect_fused_matches(std::make_shared<ResNet>(ResNetConfig{.block = BlockKind::bottleneck, .layers = {1, 1},
+                                                             .widths = {16, 32}, .num_classes = 5, .groups = 4,
+                                                             .width_per_group = 4}),
+                       3, 32);
+  expect_fused_matches(std::make_shared<ResNet>(ResNetConfig{.layers = {1, 1}, .widths = {16, 32},
+                                                             .stem = StemKind::cifar, .in_channels = 1,
+                                                             .residual = false}),
+                       1, 12);
+}
+
+TEST(Fuse, UnsupportedModelsAndTheReferenceBackendAreReturnedUnchanged) {
+  manual_seed(4);
+  auto dense = create_model("densenet40_k12", {.in_channels = 3});
+  EXPECT_EQ(fuse_for_inference(dense), dense);
+  auto preact = create_model("preact_resnet110", {.in_channels = 3});
+  EXPECT_EQ(fuse_for_inference(preact), preact);
+  auto net = create_model("resnet20", {.in_channels = 3});
+  {
+    backend::ForceReferenceGuard ref;
+    EXPECT_EQ(fuse_for_inference(net), net);
+  }
+  EXPECT_FALSE(is_fused_plan(*net));
+  EXPECT_EQ(fused_plan_summary(*net), "");
+}
+
+TEST(Fuse, TheFusedModuleIsASnapshotForInferenceOnly) {
+  manual_seed(5);
+  auto net = create_model("resnet20", {.in_channels = 1, .num_classes = 10});
+  net->eval();
+  auto fused = fuse_for_inference(net);
+  NoGradGuard ng;
+  Tensor x = randn({2, 1, 8, 8});
+  Tensor before = fused->forward(x);
+  for (auto& p : net->parameters()) std::fill_n(p.data<float>(), p.numel(), 0.5f);
+  EXPECT_EQ(rel_diff(fused->forward(x), before), 0.0);
+  EXPECT_TRUE(fused->parameters().empty());
+  EXPECT_THROW(fused->train(), Error);
+  EXPECT_THROW(fused->forward(randn({2, 3, 8, 8})), Error);  // wrong channel count
+  EXPECT_THROW(fused->forward(randn({2, 8})), Error);
+}
+
+}  // namespace
+}  // namespace resin::models
