@@ -42,4 +42,14 @@ inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 inline backend::Backend& be(const Tensor& t) { return backend::backend_for(t); }
 
+// Options for a new tensor on t's device with t's dtype (or the given one).
+inline TensorOptions like(const Tensor& t) { return {.dtype = t.dtype(), .device = t.device()}; }
+inline TensorOptions like(const Tensor& t, DType dtype) { return {.dtype = dtype, .device = t.device()}; }
+
+// Index and target tensors must live with the data they index.
+inline void check_same_device(const Tensor& data, const Tensor& index, const char* op, const char* what) {
+  RESIN_CHECK(data.device() == index.device(), op, ": ", what, " is on ", index.device(), " but the input is on ",
+              data.device());
+}
+
 }  // namespace resin::detail

@@ -10,7 +10,7 @@ struct SliceBackward : Node {
   int64_t dim = 0, start = 0, step = 1;
   std::string name() const override { return "SliceBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    Tensor gx = zeros(in_shape, like(g[0]));
     Tensor window = make_view(gx, g[0].shape(), [&] {
       Strides st = gx.strides();
       st[dim] *= step;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "resin/core/cuda.h"
 #include "resin/core/error.h"
 
 namespace resin {
@@ -20,11 +21,15 @@ void note_alloc(int64_t n) {
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  RESIN_CHECK(device.type == DeviceType::cpu, "Storage::allocate: device ", device,
-              " is not available in this build");
   auto s = std::make_shared<Storage>();
   s->nbytes = nbytes;
   s->device = device;
+  if (device.type != DeviceType::cpu) {
+    // Device memory comes from the CUDA caching allocator and is counted there, not here.
+    cuda::check_device(device);
+    s->data = cuda::raw::allocate(nbytes, device.index);
+    return s;
+  }
   const size_t rounded = ((nbytes + 63) / 64) * 64;
   void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
   if (rounded && !p) throw std::bad_alloc();
