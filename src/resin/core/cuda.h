@@ -18,8 +18,9 @@ namespace resin::cuda {
 bool built();                 // compiled with RESIN_WITH_CUDA
 int device_count();           // 0 when not built, no driver, or no GPU
 bool is_available();          // device_count() > 0
-// Throws resin::Error unless `d` can hold tensors: "resin was built without CUDA", "no CUDA device",
-// or "cuda:3 does not exist (2 CUDA devices)". A CPU device always passes.
+// Throws resin::Error unless `d` can hold tensors: "cuda:0 is not available: resin was built without
+// CUDA ...", "cuda:0 is not available: no CUDA device ...", or "cuda:3 does not exist (2 CUDA
+// devices)". A CPU device always passes.
 void check_device(Device d);
 // Waits for all work queued on the device's stream (-1: every initialised device).
 void synchronize(int device = -1);

@@ -14,7 +14,8 @@ bool built() { return false; }
 int device_count() { return 0; }
 bool is_available() { return false; }
 void check_device(Device d) {
-  if (d.type != DeviceType::cpu) no_cuda();
+  RESIN_CHECK(d.type == DeviceType::cpu, d, " is not available: resin was built without CUDA (configure with ",
+              "-DRESIN_WITH_CUDA=ON)");
 }
 void synchronize(int) {}
 MemoryStats memory_stats(int) { return {}; }

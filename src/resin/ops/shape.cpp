@@ -280,7 +280,11 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  cuda::check_device(d);
+  try {
+    cuda::check_device(d);
+  } catch (const Error& e) {
+    RESIN_FAIL("to: ", e.what());
+  }
   // A dense tensor moves as one block and keeps its layout (channels-last stays channels-last);
   // anything else is made contiguous on its own device first.
   const Tensor src = is_non_overlapping_dense() ? detach() : detach().contiguous();

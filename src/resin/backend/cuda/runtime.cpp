@@ -88,7 +88,7 @@ bool is_available() { return device_count() > 0; }
 void check_device(Device d) {
   if (d.type == DeviceType::cpu) return;
   const int n = device_count();
-  RESIN_CHECK(n > 0, "no CUDA device: resin was built with CUDA, but the driver reports no GPU");
+  RESIN_CHECK(n > 0, d, " is not available: no CUDA device (resin was built with CUDA, but the driver reports no GPU)");
   RESIN_CHECK(d.index >= 0 && d.index < n, d, " does not exist (", n, " CUDA device", n == 1 ? "" : "s", ")");
 }
 
