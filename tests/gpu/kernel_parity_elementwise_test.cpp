@@ -119,8 +119,11 @@ TEST(CudaKernelParityElementwise, Reduce) {
           Tensor out = gpu_out(c.out, Layout::nchw, dt), out_ref = empty(c.out, {.dtype = dt});
           gpu().reduce(op, on_gpu(x0, strided ? Layout::strided : Layout::nchw), out);
           ref().reduce(op, x0, out_ref);
-          if (op == Reduce::max || op == Reduce::min) EXPECT_EQ(out.to_vector(), out_ref.to_vector()) << what;
-          else expect_near_ref(out, out_ref, what);
+          if (op == Reduce::max || op == Reduce::min) {
+            EXPECT_EQ(out.to_vector(), out_ref.to_vector()) << what;
+          } else {
+            expect_near_ref(out, out_ref, what);
+          }
         }
 }
 

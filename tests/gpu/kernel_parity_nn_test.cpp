@@ -193,7 +193,9 @@ TEST(CudaKernelParity, PoolingIsExact) {
           const Tensor ws = gpu().pool2d_forward(kind, x, y, p);
           const Tensor ws_ref = ref().pool2d_forward(kind, x0, y_ref, p);
           EXPECT_EQ(y.to_vector(), y_ref.to_vector()) << what << " fwd";
-          if (kind == Pool::max) EXPECT_EQ(ws.to_vector(), ws_ref.to_vector()) << what << " argmax";
+          if (kind == Pool::max) {
+            EXPECT_EQ(ws.to_vector(), ws_ref.to_vector()) << what << " argmax";
+          }
           Tensor gx = gpu_out(c.x, ol, dt), gx_ref = empty(c.x, {.dtype = dt});
           gpu().pool2d_backward(kind, gy, ws, gx, p);
           ref().pool2d_backward(kind, gy0, ws_ref, gx_ref, p);

@@ -112,6 +112,7 @@ std::unordered_map<std::string, Choice> g_cache;
 ConvAlgoCacheStats g_stats;
 
 constexpr size_t kFindWorkspace = size_t{256} << 20;  // what the benchmark mode lets an algorithm use
+constexpr size_t kMaxWorkspace = size_t{1} << 30;     // heuristics' candidates needing more are skipped
 
 template <class Perf>
 void keep_ok(const Perf* perf, int n, std::vector<Choice>& out) {
@@ -219,8 +220,15 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
     return;
   }
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  bool no_memory = false;
   for (const Choice& ch : candidates(k, c, dev)) {
-    last = with_workspace(ch);
+    if (ch.workspace > kMaxWorkspace) continue;  // e.g. FFT algorithms asking for gigabytes
+    try {
+      last = with_workspace(ch);
+    } catch (const Error&) {  // no memory for this one's workspace: the next may need less
+      no_memory = true;
+      continue;
+    }
     if (last == CUDNN_STATUS_SUCCESS) {
       std::lock_guard<std::mutex> lock(g_mu);
       g_cache[key] = ch;
@@ -229,6 +237,8 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
     const int category = static_cast<int>(last) / 1000 * 1000;
     if (category != CUDNN_STATUS_NOT_SUPPORTED && category != CUDNN_STATUS_BAD_PARAM) break;
   }
+  RESIN_CHECK(!no_memory || last != CUDNN_STATUS_NOT_SUPPORTED,
+              "convolution: out of GPU memory for the workspace of every algorithm cuDNN offered");
   check_cudnn(last, "convolution (no algorithm accepted the configuration)");
 }
 
