@@ -8,6 +8,8 @@
 // wall time from the first step to the first evaluation at or above the target.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "resin/cli/args.h"
 #include "resin/core/cuda.h"
@@ -43,9 +45,12 @@ void resnet50(int64_t batch, int64_t steps, Device dev) {
   for (int64_t i = 0; i < steps; ++i) step();
   cuda::synchronize();
   const double s = since(t0);
-  std::printf("{\"framework\": \"resin\", \"bench\": \"resnet50_train\", \"batch\": %lld, \"dtype\": \"f32\", "
+  const char* tf32 = std::getenv("RESIN_CUDA_TF32");  // read by the backend: cuDNN may use TF32 tensor cores
+  const bool with_tf32 = tf32 && std::string(tf32) == "1";
+  std::printf("{\"framework\": \"resin\", \"bench\": \"resnet50_train\", \"batch\": %lld, \"dtype\": \"%s\", "
               "\"layout\": \"channels_last\", \"steps\": %lld, \"images_per_s\": %.1f, \"peak_gib\": %.2f}\n",
-              static_cast<long long>(batch), static_cast<long long>(steps), static_cast<double>(batch * steps) / s,
+              static_cast<long long>(batch), with_tf32 ? "f32 (TF32 convs)" : "f32", static_cast<long long>(steps),
+              static_cast<double>(batch * steps) / s,
               static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1 << 30));
   std::fflush(stdout);
 }
@@ -107,11 +112,12 @@ int main(int argc, char** argv) {
         .option("fmnist-dir", "", "Fashion-MNIST directory (empty: skip that benchmark)", "DIR")
         .option("target", "95", "Fashion-MNIST test top-1 to reach, %", "P")
         .option("epochs", "15", "at most this many Fashion-MNIST epochs (the cosine schedule's length)", "E")
-        .option("max-seconds", "150", "stop the Fashion-MNIST run after this long", "S");
+        .option("max-seconds", "150", "stop the Fashion-MNIST run after this long", "S")
+        .flag("no-resnet50", "skip the ResNet-50 benchmark");
     if (!args.parse(std::vector<std::string>(argv + 1, argv + argc))) return 0;
     const Device dev = Device::cuda(0);
     cuda::check_device(dev);
-    resnet50(args.get_int("batch", 1), args.get_int("steps", 1), dev);
+    if (!args.get_flag("no-resnet50")) resnet50(args.get_int("batch", 1), args.get_int("steps", 1), dev);
     if (!args.get("fmnist-dir").empty())
       fmnist(args.get("fmnist-dir"), args.get_double("target", 0, 100), args.get_int("epochs", 1),
              args.get_double("max-seconds", 1), dev);

@@ -30,7 +30,23 @@ cmake_args=(-DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=
 if ls .gpudeps/*.deb > /dev/null 2>&1; then
   prefix=$PWD/.gpudeps/root
   mkdir -p "$prefix"
-  for f in .gpudeps/*.deb; do dpkg-deb -x "$f" "$prefix"; done
+  for f in .gpudeps/*.deb; do
+    if command -v dpkg-deb > /dev/null; then
+      dpkg-deb -x "$f" "$prefix"
+    else  # a .deb is an ar archive holding data.tar.{xz,zst,gz}
+      m=$(ar t "$f" | grep '^data\.tar')
+      case $m in
+        *.xz) ar p "$f" "$m" | tar -xJ -C "$prefix" ;;
+        *.gz) ar p "$f" "$m" | tar -xz -C "$prefix" ;;
+        *) ar p "$f" "$m" | zstd -dc | tar -x -C "$prefix" ;;
+      esac
+    fi
+  done
+  # Debian's absolute .so links (libz.so -> /lib/...) must point into the prefix.
+  for l in "$prefix"/usr/lib/x86_64-linux-gnu/*.so; do
+    t=$(readlink "$l")
+    if [[ $t == /* && -e "$prefix$t" ]]; then ln -sf "$prefix$t" "$l"; fi
+  done
   cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_INCLUDE_PATH="$prefix/usr/include")
   export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 fi
@@ -79,6 +95,8 @@ if [[ $mode == all || $mode == bench ]]; then
   : > "$OUT/bench.jsonl"
   timeout 300 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} --max-seconds "$secs" \
     >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
+  RESIN_CUDA_TF32=1 timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 >> "$OUT/bench.jsonl" ||
+    echo "gpu_bench (TF32) failed or timed out"
   PYTHONUNBUFFERED=1 timeout 300 python3 tests/gpu/bench_torch.py --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} \
     --max-seconds "$secs" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
   python3 - "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md" <<'PY'

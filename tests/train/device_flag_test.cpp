@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "resin/core/cuda.h"
+#include "resin/core/error.h"
 #include "resin/train/trainer.h"
 
 using namespace resin;
