@@ -42,6 +42,7 @@ int cmd_train(const std::vector<std::string>& argv) {
       .flag("skip-nonfinite", "skip steps whose loss or gradients are NaN/Inf instead of stopping")
       .option("clip-grad-norm", "0", "clip the global gradient norm (0: off)", "X")
       .flag("channels-last", "keep activations in NHWC layout")
+      .option("device", d.device, "cpu | cuda | cuda:N (needs a build with RESIN_WITH_CUDA)", "DEV")
       .option("log-every", "50", "steps between train records in metrics.jsonl", "N")
       .option("progress", "auto", "auto | bar | lines", "MODE")
       .flag("sync-bn", "data parallel: BatchNorm statistics over all processes (default: per process)")
@@ -77,6 +78,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   c.skip_nonfinite = args.get_flag("skip-nonfinite");
   c.clip_grad_norm = args.get_double("clip-grad-norm", 0);
   c.channels_last = args.get_flag("channels-last");
+  c.device = args.get("device");
   c.log_every = args.get_int("log-every", 1);
   const std::string progress = args.get("progress");
   RESIN_CHECK(progress == "auto" || progress == "bar" || progress == "lines", "--progress expects auto, bar or lines, got '",
@@ -108,10 +110,12 @@ int cmd_eval(const std::vector<std::string>& argv) {
       .option("data-dir", "", "dataset directory", "DIR")
       .option("model", "", "network name (needed for weights-only files)", "NAME")
       .option("batch-size", "500", "images per batch", "B")
-      .option("threads", "0", "compute threads (0: all cores)", "T");
+      .option("threads", "0", "compute threads (0: all cores)", "T")
+      .option("device", "cpu", "cpu | cuda | cuda:N", "DEV");
   if (!args.parse(argv)) return 0;
   const auto r = train::evaluate_file(args.get("checkpoint"), args.get("data"), args.get("data-dir"), args.get("model"),
-                                      args.get_int("batch-size", 1, 1 << 20), args.get_int("threads", 0, 1024));
+                                      args.get_int("batch-size", 1, 1 << 20), args.get_int("threads", 0, 1024),
+                                      args.get("device"));
   std::printf("test loss %.4f, top-1 %.2f%%, top-5 %.2f%% on %lld images (%.1fs)\n", r.loss, r.top1, r.top5,
               static_cast<long long>(r.count), r.seconds);
   return 0;

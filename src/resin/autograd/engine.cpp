@@ -91,7 +91,7 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
     for (uint32_t k = 0; k < grads.size(); ++k) {
       if (!grads[k].defined() && k < n->output_meta().size()) {
         const auto& m = n->output_meta()[k];
-        grads[k] = zeros(m.shape, {.dtype = m.dtype});
+        grads[k] = zeros(m.shape, {.dtype = m.dtype, .device = m.device});
       }
       if (k < hooks.size())
         for (auto& h : hooks[k]) {
@@ -230,7 +230,7 @@ void set_history(const std::shared_ptr<Node>& node, const std::vector<const Tens
     meta.requires_grad = true;
     meta.grad_fn = node;
     meta.output_nr = k;
-    node->output_meta().push_back({outputs[k]->shape(), outputs[k]->dtype()});
+    node->output_meta().push_back({outputs[k]->shape(), outputs[k]->dtype(), outputs[k]->device()});
   }
 }
 
@@ -246,6 +246,8 @@ static std::vector<Edge> root_edges(const std::vector<Tensor>& roots, const std:
                 ", expected ", roots[i].shape());
     RESIN_CHECK(grads[i].dtype() == roots[i].dtype(), "backward: gradient for output ", i, " has dtype ",
                 grads[i].dtype(), ", expected ", roots[i].dtype());
+    RESIN_CHECK(grads[i].device() == roots[i].device(), "backward: gradient for output ", i, " is on ",
+                grads[i].device(), ", expected ", roots[i].device());
     edges.push_back(gradient_edge(roots[i]));
   }
   return edges;
@@ -280,7 +282,7 @@ void Tensor::backward(const Tensor& g, bool retain_graph) const {
   if (!grad.defined()) {
     RESIN_CHECK(numel() == 1, "backward: grad can be implicitly created only for scalar outputs, got shape ",
                 shape());
-    grad = ones(shape(), {.dtype = dtype()});
+    grad = ones(shape(), {.dtype = dtype(), .device = device()});
   }
   autograd::run_backward({*this}, {grad}, retain_graph);
 }

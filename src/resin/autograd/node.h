@@ -48,6 +48,7 @@ class Node : public std::enable_shared_from_this<Node> {
   struct OutputMeta {
     Shape shape;
     DType dtype = DType::f32;
+    Device device;
   };
   std::vector<OutputMeta>& output_meta() { return output_meta_; }
 

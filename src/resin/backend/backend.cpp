@@ -6,6 +6,9 @@
 
 #include "resin/backend/cpu/cpu_backend.h"
 #include "resin/backend/ref/ref_backend.h"
+#ifdef RESIN_WITH_CUDA
+#include "resin/backend/cuda/cuda_backend.h"
+#endif
 
 namespace resin::backend {
 namespace {
@@ -26,7 +29,14 @@ static Backend& cpu_backend() {
 }
 
 Backend& backend_for(const Tensor& t) {
-  RESIN_CHECK(t.device().type == DeviceType::cpu, "no backend for device ", t.device(), " in this build");
+  if (t.device().type == DeviceType::cuda) {
+    // force_reference does not apply: the reference loops cannot read device memory.
+#ifdef RESIN_WITH_CUDA
+    return cuda_backend();
+#else
+    RESIN_FAIL("no backend for device ", t.device(), ": resin was built without CUDA");
+#endif
+  }
   if (g_force_ref.load() || t.dtype() != DType::f32) return ref_backend();
   return cpu_backend();
 }

@@ -72,7 +72,7 @@ Tensor MultiheadAttention::forward(const Tensor& q, const Tensor& k, const Tenso
   if (mask.causal) {
     RESIN_CHECK(T == S, "MultiheadAttention: a causal mask needs as many keys as queries, got ", T, " and ",
                 S);
-    scores = masked_fill(scores, causal_mask(T, S), ninf);
+    scores = masked_fill(scores, causal_mask(T, S).to(scores.device()), ninf);
   }
   Tensor attn = softmax(scores, -1);
   if (weights) *weights = mean(attn, {1});

@@ -13,7 +13,7 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator* gen) {
   std::vector<int64_t> ms(static_cast<size_t>(x.dim()), 1);
   ms[0] = x.size(0);
   // keep = (u >= p) for u ~ U[0, 1): a constant mask, so the gradient flows only through x.
-  Tensor keep = mul(gt(rand(Shape(ms), {.dtype = x.dtype()}, gen), p), 1.0 / (1.0 - p));
+  Tensor keep = mul(gt(rand(Shape(ms), {.dtype = x.dtype(), .device = x.device()}, gen), p), 1.0 / (1.0 - p));
   return mul(x, keep);
 }
 

@@ -140,9 +140,8 @@ std::string serialize_safetensors(const std::map<std::string, Tensor>& tensors,
   for (const auto& [name, t] : tensors) {
     RESIN_CHECK(name != kMetadataKey, "save_safetensors: a tensor cannot be named ", kMetadataKey);
     RESIN_CHECK(t.defined(), "save_safetensors: tensor '", name, "' is undefined");
-    RESIN_CHECK(t.device().type == DeviceType::cpu, "save_safetensors: tensor '", name, "' is on ", t.device(),
-                ", expected a CPU tensor");
-    Tensor c = t.detach().contiguous();
+    // Device tensors (a model trained on a GPU) are written from a host copy.
+    Tensor c = t.detach().to(Device::cpu()).contiguous();
     const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * dtype_size(c.dtype());
     if (!first) header += ",";
     first = false;

@@ -5,6 +5,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/backend/backend.h"
+#include "resin/core/cuda.h"
 
 namespace resin::nn {
 
@@ -117,6 +118,20 @@ void Module::to(DType dtype) {
   for (auto& [_, c] : children_) c->to(dtype);
 }
 
+void Module::to(Device device) {
+  cuda::check_device(device);
+  NoGradGuard ng;
+  for (auto& [_, t] : params_)
+    if (t.defined() && t.device() != device) {
+      const bool rg = t.requires_grad();
+      t = t.detach().to(device);
+      t.set_requires_grad(rg);
+    }
+  for (auto& [_, t] : buffers_)
+    if (t.defined() && is_floating(t.dtype()) && t.device() != device) t = t.detach().to(device);
+  for (auto& [_, c] : children_) c->to(device);
+}
+
 void Module::zero_grad() {
   for (auto& [_, t] : named_parameters()) t.zero_grad();
 }
@@ -151,7 +166,9 @@ LoadReport Module::load_state_dict(const std::map<std::string, Tensor>& state, b
   for (auto& [n, t] : mine) {
     auto it = state.find(n);
     if (it == state.end()) continue;
-    backend::backend_for(t).copy(it->second, t.detach());
+    // Values may come from another device (a CPU checkpoint into a GPU model, or back).
+    const Tensor& v = it->second;
+    backend::backend_for(t).copy(v.device() == t.device() ? v : v.to(t.device()), t.detach());
   }
   return r;
 }

@@ -68,6 +68,10 @@ class Module : public std::enable_shared_from_this<Module> {
   void zero_grad();
   // Converts every floating parameter and buffer to `dtype` (e.g. f64 for gradient checks).
   void to(DType dtype);
+  // Moves every floating parameter and buffer to `device` (layout kept; gradients dropped). Integer
+  // buffers (BatchNorm's num_batches_tracked) stay on the CPU: they are host-side counters. Move a
+  // model before building its optimizer, which holds the parameter handles.
+  void to(Device device);
 
   // ---- state: parameters then buffers, each under its dotted path
   std::map<std::string, Tensor> state_dict() const;

@@ -25,7 +25,7 @@ struct Conv2dBackward : Node {
     if (needs_input_grad(0)) gx = empty_like(x);
     if (needs_input_grad(1) || needs_input_grad(2)) {
       gw = empty_like(w);
-      if (has_bias && needs_input_grad(2)) gb = empty(Shape{w.size(0)}, {.dtype = w.dtype()});
+      if (has_bias && needs_input_grad(2)) gb = empty(Shape{w.size(0)}, like(w));
     }
     be(x).conv2d_backward(x, gy, w, gx, gw, gb, p);
     if (!needs_input_grad(1)) gw = Tensor();
@@ -66,8 +66,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   backend::Conv2dParams p{sh, sw, ph, pw, dh, dw, o.groups};
   Shape ys{x.size(0), w.size(0), oh, ow};
   Tensor y = x.suggest_memory_format() == MemoryFormat::channels_last
-                 ? empty_strided(ys, channels_last_strides(ys), {.dtype = x.dtype()})
-                 : empty(ys, {.dtype = x.dtype()});
+                 ? empty_strided(ys, channels_last_strides(ys), like(x))
+                 : empty(ys, like(x));
   MacCounter::add(ys.numel() * w.size(1) * kh * kw);
   be(x).conv2d_forward(x.detach(), w.detach(), bias.defined() ? bias.detach() : Tensor(), y, p);
   if (autograd::any_requires_grad({&x, &w, &bias})) {

@@ -42,6 +42,16 @@ inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 inline backend::Backend& be(const Tensor& t) { return backend::backend_for(t); }
 
+// Options for a new tensor on t's device with t's dtype (or the given one).
+inline TensorOptions like(const Tensor& t) { return {.dtype = t.dtype(), .device = t.device()}; }
+inline TensorOptions like(const Tensor& t, DType dtype) { return {.dtype = dtype, .device = t.device()}; }
+
+// Index and target tensors must live with the data they index.
+inline void check_same_device(const Tensor& data, const Tensor& index, const char* op, const char* what) {
+  RESIN_CHECK(data.device() == index.device(), op, ": ", what, " is on ", index.device(), " but the input is on ",
+              data.device());
+}
+
 // The layout a gradient of `x` should have: x's own for 4-D tensors (so channels-last networks get
 // channels-last gradients and their kernels never reorder), contiguous otherwise.
 inline MemoryFormat grad_format(const Tensor& x) {
@@ -49,9 +59,8 @@ inline MemoryFormat grad_format(const Tensor& x) {
 }
 
 // Zeros of `shape` in layout `f` (the window-gradient nodes write g into them).
-inline Tensor zeros_in(const Shape& shape, DType dtype, MemoryFormat f) {
-  Tensor t = f == MemoryFormat::channels_last ? empty_strided(shape, channels_last_strides(shape), {.dtype = dtype})
-                                              : empty(shape, {.dtype = dtype});
+inline Tensor zeros_in(const Shape& shape, const TensorOptions& o, MemoryFormat f) {
+  Tensor t = f == MemoryFormat::channels_last ? empty_strided(shape, channels_last_strides(shape), o) : empty(shape, o);
   be(t).fill(t, 0.0);
   return t;
 }

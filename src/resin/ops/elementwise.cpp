@@ -165,7 +165,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 static Tensor scalar_op(const Tensor& a, double s, bool is_mul) {
   const char* name = is_mul ? "mul_scalar" : "add_scalar";
   check_floating(a, name);
-  Tensor sv = full(Shape{}, s, {.dtype = a.dtype()});
+  Tensor sv = full(Shape{}, s, like(a));
   Tensor out = empty_like(a);
   be(out).binary(is_mul ? Binary::mul : Binary::add, a.detach(), sv.expand(a.shape()), out);
   if (autograd::any_requires_grad({&a})) {
@@ -211,7 +211,7 @@ struct WhereBackward : Node {
   bool saves_tensors() const override { return true; }
   void release_saved() override { cond = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor z = zeros(Shape{}, {.dtype = g[0].dtype()});
+    Tensor z = zeros(Shape{}, like(g[0]));
     Tensor ga, gb;
     if (needs_input_grad(1)) ga = sum_to(where(cond, g[0], z), a_shape);
     if (needs_input_grad(2)) gb = sum_to(where(cond, z, g[0]), b_shape);
@@ -224,6 +224,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_floating(a, "where");
   check_same_dtype(a, b, "where");
   check_defined(cond, "where", "condition");
+  check_same_device(a, cond, "where", "the condition");
   const Shape s = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = elementwise_output(s, a, b);
   be(out).where(broadcast_view(cond, s), broadcast_view(a, s), broadcast_view(b, s), out);
@@ -238,13 +239,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
-  return where(mask, full(Shape{}, value, {.dtype = x.dtype()}), x);
+  return where(mask, full(Shape{}, value, like(x)), x);
 }
 
 Tensor eq(const Tensor& a, const Tensor& b) { NoGradGuard g; return binary_kernel(Binary::eq, a, b, "eq"); }
 Tensor gt(const Tensor& a, const Tensor& b) { NoGradGuard g; return binary_kernel(Binary::gt, a, b, "gt"); }
 Tensor lt(const Tensor& a, const Tensor& b) { NoGradGuard g; return binary_kernel(Binary::lt, a, b, "lt"); }
-Tensor gt(const Tensor& a, double s) { return gt(a, full(Shape{}, s, {.dtype = a.dtype()})); }
-Tensor lt(const Tensor& a, double s) { return lt(a, full(Shape{}, s, {.dtype = a.dtype()})); }
+Tensor gt(const Tensor& a, double s) { return gt(a, full(Shape{}, s, like(a))); }
+Tensor lt(const Tensor& a, double s) { return lt(a, full(Shape{}, s, like(a))); }
 
 }  // namespace resin

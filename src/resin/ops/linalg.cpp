@@ -55,7 +55,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape out_shape = batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor out = empty(out_shape, {.dtype = a.dtype()});
+  Tensor out = empty(out_shape, like(a));
   Tensor a3 = as_batched3(a.detach(), batch), b3 = as_batched3(b.detach(), batch);
   Tensor o3 = make_view(out, Shape{std::max<int64_t>(batch.numel(), 1), M, N},
                         Strides{M * N, N, 1}, 0);

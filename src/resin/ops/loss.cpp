@@ -18,10 +18,10 @@ struct SoftmaxBackward : Node {
     // (comparing is_contiguous() is not enough: size-1 dims may carry any stride).
     Tensor gy = g[0];
     if (gy.strides() != y.strides()) {
-      gy = empty_strided(y.shape(), y.strides(), {.dtype = y.dtype()});
+      gy = empty_strided(y.shape(), y.strides(), like(y));
       be(y).copy(g[0], gy);
     }
-    Tensor gx = empty_strided(y.shape(), y.strides(), {.dtype = y.dtype()});
+    Tensor gx = empty_strided(y.shape(), y.strides(), like(y));
     be(y).softmax_backward(y, gy, gx, dim, log);
     return {gx};
   }
@@ -52,21 +52,28 @@ struct NllLossBackward : Node {
   bool saves_tensors() const override { return true; }
   void release_saved() override { target = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros(in_shape, {.dtype = g[0].dtype()});
+    Tensor gx = zeros(in_shape, like(g[0]));
     be(gx).scatter_rows_add(neg(g[0]).contiguous(), target, gx);
     return {gx};
   }
 };
 
-void check_targets(const Tensor& target, int64_t n, int64_t classes, const char* op) {
+// Index tensors are range-checked on the host: a device index is copied over (and so waits for
+// its stream) — an out-of-range class must be an error, not a wild device write.
+Tensor host_indices(const Tensor& t) { return t.device().type == DeviceType::cpu ? t : t.to(Device::cpu()); }
+
+void check_targets(const Tensor& input, const Tensor& target, const char* op) {
+  const int64_t n = input.size(0), classes = input.size(1);
   check_defined(target, op, "target");
   RESIN_CHECK(target.dtype() == DType::i64, op, ": expected i64 class indices, got ", target.dtype());
   RESIN_CHECK(target.dim() == 1 && target.size(0) == n, op, ": expected target of shape [", n, "], got ",
               target.shape());
-  const int64_t* t = target.data<int64_t>();
+  check_same_device(input, target, op, "the target");
+  const Tensor host = host_indices(target);
+  const int64_t* t = host.data<int64_t>();
   for (int64_t i = 0; i < n; ++i)
-    RESIN_CHECK(t[i * target.stride(0)] >= 0 && t[i * target.stride(0)] < classes, op, ": target ",
-                t[i * target.stride(0)], " at index ", i, " is out of range [0, ", classes, ")");
+    RESIN_CHECK(t[i * host.stride(0)] >= 0 && t[i * host.stride(0)] < classes, op, ": target ",
+                t[i * host.stride(0)], " at index ", i, " is out of range [0, ", classes, ")");
 }
 
 Tensor reduce_loss(const Tensor& per_sample, Reduction r) {
@@ -93,7 +100,7 @@ struct EmbeddingBackward : Node {
   bool saves_tensors() const override { return true; }
   void release_saved() override { index = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gw = zeros(weight_shape, {.dtype = g[0].dtype()});
+    Tensor gw = zeros(weight_shape, like(g[0]));
     be(gw).index_add(g[0].contiguous().reshape({index.numel(), weight_shape[1]}), index, gw);
     return {gw};
   }
@@ -107,8 +114,8 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, t
 Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction r) {
   check_floating(logp, "nll_loss");
   RESIN_CHECK(logp.dim() == 2, "nll_loss: expected log-probabilities [N, C], got ", logp.shape());
-  check_targets(target, logp.size(0), logp.size(1), "nll_loss");
-  Tensor picked = empty(Shape{logp.size(0)}, {.dtype = logp.dtype()});
+  check_targets(logp, target, "nll_loss");
+  Tensor picked = empty(Shape{logp.size(0)}, like(logp));
   be(logp).gather_rows(logp.detach(), target, picked);
   Tensor out;
   {
@@ -129,7 +136,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   RESIN_CHECK(logits.dim() == 2, "cross_entropy: expected logits [N, C], got ", logits.shape());
   RESIN_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, "cross_entropy: label_smoothing must be in [0, 1], got ",
               o.label_smoothing);
-  check_targets(target, logits.size(0), logits.size(1), "cross_entropy");
+  check_targets(logits, target, "cross_entropy");
   Tensor logp = log_softmax(logits, 1);
   Tensor loss = nll_loss(logp, target, Reduction::none);
   if (o.label_smoothing > 0) {
@@ -155,10 +162,10 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   if (!training || p == 0) return x;
   Tensor mask;
   if (p == 1) {
-    mask = zeros(x.shape(), {.dtype = x.dtype()});
+    mask = zeros(x.shape(), like(x));
   } else {
     NoGradGuard ng;
-    mask = mul(gt(rand(x.shape(), {.dtype = x.dtype()}, gen), p), 1.0 / (1.0 - p));
+    mask = mul(gt(rand(x.shape(), like(x), gen), p), 1.0 / (1.0 - p));
   }
   Tensor out;
   {
@@ -178,12 +185,14 @@ Tensor embedding(const Tensor& indices, const Tensor& weight) {
   RESIN_CHECK(weight.dim() == 2, "embedding: expected weight [num_embeddings, dim], got ", weight.shape());
   check_defined(indices, "embedding", "indices");
   RESIN_CHECK(indices.dtype() == DType::i64, "embedding: expected i64 indices, got ", indices.dtype());
+  check_same_device(weight, indices, "embedding", "indices");
   Tensor idx = indices.contiguous().reshape({indices.numel()});
-  const int64_t* ip = idx.data<int64_t>();
+  const Tensor host = host_indices(idx);
+  const int64_t* ip = host.data<int64_t>();
   for (int64_t i = 0; i < idx.numel(); ++i)
     RESIN_CHECK(ip[i] >= 0 && ip[i] < weight.size(0), "embedding: index ", ip[i], " at position ", i,
                 " is out of range [0, ", weight.size(0), ")");
-  Tensor out = empty(Shape{idx.numel(), weight.size(1)}, {.dtype = weight.dtype()});
+  Tensor out = empty(Shape{idx.numel(), weight.size(1)}, like(weight));
   be(weight).index_select(weight.detach(), idx, out);
   Shape s = indices.shape();
   s.push_back(weight.size(1));

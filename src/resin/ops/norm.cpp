@@ -27,7 +27,7 @@ struct BatchNormBackward : Node {
     Tensor gy = as_4d(g[0]);
     Tensor gx = needs_input_grad(0) ? empty_like(x) : Tensor();
     Tensor gg = gamma.defined() && needs_input_grad(1) ? empty_like(gamma) : Tensor();
-    Tensor gb = needs_input_grad(2) ? empty(Shape{x.size(1)}, {.dtype = x.dtype()}) : Tensor();
+    Tensor gb = needs_input_grad(2) ? empty(Shape{x.size(1)}, like(x)) : Tensor();
     be(x).batch_norm_backward(x, gy, mean, var, gamma, gx, gg, gb, eps);
     // reshape would copy a channels-last gradient to contiguous; only 2-D/3-D inputs need it.
     return {gx.defined() && gx.shape() != in_shape ? gx.reshape(in_shape) : gx, gg, gb};
@@ -94,7 +94,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   RESIN_CHECK(per_channel > 1, "batch_norm: expected more than 1 value per channel when training, got input ",
               x.shape());
   Tensor y4 = empty_like(x4);
-  Tensor mean = empty(Shape{C}, {.dtype = x.dtype()}), var = empty(Shape{C}, {.dtype = x.dtype()});
+  Tensor mean = empty(Shape{C}, like(x)), var = empty(Shape{C}, like(x));
   be(x).batch_norm_forward_training(x4, weight.defined() ? weight.detach() : Tensor(),
                                     bias.defined() ? bias.detach() : Tensor(), y4, mean, var, eps);
   if (running_mean.defined() && running_var.defined()) {
@@ -126,8 +126,8 @@ struct LayerNormBackward : Node {
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
     Tensor gy = g[0].contiguous().reshape({x2.size(0), x2.size(1)});
     Tensor gx = needs_input_grad(0) ? empty_like(x2) : Tensor();
-    Tensor gg = needs_input_grad(1) ? empty(Shape{x2.size(1)}, {.dtype = x2.dtype()}) : Tensor();
-    Tensor gb = needs_input_grad(2) ? empty(Shape{x2.size(1)}, {.dtype = x2.dtype()}) : Tensor();
+    Tensor gg = needs_input_grad(1) ? empty(Shape{x2.size(1)}, like(x2)) : Tensor();
+    Tensor gb = needs_input_grad(2) ? empty(Shape{x2.size(1)}, like(x2)) : Tensor();
     be(x2).layer_norm_backward(x2, gy, mean, rstd, gamma, gx, gg, gb);
     return {gx.defined() ? gx.reshape(in_shape) : gx, gg.defined() ? gg.reshape(norm_shape) : gg,
             gb.defined() ? gb.reshape(norm_shape) : gb};
@@ -149,8 +149,8 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
     }
   const int64_t N = ns.numel(), M = x.numel() / std::max<int64_t>(N, 1);
   Tensor x2 = x.detach().contiguous().reshape({M, N});
-  Tensor y2 = empty(Shape{M, N}, {.dtype = x.dtype()});
-  Tensor mean = empty(Shape{M}, {.dtype = x.dtype()}), rstd = empty(Shape{M}, {.dtype = x.dtype()});
+  Tensor y2 = empty(Shape{M, N}, like(x));
+  Tensor mean = empty(Shape{M}, like(x)), rstd = empty(Shape{M}, like(x));
   Tensor g = weight.defined() ? weight.detach().contiguous().reshape({N}) : Tensor();
   Tensor b = bias.defined() ? bias.detach().contiguous().reshape({N}) : Tensor();
   be(x).layer_norm_forward(x2, g, b, y2, mean, rstd, eps);

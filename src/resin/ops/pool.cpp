@@ -13,12 +13,13 @@ struct Pool2dBackward : Node {
   Shape x_shape;      // gx is allocated with x's shape and (dense) strides; x's data is not kept
   Strides x_strides;
   DType x_dtype = DType::f32;
+  Device x_device;
   backend::Pool2dParams p;
   std::string name() const override { return kind == Pool::max ? "MaxPool2dBackward" : "AvgPool2dBackward"; }
   bool saves_tensors() const override { return kind == Pool::max; }
   void release_saved() override { workspace = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = empty_strided(x_shape, x_strides, {.dtype = x_dtype});
+    Tensor gx = empty_strided(x_shape, x_strides, {.dtype = x_dtype, .device = x_device});
     be(gx).pool2d_backward(kind, g[0], workspace, gx, p);
     return {gx};
   }
@@ -45,8 +46,8 @@ Tensor pool2d(Pool kind, const Tensor& x, const Pool2dOptions& o, const char* op
   backend::Pool2dParams p{kh, kw, sh, sw, ph, pw, o.count_include_pad};
   Shape ys{x.size(0), x.size(1), oh, ow};
   Tensor y = x.suggest_memory_format() == MemoryFormat::channels_last
-                 ? empty_strided(ys, channels_last_strides(ys), {.dtype = x.dtype()})
-                 : empty(ys, {.dtype = x.dtype()});
+                 ? empty_strided(ys, channels_last_strides(ys), like(x))
+                 : empty(ys, like(x));
   Tensor ws = be(x).pool2d_forward(kind, x.detach(), y, p);
   if (autograd::any_requires_grad({&x})) {
     auto n = std::make_shared<Pool2dBackward>();
@@ -55,6 +56,7 @@ Tensor pool2d(Pool kind, const Tensor& x, const Pool2dOptions& o, const char* op
     n->x_shape = x.shape();
     n->x_strides = x.is_non_overlapping_dense() ? x.strides() : contiguous_strides(x.shape());
     n->x_dtype = x.dtype();
+    n->x_device = x.device();
     n->p = p;
     record(n, {&x}, {&y});
   }

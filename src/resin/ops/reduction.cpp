@@ -40,7 +40,7 @@ ReduceSpec reduce_spec(const Tensor& x, std::vector<int64_t> dims, bool keepdim,
 Tensor reduce_raw(Reduce op, const Tensor& x, const ReduceSpec& r, const char* name) {
   check_floating(x, name);
   RESIN_CHECK(x.numel() > 0 || op == Reduce::sum, name, ": cannot reduce an empty tensor");
-  Tensor out = empty(r.keep_shape, {.dtype = x.dtype()});
+  Tensor out = empty(r.keep_shape, like(x));
   be(x).reduce(op, x.detach(), out);
   return out;
 }
@@ -136,13 +136,13 @@ Tensor argmax(const Tensor& x, int64_t dim) {
   Shape s = xc.shape();
   s.erase(s.size() - 1);
   Tensor out = empty(s, {.dtype = DType::i64});
-  const auto v = xc.to_vector();
+  const auto v = xc.to_vector();  // on the host, also for device tensors (no argmax kernel)
   int64_t* op = out.data<int64_t>();
   for (int64_t r = 0; r < rows; ++r) {
     const auto* row = v.data() + r * len;
     op[r] = std::max_element(row, row + len) - row;
   }
-  return out;
+  return out.to(x.device());
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "resin/core/cuda.h"
 #include "resin/ops/detail.h"
 
 namespace resin {
@@ -29,7 +30,7 @@ struct NarrowBackward : Node {
   MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "NarrowBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
+    Tensor gx = zeros_in(in_shape, like(g[0]), format);
     be(gx).copy(g[0], gx.narrow(dim, start, g[0].size(dim)));
     return {gx};
   }
@@ -47,6 +48,12 @@ struct CopyBackward : Node {  // contiguous / clone / dtype conversion
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
     return {g[0].dtype() == in_dtype ? g[0] : g[0].to(in_dtype)};
   }
+};
+
+struct ToDeviceBackward : Node {
+  Device in_device;
+  std::string name() const override { return "ToDeviceBackward"; }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override { return {g[0].to(in_device)}; }
 };
 
 struct ConcatBackward : Node {
@@ -70,7 +77,7 @@ struct PadBackward : Node {
   MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "PadBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
+    Tensor gx = zeros_in(in_shape, like(g[0]), format);
     Tensor src = g[0], dst = gx;
     for (size_t d = 0; d < lo.size(); ++d) {
       const int64_t in_start = std::max<int64_t>(0, -lo[d]);
@@ -245,8 +252,8 @@ Tensor Tensor::squeeze(int64_t d) const {
 namespace {
 Tensor copy_to(const Tensor& x, DType dtype, MemoryFormat f) {
   Tensor out = f == MemoryFormat::channels_last
-                   ? empty_strided(x.shape(), channels_last_strides(x.shape()), {.dtype = dtype})
-                   : empty(x.shape(), {.dtype = dtype});
+                   ? empty_strided(x.shape(), channels_last_strides(x.shape()), like(x, dtype))
+                   : empty(x.shape(), like(x, dtype));
   backend::backend_for(x.dtype() == DType::f32 || dtype != DType::f32 ? x : out).copy(x, out);
   if (autograd::any_requires_grad({&x})) {
     RESIN_CHECK(is_floating(dtype), "to: cannot track gradients through a conversion to ", dtype);
@@ -276,7 +283,23 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  RESIN_FAIL("to: device ", d, " is not available in this build (built without RESIN_WITH_CUDA)");
+  try {
+    cuda::check_device(d);
+  } catch (const Error& e) {
+    RESIN_FAIL("to: ", e.what());
+  }
+  // A dense tensor moves as one block and keeps its layout (channels-last stays channels-last);
+  // anything else is made contiguous on its own device first.
+  const Tensor src = is_non_overlapping_dense() ? detach() : detach().contiguous();
+  Tensor out = empty_strided(shape(), src.strides(), {.dtype = dtype(), .device = d});
+  if (numel() > 0)
+    cuda::raw::copy(out.raw_data(), d, src.raw_data(), device(), static_cast<size_t>(numel()) * dtype_size(dtype()));
+  if (autograd::any_requires_grad({this})) {
+    auto n = std::make_shared<ToDeviceBackward>();
+    n->in_device = device();
+    record(n, {this}, {&out});
+  }
+  return out;
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
@@ -297,7 +320,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
     total += xs[i].size(dim);
   }
   s[dim] = total;
-  Tensor out = empty_like(empty(s, {.dtype = first.dtype()}),
+  Tensor out = empty_like(empty(s, like(first)),
                           first.dim() == 4 ? first.suggest_memory_format() : MemoryFormat::contiguous);
   be(out).concat(xs, out, dim);
   if (autograd::any_requires_grad(xs)) {
@@ -355,7 +378,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& amounts, double value) {
     s[d] += lo[d] + hi[d];
     RESIN_CHECK(s[d] >= 0, "pad: padding ", amounts.size() ? "" : "", "makes dim ", d, " negative (", s[d], ")");
   }
-  Tensor out = empty_like(empty(s, {.dtype = x.dtype()}), x.dim() == 4 ? x.suggest_memory_format() : MemoryFormat::contiguous);
+  Tensor out = empty_like(empty(s, like(x)), x.dim() == 4 ? x.suggest_memory_format() : MemoryFormat::contiguous);
   be(out).fill(out, value);
   Tensor src = x, dst = out;
   bool empty_overlap = false;

@@ -11,7 +11,7 @@ struct SliceBackward : Node {
   MemoryFormat format = MemoryFormat::contiguous;
   std::string name() const override { return "SliceBackward"; }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
-    Tensor gx = zeros_in(in_shape, g[0].dtype(), format);
+    Tensor gx = zeros_in(in_shape, like(g[0]), format);
     Tensor window = make_view(gx, g[0].shape(), [&] {
       Strides st = gx.strides();
       st[dim] *= step;

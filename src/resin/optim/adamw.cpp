@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "resin/backend/cuda_fused.h"
 #include "resin/optim/detail.h"
 
 #include "resin/optim/fp_contract_off.h"  // last include: see the header
@@ -111,6 +112,12 @@ void AdamW::update(const ParamGroup& group, const Tensor& p, const Tensor& grad,
   const double bias_correction2 = 1 - std::pow(o_.beta2, t);
   const double step_size = group.lr / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  if (p.device().type == DeviceType::cuda) {
+    backend::cuda_fused::adamw_update(p, grad, m, v, vmax,
+                                      {1 - group.lr * group.weight_decay, o_.beta1, 1 - o_.beta1, o_.beta2,
+                                       1 - o_.beta2, bias_correction2_sqrt, o_.eps, -step_size, o_.amsgrad});
+    return;
+  }
 
   dispatch_dtype(p.dtype(), [&](auto tag) {
     using T = decltype(tag);

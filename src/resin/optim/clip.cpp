@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/backend/cuda_fused.h"
+#include "resin/ops/ops.h"
 #include "resin/optim/detail.h"
 
 #include "resin/optim/fp_contract_off.h"  // last include: see the header
@@ -11,8 +13,13 @@ namespace resin::optim {
 
 namespace {
 
-// g itself when dense in memory (any order: norms and finiteness do not care), else a copy.
-Tensor dense(const Tensor& g) { return g.is_non_overlapping_dense() ? g : g.contiguous(); }
+// g itself when dense in memory (any order: norms and finiteness do not care), else a copy. Norms
+// of device gradients are taken on the host (a copy per gradient: clipping on a GPU is correct but
+// not fast); the finiteness checks below stay on the device.
+Tensor dense(const Tensor& g) {
+  const Tensor h = g.device().type == DeviceType::cpu ? g : g.to(Device::cpu());
+  return h.is_non_overlapping_dense() ? h : h.contiguous();
+}
 
 // sum |x|^p (p finite) or max |x| (p = inf, NaN propagating) over a dense tensor, in double.
 // Partial results per fixed-size chunk are combined in chunk order, so the value does not depend
@@ -53,7 +60,6 @@ std::vector<Tensor> defined_grads(const std::vector<Tensor>& params) {
     if (!g.defined()) continue;
     RESIN_CHECK(g.dtype() == DType::f32 || g.dtype() == DType::f64,
                 "clip_grad_norm: gradients must be f32 or f64, got ", g.dtype());
-    RESIN_CHECK(g.device() == Device::cpu(), "clip_grad_norm: gradients must be on the CPU, got ", g.device());
     out.push_back(g);
   }
   return out;
@@ -90,6 +96,7 @@ double clip_coef(double max_norm, double total) {
 template <class T>
 Tensor scaled(const Tensor& g, double coef_d) {
   const T coef = static_cast<T>(coef_d);
+  if (g.device().type != DeviceType::cpu) return mul(g, static_cast<double>(coef));  // same rounding: one product
   Tensor out = empty_like(g);
   const Tensor src = detail::match_layout(g, out);
   const T* s = src.data<T>();
@@ -165,21 +172,44 @@ double clip_grad_norm(const std::vector<std::pair<std::string, Tensor>>& named, 
   return clip_impl(params, max_norm, norm_type, error_if_nonfinite, &names);
 }
 
+namespace {
+// Device gradients: one fused check of all of them (one round trip per step in the trainer); only
+// when something is non-finite are they checked one by one.
+bool device_finite(const std::vector<Tensor>& grads) {
+  std::vector<Tensor> gs;
+  for (const auto& g : grads)
+    if (g.defined() && g.device().type == DeviceType::cuda)
+      gs.push_back(g.is_non_overlapping_dense() ? g : g.contiguous());
+  return gs.empty() || backend::cuda_fused::all_finite(gs);
+}
+
+std::vector<Tensor> grads_of(const std::vector<Tensor>& params) {
+  std::vector<Tensor> out;
+  for (const auto& p : params) out.push_back(p.grad());
+  return out;
+}
+}  // namespace
+
 std::vector<std::string> nonfinite_grads(const std::vector<std::pair<std::string, Tensor>>& named) {
   NoGradGuard no_grad;
   std::vector<std::string> out;
+  std::vector<Tensor> grads;
+  for (const auto& [n, p] : named) grads.push_back(p.grad());
+  const bool device_ok = device_finite(grads);
   for (const auto& [n, p] : named) {
     const Tensor g = p.grad();
-    if (g.defined() && !grad_finite(g)) out.push_back(n);
+    if (!g.defined() || (device_ok && g.device().type == DeviceType::cuda)) continue;
+    if (g.device().type == DeviceType::cuda ? !device_finite({g}) : !grad_finite(g)) out.push_back(n);
   }
   return out;
 }
 
 bool grads_finite(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
+  if (!device_finite(grads_of(params))) return false;
   for (const auto& p : params) {
     const Tensor g = p.grad();
-    if (g.defined() && !grad_finite(g)) return false;
+    if (g.defined() && g.device().type == DeviceType::cpu && !grad_finite(g)) return false;
   }
   return true;
 }

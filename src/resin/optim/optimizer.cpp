@@ -136,10 +136,11 @@ void Optimizer::step() {
       if (!grad.defined()) continue;
       RESIN_CHECK(grad.shape() == p.shape(), type_name(), "::step: gradient of ", param_label(gi, i),
                   " has shape ", grad.shape(), ", the parameter has shape ", p.shape());
-      RESIN_CHECK(p.is_non_overlapping_dense() && p.device() == Device::cpu() &&
-                      (p.dtype() == DType::f32 || p.dtype() == DType::f64),
-                  type_name(), "::step: ", param_label(gi, i),
-                  " must be a dense f32/f64 CPU tensor, got dtype ", p.dtype(), " on ", p.device());
+      RESIN_CHECK(p.is_non_overlapping_dense() && (p.dtype() == DType::f32 || p.dtype() == DType::f64),
+                  type_name(), "::step: ", param_label(gi, i), " must be a dense f32/f64 tensor, got dtype ",
+                  p.dtype(), " on ", p.device());
+      RESIN_CHECK(grad.device() == p.device(), type_name(), "::step: gradient of ", param_label(gi, i), " is on ",
+                  grad.device(), ", the parameter on ", p.device());
       update(grp, p, detail::match_layout(grad, p), state_[gi][i]);
     }
   }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "resin/backend/cuda_fused.h"
 #include "resin/optim/detail.h"
 
 #include "resin/optim/fp_contract_off.h"  // last include: see the header
@@ -100,6 +101,12 @@ void Sgd::update(const ParamGroup& group, const Tensor& p, const Tensor& grad, P
     auto it = state.find("momentum_buffer");
     first = it == state.end();
     buf = first ? (state["momentum_buffer"] = empty_like(p)) : it->second;
+  }
+  if (p.device().type == DeviceType::cuda) {
+    backend::cuda_fused::sgd_update(p, grad, buf,
+                                    {group.weight_decay, o_.momentum, 1.0 - o_.dampening, -group.lr,
+                                     group.weight_decay != 0, use_momentum, first, o_.nesterov});
+    return;
   }
   dispatch_dtype(p.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "resin/core/cuda.h"
 #include "resin/core/rng.h"
 #include "resin/tensor/tensor.h"
 
@@ -31,8 +32,22 @@ Tensor empty_like(const Tensor& t) {
 }
 
 namespace {
+// A finished host tensor moved to `device` (values are drawn on the host, so a seeded factory gives
+// the same numbers on every device).
+Tensor to_device(const Tensor& host, Device device, bool requires_grad) {
+  Tensor t = empty(host.shape(), {.dtype = host.dtype(), .device = device});
+  cuda::raw::copy(t.raw_data(), device, host.raw_data(), Device::cpu(),
+                  static_cast<size_t>(host.numel()) * dtype_size(host.dtype()));
+  if (requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
 template <class F>
 Tensor fill_with(const Shape& s, TensorOptions o, F&& value_at) {
+  if (o.device.type != DeviceType::cpu) {
+    cuda::check_device(o.device);
+    return to_device(fill_with(s, {.dtype = o.dtype}, value_at), o.device, o.requires_grad);
+  }
   Tensor t = empty(s, {.dtype = o.dtype, .device = o.device});
   dispatch_dtype(o.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -49,7 +64,14 @@ Tensor fill_with(const Shape& s, TensorOptions o, F&& value_at) {
 }  // namespace
 
 Tensor full(const Shape& s, double value, TensorOptions o) {
-  return fill_with(s, o, [value](int64_t) { return value; });
+  if (o.device.type == DeviceType::cpu) return fill_with(s, o, [value](int64_t) { return value; });
+  // On a device: one element converted on the host, then a fill kernel (no host-to-device copy of
+  // the whole tensor, and no wait).
+  Tensor one = fill_with(Shape{}, {.dtype = o.dtype}, [value](int64_t) { return value; });
+  Tensor t = empty(s, {.dtype = o.dtype, .device = o.device});
+  cuda::raw::fill(t.raw_data(), o.device.index, static_cast<size_t>(t.numel()), one.raw_data(), dtype_size(o.dtype));
+  if (o.requires_grad) t.set_requires_grad(true);
+  return t;
 }
 Tensor zeros(const Shape& s, TensorOptions o) { return full(s, 0.0, o); }
 Tensor ones(const Shape& s, TensorOptions o) { return full(s, 1.0, o); }

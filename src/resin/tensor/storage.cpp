@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 
+#include "resin/core/cuda.h"
 #include "resin/core/error.h"
 
 namespace resin {
@@ -64,11 +65,15 @@ BlockCache& block_cache() {
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  RESIN_CHECK(device.type == DeviceType::cpu, "Storage::allocate: device ", device,
-              " is not available in this build");
   auto s = std::make_shared<Storage>();
   s->nbytes = nbytes;
   s->device = device;
+  if (device.type != DeviceType::cpu) {
+    // Device memory comes from the CUDA caching allocator and is counted there, not here.
+    cuda::check_device(device);
+    s->data = cuda::raw::allocate(nbytes, device.index);
+    return s;
+  }
   const size_t rounded = ((nbytes + 63) / 64) * 64;
   const bool cacheable = rounded >= kCacheMin;
   // Capacity of the block actually held (a cached block may be up to 1/8 larger than asked for).

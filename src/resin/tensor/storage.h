@@ -9,14 +9,14 @@
 namespace resin {
 
 struct Storage {
-  std::shared_ptr<uint8_t> data;  // 64-byte aligned; deleter returns it to the allocator
+  std::shared_ptr<uint8_t> data;  // 64-byte aligned (CPU); deleter returns it to the allocator
   size_t nbytes = 0;
   Device device;
 
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device::cpu());
 };
 
-// Allocator counters, for memory tests and benchmarks.
+// Host allocator counters, for memory tests and benchmarks (CUDA memory: cuda::memory_stats()).
 struct AllocatorStats {
   int64_t current_bytes = 0;
   int64_t peak_bytes = 0;

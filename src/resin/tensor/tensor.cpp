@@ -77,6 +77,7 @@ bool Tensor::is_non_overlapping_dense() const {
 
 template <class T>
 std::vector<T> Tensor::values() const {
+  if (device().type != DeviceType::cpu) return detach().to(Device::cpu()).values<T>();
   std::vector<T> out(static_cast<size_t>(numel()));
   if (out.empty()) return out;
   const Strides dense = contiguous_strides(shape());

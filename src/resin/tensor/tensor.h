@@ -63,14 +63,18 @@ class Tensor {
   MemoryFormat suggest_memory_format() const;
   bool is_non_overlapping_dense() const;  // some permutation of the dims is contiguous
 
-  // ---- data access (CPU). data<T>() checks the dtype and points at the first element.
+  // ---- data access. data<T>() checks the dtype and that the tensor is on the CPU, and points at
+  // the first element; raw_data() is the first element's address on the tensor's own device.
   void* raw_data() const;
   template <class T>
   T* data() const {
     RESIN_CHECK(dtype() == dtype_of<T>::value, "Tensor::data: tensor has dtype ", dtype(),
                 ", requested ", dtype_of<T>::value);
+    RESIN_CHECK(device().type == DeviceType::cpu, "Tensor::data: tensor is on ", device(),
+                "; copy it to the CPU first with .to(Device::cpu())");
     return static_cast<T*>(raw_data());
   }
+  // These three copy a device tensor to the CPU first (and so wait for its stream).
   double item() const;                      // single element, converted to double
   std::vector<double> to_vector() const;    // all elements in logical order, as double
   template <class T>

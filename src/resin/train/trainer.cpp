@@ -17,6 +17,7 @@
 #include "resin/autograd/grad_mode.h"
 #include "resin/distributed/ddp.h"
 #include "resin/distributed/sync_batch_norm.h"
+#include "resin/core/cuda.h"
 #include "resin/io/atomic_file.h"
 #include "resin/io/safetensors.h"
 #include "resin/models/zoo.h"
@@ -41,7 +42,8 @@ std::string to_json(const TrainConfig& c) {
                                    {"seed", static_cast<int64_t>(c.seed)}, {"threads", c.threads},
                                    {"train_subset", c.train_subset}, {"test_subset", c.test_subset},
                                    {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last},
-                                   {"world_size", static_cast<int64_t>(c.dist.world_size)}, {"sync_bn", c.sync_bn}});
+                                   {"world_size", static_cast<int64_t>(c.dist.world_size)}, {"sync_bn", c.sync_bn},
+                                   {"device", c.device}});
 }
 
 namespace {
@@ -71,6 +73,19 @@ optim::LrSchedulePtr make_schedule(const TrainConfig& c, int64_t iters_per_epoch
   return optim::warmup_then(warmup, 0.1, main);
 }
 
+// A batch's images on the training device, in the layout the run asks for.
+Tensor prepare_images(const Tensor& images, Device device, bool channels_last) {
+  Tensor x = images.to(device);
+  return channels_last ? x.contiguous(MemoryFormat::channels_last) : x;
+}
+
+// A known, available device (else a clear error: built without CUDA, no device, no such index).
+Device training_device(const std::string& name) {
+  const Device d = parse_device(name);
+  cuda::check_device(d);
+  return d;
+}
+
 // Sums a meter over the ranks of a data-parallel job (all of them must call it at the same point).
 RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMeter& m) {
   if (comm.size() == 1) return m;
@@ -84,7 +99,7 @@ RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMete
   return out;
 }
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last,
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last, Device device,
                     distributed::Communicator& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   NoGradGuard ng;
@@ -93,9 +108,9 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_l
   RunningMeter meter;
   loader.start_epoch(0);
   while (auto b = loader.next()) {
-    Tensor x = channels_last ? b->images.contiguous(MemoryFormat::channels_last) : b->images;
+    Tensor x = prepare_images(b->images, device, channels_last);
     Tensor logits = model.forward(x);
-    Tensor loss = cross_entropy(logits, b->labels, {.reduction = Reduction::sum});
+    Tensor loss = cross_entropy(logits, b->labels.to(device), {.reduction = Reduction::sum});
     meter.add(loss.item(), accuracy(logits, b->labels));
   }
   meter = all_reduce_meter(comm, meter);
@@ -201,6 +216,7 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
+  const Device device = training_device(c.device);
   const auto t_start = std::chrono::steady_clock::now();
   // ---- data parallelism: join the job first, so every later failure can be agreed on
   const int world = c.dist.world_size;
@@ -254,6 +270,7 @@ TrainResult run_training(const TrainConfig& c) {
   // ---- model, optimizer, schedule
   manual_seed(c.seed);
   auto model = models::create_model(c.model, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
+  model->to(device);  // before the optimizer takes the parameter handles
   auto named = model->named_parameters();
   optim::Sgd opt(optim::weight_decay_param_groups(named, c.lr, c.weight_decay),
                  {.momentum = c.momentum, .nesterov = c.nesterov && c.momentum > 0});
@@ -329,11 +346,11 @@ TrainResult run_training(const TrainConfig& c) {
   const bool interactive = c.progress < 0 ? Progress::stdout_is_terminal() : c.progress == 1;
   if (lead) {
     std::printf("training %s (%lld parameters) on %s: %lld train / %lld test images, %lld epochs x %lld steps, "
-                "batch %lld, %d threads\n",
+                "batch %lld, %d threads, on %s\n",
                 c.model.c_str(), static_cast<long long>(model->parameter_count()), c.data.c_str(),
                 static_cast<long long>(train_set->size()), static_cast<long long>(test_set->size()),
                 static_cast<long long>(c.epochs), static_cast<long long>(ipe), static_cast<long long>(c.batch_size),
-                omp_get_max_threads());
+                omp_get_max_threads(), device.str().c_str());
     if (world > 1)
       std::printf("data parallel: %d processes (%s), %lld images each per step, %lld gradient buckets%s\n", world,
                   comm->backend().c_str(), static_cast<long long>(c.batch_size / world),
@@ -358,9 +375,9 @@ TrainResult run_training(const TrainConfig& c) {
     int64_t window_images = 0;
     while (auto b = train_loader.next()) {
       const int64_t batch_index = b->index;
-      Tensor x = c.channels_last ? b->images.contiguous(MemoryFormat::channels_last) : b->images;
+      Tensor x = prepare_images(b->images, device, c.channels_last);
       Tensor logits = model->forward(x);
-      Tensor loss = cross_entropy(logits, b->labels, {.label_smoothing = c.label_smoothing});
+      Tensor loss = cross_entropy(logits, b->labels.to(device), {.label_smoothing = c.label_smoothing});
       const double loss_value = loss.item();
       bool skip = false;
       // Ranks must agree on skipping (a skipped backward would leave the others waiting).
@@ -433,7 +450,7 @@ TrainResult run_training(const TrainConfig& c) {
     meter = all_reduce_meter(*comm, meter);
     if (bar) bar->finish("loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()));
     if (ddp) ddp->broadcast_buffers();  // evaluate and save rank 0's running statistics on every rank
-    EvalResult ev = evaluate(*model, test_loader, c.channels_last, *comm);
+    EvalResult ev = evaluate(*model, test_loader, c.channels_last, device, *comm);
     if (lead)
       std::printf("epoch %lld/%lld: test loss %.4f, top-1 %.2f%%, top-5 %.2f%% (%lld images, %.1fs)\n",
                 static_cast<long long>(epoch + 1), static_cast<long long>(c.epochs), ev.loss, ev.top1, ev.top5,
@@ -477,8 +494,10 @@ TrainResult run_training(const TrainConfig& c) {
 }
 
 EvalResult evaluate_file(const std::string& path, const std::string& data_name, const std::string& data_dir,
-                         const std::string& model_name, int64_t batch_size, int64_t threads) {
+                         const std::string& model_name, int64_t batch_size, int64_t threads,
+                         const std::string& device_name) {
   set_threads(threads);
+  const Device device = training_device(device_name);
   DataSpec d = load_data(data_name, data_dir);
   std::string name = model_name;
   std::map<std::string, Tensor> weights;
@@ -497,9 +516,10 @@ EvalResult evaluate_file(const std::string& path, const std::string& data_name, 
     weights = std::move(f.tensors);
   }
   auto model = models::create_model(name, {.in_channels = d.channels, .num_classes = d.num_classes, .image_size = d.image_size});
+  model->to(device);
   model->load_state_dict(weights, true);
   data::DataLoader loader(d.test, {.batch_size = batch_size, .num_workers = 1}, test_transform(d));
-  return evaluate(*model, loader, false, *distributed::make_single_process_communicator());
+  return evaluate(*model, loader, false, device, *distributed::make_single_process_communicator());
 }
 
 }  // namespace resin::train

@@ -65,6 +65,7 @@ struct TrainConfig {
   bool skip_nonfinite = false;            // skip steps with non-finite loss/gradients instead of stopping
   double clip_grad_norm = 0.0;            // 0: no clipping
   bool channels_last = false;             // keep activations NHWC (see docs/performance.md)
+  std::string device = "cpu";             // cpu | cuda | cuda:N (model, batches and optimizer state live there)
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar
   distributed::DistConfig dist;           // this process's place in a data-parallel job
@@ -93,6 +94,7 @@ struct EvalResult {
 };
 // Evaluates a checkpoint or weights file (model name and shape from a checkpoint, or given).
 EvalResult evaluate_file(const std::string& path, const std::string& data, const std::string& data_dir,
-                         const std::string& model_name, int64_t batch_size, int64_t threads);
+                         const std::string& model_name, int64_t batch_size, int64_t threads,
+                         const std::string& device = "cpu");
 
 }  // namespace resin::train

@@ -1,0 +1,343 @@
+// Convolution on cuDNN (its v7-style API, still shipped by cuDNN 9 in libcudnn_cnn): forward,
+// backward data, backward filter, with the algorithm chosen once per geometry and cached.
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "resin/backend/cuda/cuda_backend.h"
+#include "resin/backend/cuda/cudnn_util.h"
+
+namespace resin::backend {
+
+using namespace cuda;
+
+namespace cuda {
+
+cudnnDataType_t cudnn_type(DType t) {
+  if (t == DType::f32) return CUDNN_DATA_FLOAT;
+  if (t == DType::f64) return CUDNN_DATA_DOUBLE;
+  RESIN_FAIL("cuDNN kernels take f32 or f64 tensors, got ", t);
+}
+
+TensorDesc::TensorDesc(DType t, const Shape& s, Layout l) {
+  check_cudnn(cudnnCreateTensorDescriptor(&d_), "cudnnCreateTensorDescriptor");
+  const Strides st = layout_strides(s, l);
+  auto i = [](int64_t v) {
+    RESIN_CHECK(v <= INT32_MAX, "cuDNN: size or stride ", v, " does not fit in 32 bits");
+    return static_cast<int>(v);
+  };
+  check_cudnn(cudnnSetTensor4dDescriptorEx(d_, cudnn_type(t), i(s[0]), i(s[1]), i(s[2]), i(s[3]), i(st[0]), i(st[1]),
+                                           i(st[2]), i(st[3])),
+              "cudnnSetTensor4dDescriptorEx");
+}
+
+FilterDesc::FilterDesc(DType t, const Shape& s, Layout l) {
+  check_cudnn(cudnnCreateFilterDescriptor(&d_), "cudnnCreateFilterDescriptor");
+  check_cudnn(cudnnSetFilter4dDescriptor(d_, cudnn_type(t), l == Layout::nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                         static_cast<int>(s[0]), static_cast<int>(s[1]), static_cast<int>(s[2]),
+                                         static_cast<int>(s[3])),
+              "cudnnSetFilter4dDescriptor");
+}
+
+const void* blend_one(DType t) {
+  static const float f = 1.0f;
+  static const double d = 1.0;
+  return t == DType::f64 ? static_cast<const void*>(&d) : static_cast<const void*>(&f);
+}
+const void* blend_zero(DType t) {
+  static const float f = 0.0f;
+  static const double d = 0.0;
+  return t == DType::f64 ? static_cast<const void*>(&d) : static_cast<const void*>(&f);
+}
+
+}  // namespace cuda
+
+namespace {
+
+enum class ConvKind { fwd, bwd_data, bwd_filter };
+
+bool env_on(const char* name) {
+  const char* e = std::getenv(name);
+  return e && std::strcmp(e, "1") == 0;
+}
+
+class ConvDesc {
+ public:
+  ConvDesc(DType t, const Conv2dParams& p) {
+    check_cudnn(cudnnCreateConvolutionDescriptor(&d_), "cudnnCreateConvolutionDescriptor");
+    check_cudnn(cudnnSetConvolution2dDescriptor(d_, static_cast<int>(p.pad_h), static_cast<int>(p.pad_w),
+                                                static_cast<int>(p.stride_h), static_cast<int>(p.stride_w),
+                                                static_cast<int>(p.dilation_h), static_cast<int>(p.dilation_w),
+                                                CUDNN_CROSS_CORRELATION, cudnn_type(t)),
+                "cudnnSetConvolution2dDescriptor");
+    check_cudnn(cudnnSetConvolutionGroupCount(d_, static_cast<int>(p.groups)), "cudnnSetConvolutionGroupCount");
+    // FMA math keeps f32 convolutions in f32 (no TF32 tensor cores) unless asked.
+    static const bool tf32 = env_on("RESIN_CUDA_TF32");
+    check_cudnn(cudnnSetConvolutionMathType(d_, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+                "cudnnSetConvolutionMathType");
+  }
+  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
+  ConvDesc(const ConvDesc&) = delete;
+  ConvDesc& operator=(const ConvDesc&) = delete;
+  cudnnConvolutionDescriptor_t get() const { return d_; }
+
+ private:
+  cudnnConvolutionDescriptor_t d_ = nullptr;
+};
+
+// One convolution call: x/dx, w/dw and y/dy in the call's layout, with their descriptors.
+struct ConvCall {
+  cudnnHandle_t handle;
+  DType dtype;
+  const TensorDesc& x;
+  const FilterDesc& w;
+  const ConvDesc& conv;
+  const TensorDesc& y;
+  void* xp;
+  void* wp;
+  void* yp;
+};
+
+struct Choice {
+  int algo = 0;
+  size_t workspace = 0;
+};
+
+std::mutex g_mu;
+std::unordered_map<std::string, Choice> g_cache;
+ConvAlgoCacheStats g_stats;
+
+constexpr size_t kFindWorkspace = size_t{256} << 20;  // what the benchmark mode lets an algorithm use
+constexpr size_t kMaxWorkspace = size_t{1} << 30;     // heuristics' candidates needing more are skipped
+
+template <class Perf>
+void keep_ok(const Perf* perf, int n, std::vector<Choice>& out) {
+  for (int i = 0; i < n; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) out.push_back({static_cast<int>(perf[i].algo), perf[i].memory});
+}
+
+// Candidates, best first: cuDNN's heuristics, or timed runs when RESIN_CUDNN_BENCHMARK=1.
+std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
+  static const bool benchmark = env_on("RESIN_CUDNN_BENCHMARK");
+  std::vector<Choice> out;
+  int n = 0;
+  Tensor ws;
+  void* wsp = nullptr;
+  if (benchmark) {
+    ws = empty(Shape{static_cast<int64_t>(kFindWorkspace)}, {.dtype = DType::u8, .device = dev});
+    wsp = ws.raw_data();
+  }
+  switch (k) {
+    case ConvKind::fwd: {
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      check_cudnn(benchmark ? cudnnFindConvolutionForwardAlgorithmEx(c.handle, c.x.get(), c.xp, c.w.get(), c.wp,
+                                                                     c.conv.get(), c.y.get(), c.yp,
+                                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, wsp,
+                                                                     kFindWorkspace)
+                            : cudnnGetConvolutionForwardAlgorithm_v7(c.handle, c.x.get(), c.w.get(), c.conv.get(),
+                                                                     c.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n,
+                                                                     perf),
+                  "choosing a convolution forward algorithm");
+      keep_ok(perf, n, out);
+      break;
+    }
+    case ConvKind::bwd_data: {
+      cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+      check_cudnn(benchmark ? cudnnFindConvolutionBackwardDataAlgorithmEx(
+                                  c.handle, c.w.get(), c.wp, c.y.get(), c.yp, c.conv.get(), c.x.get(), c.xp,
+                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
+                            : cudnnGetConvolutionBackwardDataAlgorithm_v7(c.handle, c.w.get(), c.y.get(), c.conv.get(),
+                                                                          c.x.get(),
+                                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf),
+                  "choosing a convolution backward-data algorithm");
+      keep_ok(perf, n, out);
+      break;
+    }
+    case ConvKind::bwd_filter: {
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+      check_cudnn(benchmark ? cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                                  c.handle, c.x.get(), c.xp, c.y.get(), c.yp, c.conv.get(), c.w.get(), c.wp,
+                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
+                            : cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                                  c.handle, c.x.get(), c.y.get(), c.conv.get(), c.w.get(),
+                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf),
+                  "choosing a convolution backward-filter algorithm");
+      keep_ok(perf, n, out);
+      break;
+    }
+  }
+  return out;
+}
+
+cudnnStatus_t execute(ConvKind k, const ConvCall& c, const Choice& ch, void* ws) {
+  const void* one = blend_one(c.dtype);
+  const void* zero = blend_zero(c.dtype);
+  switch (k) {
+    case ConvKind::fwd:
+      return cudnnConvolutionForward(c.handle, one, c.x.get(), c.xp, c.w.get(), c.wp, c.conv.get(),
+                                     static_cast<cudnnConvolutionFwdAlgo_t>(ch.algo), ws, ch.workspace, zero,
+                                     c.y.get(), c.yp);
+    case ConvKind::bwd_data:
+      return cudnnConvolutionBackwardData(c.handle, one, c.w.get(), c.wp, c.y.get(), c.yp, c.conv.get(),
+                                          static_cast<cudnnConvolutionBwdDataAlgo_t>(ch.algo), ws, ch.workspace, zero,
+                                          c.x.get(), c.xp);
+    case ConvKind::bwd_filter:
+      return cudnnConvolutionBackwardFilter(c.handle, one, c.x.get(), c.xp, c.y.get(), c.yp, c.conv.get(),
+                                            static_cast<cudnnConvolutionBwdFilterAlgo_t>(ch.algo), ws, ch.workspace,
+                                            zero, c.w.get(), c.wp);
+  }
+  return CUDNN_STATUS_BAD_PARAM;
+}
+
+std::string cache_key(ConvKind k, DType t, Layout l, const Shape& x, const Shape& w, const Shape& y,
+                      const Conv2dParams& p, int device) {
+  return str_cat(static_cast<int>(k), "|", static_cast<int>(t), "|", static_cast<int>(l), "|", device, "|", x, w, y,
+                 "|", p.stride_h, ",", p.stride_w, ",", p.pad_h, ",", p.pad_w, ",", p.dilation_h, ",", p.dilation_w,
+                 ",", p.groups);
+}
+
+// Runs the cached choice, or finds one: candidates in order until one executes (an algorithm the
+// heuristics offer may still reject the configuration; the next one is tried then).
+void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
+  auto with_workspace = [&](const Choice& ch) {
+    Tensor ws = ch.workspace ? empty(Shape{static_cast<int64_t>(ch.workspace)}, {.dtype = DType::u8, .device = dev})
+                             : Tensor();
+    return execute(k, c, ch, ws.defined() ? ws.raw_data() : nullptr);
+  };
+  std::optional<Choice> cached;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_cache.find(key);
+    if (it != g_cache.end()) cached = it->second;
+    ++(cached ? g_stats.hits : g_stats.misses);
+  }
+  if (cached) {
+    check_cudnn(with_workspace(*cached), "convolution");
+    return;
+  }
+  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  bool no_memory = false;
+  for (const Choice& ch : candidates(k, c, dev)) {
+    if (ch.workspace > kMaxWorkspace) continue;  // e.g. FFT algorithms asking for gigabytes
+    try {
+      last = with_workspace(ch);
+    } catch (const Error&) {  // no memory for this one's workspace: the next may need less
+      no_memory = true;
+      continue;
+    }
+    if (last == CUDNN_STATUS_SUCCESS) {
+      std::lock_guard<std::mutex> lock(g_mu);
+      g_cache[key] = ch;
+      return;
+    }
+    const int category = static_cast<int>(last) / 1000 * 1000;
+    if (category != CUDNN_STATUS_NOT_SUPPORTED && category != CUDNN_STATUS_BAD_PARAM) break;
+  }
+  RESIN_CHECK(!no_memory || last != CUDNN_STATUS_NOT_SUPPORTED,
+              "convolution: out of GPU memory for the workspace of every algorithm cuDNN offered");
+  check_cudnn(last, "convolution (no algorithm accepted the configuration)");
+}
+
+void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor& y) {
+  RESIN_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op, ": expected 4-D tensors");
+  RESIN_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), op, ": dtype mismatch");
+}
+
+}  // namespace
+
+ConvAlgoCacheStats CudaBackend::conv_cache_stats() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_stats;
+}
+
+void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                                 const Conv2dParams& p) {
+  check_operands("conv2d", x.device(), {&x, &w, &bias, &y});
+  check_conv("conv2d", x, w, y);
+  if (y.numel() == 0) return;
+  const Layout l = layout_of(x);
+  const Tensor xl = to_layout(x, l), wl = to_layout(w, l);
+  const OutProxy yo = layout_out(y, l);
+  auto& ctx = enter(x);
+  const TensorDesc xd(x.dtype(), x.shape(), l), yd(y.dtype(), y.shape(), l);
+  const FilterDesc wd(w.dtype(), w.shape(), l);
+  const ConvDesc cd(x.dtype(), p);
+  const ConvCall call{ctx.cudnn, x.dtype(), xd, wd, cd, yd, ptr(xl), ptr(wl), ptr(yo.work)};
+  run(ConvKind::fwd, call, cache_key(ConvKind::fwd, x.dtype(), l, x.shape(), w.shape(), y.shape(), p, ctx.device),
+      x.device());
+  if (bias.defined()) {
+    const Tensor b = dense_on_device(bias);
+    const TensorDesc bd(b.dtype(), Shape{1, b.numel(), 1, 1}, Layout::nchw);
+    check_cudnn(cudnnAddTensor(ctx.cudnn, blend_one(x.dtype()), bd.get(), ptr(b), blend_one(x.dtype()), yd.get(),
+                               ptr(yo.work)),
+                "conv2d bias");
+  }
+  yo.finish();
+}
+
+void CudaBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const Conv2dParams& p) {
+  check_operands("conv2d_backward_data", gx.device(), {&gy, &w, &gx});
+  check_conv("conv2d_backward_data", gx, w, gy);
+  if (gx.numel() == 0) return;
+  const Layout l = layout_of(gx);
+  const OutProxy gxo = layout_out(gx, l);
+  if (gy.numel() == 0) {  // no output positions: nothing flows back
+    fill(gxo.work, 0.0);
+  } else {
+    const Tensor gyl = to_layout(gy, l), wl = to_layout(w, l);
+    auto& ctx = enter(gx);
+    const TensorDesc xd(gx.dtype(), gx.shape(), l), yd(gy.dtype(), gy.shape(), l);
+    const FilterDesc wd(w.dtype(), w.shape(), l);
+    const ConvDesc cd(gx.dtype(), p);
+    const ConvCall call{ctx.cudnn, gx.dtype(), xd, wd, cd, yd, ptr(gxo.work), ptr(wl), ptr(gyl)};
+    run(ConvKind::bwd_data, call,
+        cache_key(ConvKind::bwd_data, gx.dtype(), l, gx.shape(), w.shape(), gy.shape(), p, ctx.device), gx.device());
+  }
+  gxo.finish();
+}
+
+void CudaBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw, const Tensor& gb,
+                                          const Conv2dParams& p) {
+  check_operands("conv2d_backward_weights", x.device(), {&x, &gy, &gw, &gb});
+  check_conv("conv2d_backward_weights", x, gw, gy);
+  // The layout follows x (the activation); gy is brought into it and gw comes out in the matching
+  // filter format, then lands in gw's own layout.
+  const Layout l = layout_of(x);
+  const bool empty_batch = x.numel() == 0 || gy.numel() == 0;
+  if (gw.numel() > 0) {
+    const OutProxy gwo = layout_out(gw, l);
+    if (empty_batch) {
+      fill(gwo.work, 0.0);
+    } else {
+      const Tensor xl = to_layout(x, l), gyl = to_layout(gy, l);
+      auto& ctx = enter(x);
+      const TensorDesc xd(x.dtype(), x.shape(), l), yd(gy.dtype(), gy.shape(), l);
+      const FilterDesc wd(gw.dtype(), gw.shape(), l);
+      const ConvDesc cd(x.dtype(), p);
+      const ConvCall call{ctx.cudnn, x.dtype(), xd, wd, cd, yd, ptr(xl), ptr(gwo.work), ptr(gyl)};
+      run(ConvKind::bwd_filter, call,
+          cache_key(ConvKind::bwd_filter, x.dtype(), l, x.shape(), gw.shape(), gy.shape(), p, ctx.device), x.device());
+    }
+    gwo.finish();
+  }
+  if (gb.defined()) {
+    const OutProxy gbo(gb, gb.is_contiguous(), contiguous_strides(gb.shape()));
+    if (empty_batch) {
+      fill(gbo.work, 0.0);
+    } else {
+      const Tensor gyl = to_layout(gy, l);
+      auto& ctx = enter(x);
+      const TensorDesc yd(gy.dtype(), gy.shape(), l), bd(gb.dtype(), Shape{1, gb.numel(), 1, 1}, Layout::nchw);
+      check_cudnn(cudnnConvolutionBackwardBias(ctx.cudnn, blend_one(x.dtype()), yd.get(), ptr(gyl),
+                                               blend_zero(x.dtype()), bd.get(), ptr(gbo.work)),
+                  "conv2d bias gradient");
+    }
+    gbo.finish();
+  }
+}
+
+}  // namespace resin::backend

@@ -1,0 +1,23 @@
+#include "resin/core/device.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "resin/core/error.h"
+
+namespace resin {
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::cpu();
+  if (s == "cuda") return Device::cuda(0);
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() <= 8) {
+    const std::string n = s.substr(5);
+    char* end = nullptr;
+    errno = 0;
+    const long i = std::strtol(n.c_str(), &end, 10);
+    if (end && *end == '\0' && errno == 0 && i >= 0 && n[0] != '+' && n[0] != '-') return Device::cuda(static_cast<int>(i));
+  }
+  RESIN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N)");
+}
+
+}  // namespace resin

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The one script for a GPU machine: configures resin with the CUDA backend, builds test_gpu and
+# gpu_bench, runs the GPU tests (kernel parity against the reference backend, gradcheck on the
+# GPU, device plumbing, CPU-vs-GPU training parity) and the benchmark against the PyTorch there,
+# and writes everything to $OUT (default out/gpu): run.log, nvidia-smi.txt, test_gpu.log,
+# test_gpu.xml, bench.jsonl, bench.md (at most 8 files, as the device tool returns).
+#
+#   tests/gpu/fetch-deps.sh            # first, on the build machine (packages + Fashion-MNIST)
+#   tests/gpu/run.sh [all|test|bench]  # then on the GPU machine, from the repository root
+#
+# Stages have time limits so that `all` ends within ~9 minutes on 16 cores and an H100 (build ~3,
+# tests ~3, benchmark ~3); `test` and `bench` split it in two calls (the build is reused).
+# Environment: JOBS (nproc), BUILD_DIR (build-gpu), FMNIST_DIR (.gpudeps/fashion-mnist, else
+# /usr/share/datasets/fashion-mnist), FMNIST_SECONDS (90 per framework), RESIN_GPU_PARITY_STEPS (300).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+mode=${1:-all}
+OUT=${OUT:-$PWD/out/gpu}
+mkdir -p "$OUT"
+JOBS=${JOBS:-$(nproc)}
+BUILD=${BUILD_DIR:-build-gpu}
+exec > >(tee -a "$OUT/run.log") 2>&1
+step() { echo "== $(date -u +%FT%TZ) $*"; }
+step "resin GPU run ($mode) in $PWD, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git') "
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed"
+head -20 "$OUT/nvidia-smi.txt"
+
+# ---- build dependencies the GPU image lacks (see fetch-deps.sh)
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF)
+if ls .gpudeps/*.deb > /dev/null 2>&1; then
+  prefix=$PWD/.gpudeps/root
+  mkdir -p "$prefix"
+  for f in .gpudeps/*.deb; do
+    if command -v dpkg-deb > /dev/null; then
+      dpkg-deb -x "$f" "$prefix"
+    else  # a .deb is an ar archive holding data.tar.{xz,zst,gz}
+      m=$(ar t "$f" | grep '^data\.tar')
+      case $m in
+        *.xz) ar p "$f" "$m" | tar -xJ -C "$prefix" ;;
+        *.gz) ar p "$f" "$m" | tar -xz -C "$prefix" ;;
+        *) ar p "$f" "$m" | zstd -dc | tar -x -C "$prefix" ;;
+      esac
+    fi
+  done
+  # Debian's absolute .so links (libz.so -> /lib/...) must point into the prefix.
+  for l in "$prefix"/usr/lib/x86_64-linux-gnu/*.so; do
+    t=$(readlink "$l")
+    if [[ $t == /* && -e "$prefix$t" ]]; then ln -sf "$prefix$t" "$l"; fi
+  done
+  cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_INCLUDE_PATH="$prefix/usr/include")
+  export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+fi
+# cuDNN and cuBLAS: the toolkit's when it has them, else PyTorch's wheels (nvidia-cudnn, nvidia-cublas).
+wheel_dir() { python3 -c "import nvidia.$1 as m; print(list(m.__path__)[0])" 2>/dev/null; }
+if [[ ! -e /usr/local/cuda/include/cudnn.h ]] && d=$(wheel_dir cudnn) && [[ -n "$d" ]]; then
+  cmake_args+=(-DCUDNN_INCLUDE_DIR="$d/include" -DCUDNN_LIBRARY="$(ls "$d"/lib/libcudnn.so* | head -1)")
+  export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
+fi
+if ! ls /usr/local/cuda/lib64/libcublas.so* > /dev/null 2>&1 && d=$(wheel_dir cublas) && [[ -n "$d" ]]; then
+  cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$d"/lib/libcublas.so* | head -1)"
+               -DCUDA_cublasLt_LIBRARY="$(ls "$d"/lib/libcublasLt.so* | head -1)")
+  export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
+fi
+
+step "configure + build (test_gpu, gpu_bench) with $JOBS jobs"
+t0=$SECONDS
+timeout 360 cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" > "$OUT/configure.log" 2>&1 &&
+  timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench 2>&1 | tail -30
+build_rc=${PIPESTATUS[0]}
+echo "build took $((SECONDS - t0)) s"
+if [[ ! -x "$BUILD/tests/gpu/test_gpu" || ! -x "$BUILD/tests/gpu/gpu_bench" ]]; then
+  tail -40 "$OUT/configure.log"
+  step "build failed (rc $build_rc)"
+  exit 1
+fi
+rm -f "$OUT/configure.log"
+
+rc=0
+if [[ $mode == all || $mode == test ]]; then
+  step "GPU tests"
+  t0=$SECONDS
+  OMP_WAIT_POLICY=passive timeout 300 "$BUILD/tests/gpu/test_gpu" --gtest_brief=1 \
+    --gtest_output="xml:$OUT/test_gpu.xml" > "$OUT/test_gpu.log" 2>&1
+  rc=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ resnet20|tests? ran|FAILED TEST" "$OUT/test_gpu.log" | head -60
+  echo "tests took $((SECONDS - t0)) s, rc $rc"
+fi
+
+if [[ $mode == all || $mode == bench ]]; then
+  fm=${FMNIST_DIR:-}
+  [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
+  [[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
+  secs=${FMNIST_SECONDS:-90}
+  step "benchmark: resnet50 b256 channels-last training; Fashion-MNIST ResNet-20 to 95% (${secs}s cap each; data: ${fm:-none})"
+  : > "$OUT/bench.jsonl"
+  timeout 300 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} --max-seconds "$secs" \
+    >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
+  RESIN_CUDA_TF32=1 timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 >> "$OUT/bench.jsonl" ||
+    echo "gpu_bench (TF32) failed or timed out"
+  PYTHONUNBUFFERED=1 timeout 300 python3 tests/gpu/bench_torch.py --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} \
+    --max-seconds "$secs" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
+  python3 - "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md" <<'PY'
+import datetime, json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+smi = open(sys.argv[2]).read()
+gpu = re.search(r"NVIDIA (H100|H200|A100)[^|]*", smi)
+print(f"Measured {datetime.date.today()} on {gpu.group(0).strip() if gpu else 'an unknown GPU'}.\n")
+print("| framework | ResNet-50 training, batch 256, channels-last | images/s | peak GiB |\n|---|---|---|---|")
+for r in rows:
+    if r["bench"] == "resnet50_train":
+        print(f"| {r['framework']} | {r['dtype']} | {r['images_per_s']} | {r['peak_gib']} |")
+print("\n| framework | Fashion-MNIST, ResNet-20, target top-1 | reached | seconds | epochs | best top-1 |\n|---|---|---|---|---|---|")
+for r in rows:
+    if r["bench"] == "fmnist_time_to_target":
+        print(f"| {r['framework']} | {r['target']}% | {'yes' if r['reached'] else 'no'} | {r['seconds']} | {r['epochs']} | {r['best_top1']}% |")
+PY
+  cat "$OUT/bench.md"
+fi
+step "done (test rc $rc)"
+exit $rc

@@ -1,0 +1,39 @@
+// `resin train --device`: a device the build or machine cannot use is refused with a clear message
+// before anything is written (the GPU run itself is tests/gpu's).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "resin/core/cuda.h"
+#include "resin/core/error.h"
+#include "resin/train/trainer.h"
+
+using namespace resin;
+namespace fs = std::filesystem;
+
+TEST(TrainerDevice, UnusableDeviceFailsBeforeWritingAnything) {
+  const fs::path dir = fs::temp_directory_path() / ("resin_trainer_device_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  train::TrainConfig c;
+  c.out = dir.string();
+  c.train_subset = 256;
+  c.test_subset = 256;
+  struct Case {
+    std::string device, message;
+  };
+  std::vector<Case> cases = {{"tpu", "unknown device 'tpu' (expected cpu, cuda or cuda:N)"}};
+  if (!cuda::is_available())
+    cases.push_back({"cuda", cuda::built() ? "no CUDA device" : "resin was built without CUDA"});
+  else
+    cases.push_back({"cuda:" + std::to_string(cuda::device_count()), "does not exist"});
+  for (const Case& k : cases) {
+    c.device = k.device;
+    try {
+      train::run_training(c);
+      ADD_FAILURE() << k.device << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(k.message), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir)) << "--device " << k.device << " created the output directory";
+  }
+}
