@@ -113,7 +113,7 @@ TEST(Zoo, NamesAreUniqueAndFamiliesKnown) {
   std::set<std::string> names;
   const std::set<std::string> families = {"resnet-cifar", "plain-cifar", "preact-resnet-cifar", "wrn-cifar",
                                           "resnext-cifar", "densenet-cifar", "resnet", "plain", "wide_resnet",
-                                          "resnext", "densenet", "vgg", "lab-mlp", "lab-transformer"};
+                                          "resnext", "densenet", "vgg", "lab-mlp", "lab-cnn", "lab-transformer"};
   for (const auto& e : models::zoo()) {
     EXPECT_TRUE(names.insert(e.name).second) << "duplicate " << e.name;
     EXPECT_TRUE(families.count(e.family)) << e.name << ": " << e.family;
