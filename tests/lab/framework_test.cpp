@@ -131,10 +131,10 @@ TEST(LabReport, WritesEveryFileAndMarksUnmeasuredCriteria) {
   const RunSummary s = run_experiment(toy(), ctx);
   ASSERT_EQ(s.judgements.size(), 3u);
   EXPECT_EQ(s.judgements[0].verdict, Verdict::reproduced);
-  EXPECT_EQ(s.judgements[1].id, "C");
-  EXPECT_EQ(s.judgements[1].verdict, Verdict::reported);
-  EXPECT_EQ(s.judgements[2].id, "B");
-  EXPECT_EQ(s.judgements[2].verdict, Verdict::not_resolved);
+  EXPECT_EQ(s.judgements[1].id, "B");  // in the criteria's order, whatever order run() judged them
+  EXPECT_EQ(s.judgements[1].verdict, Verdict::not_resolved);
+  EXPECT_EQ(s.judgements[2].id, "C");
+  EXPECT_EQ(s.judgements[2].verdict, Verdict::reported);
   for (const char* f : {"report.md", "metrics.json", "t.csv", "p.svg"})
     EXPECT_TRUE(std::filesystem::exists(ctx.out_dir + "/" + f)) << f;
   const std::string md = io::read_file(ctx.out_dir + "/report.md");

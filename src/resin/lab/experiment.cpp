@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -90,6 +91,14 @@ void Results::judge(const std::string& id, Verdict v, const std::string& measure
   judgements_.push_back({id, v, measured});
 }
 
+void Results::sort_judgements() {
+  auto rank = [&](const Judgement& j) {
+    return std::find(criteria_ids.begin(), criteria_ids.end(), j.id) - criteria_ids.begin();
+  };
+  std::stable_sort(judgements_.begin(), judgements_.end(),
+                   [&](const Judgement& a, const Judgement& b) { return rank(a) < rank(b); });
+}
+
 Table& Results::table(const std::string& name, const std::string& caption, std::vector<std::string> columns) {
   for (const Table& t : tables_) RESIN_CHECK(t.name != name, "lab: table '", name, "' added twice");
   tables_.push_back({name, caption, std::move(columns), {}});
@@ -160,6 +169,7 @@ RunSummary run_experiment(const Experiment& e, Context ctx) {
   for (const Criterion& c : e.criteria)
     if (!r.find(c.id))
       r.judge(c.id, c.report_only ? Verdict::reported : Verdict::not_resolved, "not measured in this run");
+  r.sort_judgements();
   write_report(e, ctx, r, {utc_now(), machine_description(), seconds});
   return {e.name, ctx.out_dir, r.judgements(), r.metrics(), seconds};
 }

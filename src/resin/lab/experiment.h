@@ -110,6 +110,8 @@ class Results {
   const std::vector<uint64_t>& seed_list() const { return seeds_; }
   // The judgement for `id`, or nullptr.
   const Judgement* find(const std::string& id) const;
+  // Puts the judgements in the order of criteria_ids (the experiment's criteria order).
+  void sort_judgements();
 
   std::vector<std::string> criteria_ids{};  // set by run_experiment, to validate judge()
 

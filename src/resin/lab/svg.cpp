@@ -48,7 +48,7 @@ std::string coord(double v) {
 std::string tick_label(double v) {
   if (v == 0) return "0";
   char b[32];
-  std::snprintf(b, sizeof b, "%.4g", v);
+  std::snprintf(b, sizeof b, "%.6g", v);
   return b;
 }
 
