@@ -7,11 +7,12 @@
 #
 #   tests/gpu/fetch-deps.sh            # first, on the build machine (packages + Fashion-MNIST)
 #   tests/gpu/run.sh [all|test|bench]  # then on the GPU machine, from the repository root
+#   tests/gpu/run.sh memcheck          # (debugging) kernel parity under compute-sanitizer
 #
 # Stages have time limits so that `all` ends within ~9 minutes on 16 cores and an H100 (build ~3,
 # tests ~3, benchmark ~3); `test` and `bench` split it in two calls (the build is reused).
 # Environment: JOBS (nproc), BUILD_DIR (build-gpu), FMNIST_DIR (.gpudeps/fashion-mnist, else
-# /usr/share/datasets/fashion-mnist), FMNIST_SECONDS (90 per framework), RESIN_GPU_PARITY_STEPS (300).
+# /usr/share/datasets/fashion-mnist), FMNIST_SECONDS (75 per framework), RESIN_GPU_PARITY_STEPS (300).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-all}
@@ -86,11 +87,19 @@ if [[ $mode == all || $mode == test ]]; then
   echo "tests took $((SECONDS - t0)) s, rc $rc"
 fi
 
+if [[ $mode == memcheck ]]; then  # for debugging a failure: kernel parity under compute-sanitizer
+  step "kernel parity under compute-sanitizer memcheck"
+  timeout 480 compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/gpu/test_gpu" --gtest_brief=1 \
+    --gtest_filter='CudaKernelParity*' > "$OUT/test_gpu.log" 2>&1
+  rc=$?
+  tail -40 "$OUT/test_gpu.log"
+fi
+
 if [[ $mode == all || $mode == bench ]]; then
   fm=${FMNIST_DIR:-}
   [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
   [[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
-  secs=${FMNIST_SECONDS:-90}
+  secs=${FMNIST_SECONDS:-75}
   step "benchmark: resnet50 b256 channels-last training; Fashion-MNIST ResNet-20 to 95% (${secs}s cap each; data: ${fm:-none})"
   : > "$OUT/bench.jsonl"
   timeout 300 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} --max-seconds "$secs" \

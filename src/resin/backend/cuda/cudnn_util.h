@@ -5,11 +5,14 @@
 
 namespace resin::backend::cuda {
 
-// NCHW-contiguous or channels-last (NHWC strides). A call uses x's layout; other operands are
+// NCHW-contiguous or channels-last (NHWC strides). A call uses layout_of(x); other operands are
 // copied into it (for cuDNN's sake: mixed layouts are not supported by every algorithm).
 enum class Layout { nchw, nhwc };
 
+// x's layout in f32; NCHW in f64 (cuDNN's NHWC convolution and batch-norm kernels are for f32 and
+// narrower types).
 inline Layout layout_of(const Tensor& x) {
+  if (x.dtype() == DType::f64) return Layout::nchw;
   return x.is_channels_last() && !x.is_contiguous() ? Layout::nhwc : Layout::nchw;
 }
 inline Strides layout_strides(const Shape& s, Layout l) {

@@ -31,26 +31,22 @@ void CudaBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gam
                                               const Tensor& y, const Tensor& mean, const Tensor& var, double eps) {
   check_operands("batch_norm", x.device(), {&x, &gamma, &beta, &y, &mean, &var});
   check_bn("batch_norm", x);
-  const int64_t C = x.size(1), count = x.numel() / std::max<int64_t>(C, 1);
+  const int64_t C = x.size(1);
   if (x.numel() == 0) return;
   const Layout l = layout_of(x);
   const Tensor xl = to_layout(x, l), scale = vector_or(gamma, x, 1.0), shift = vector_or(beta, x, 0.0);
   const OutProxy yo = layout_out(y, l), mo = vector_out(mean), vo = vector_out(var);
   auto& ctx = enter(x);
   const TensorDesc xd(x.dtype(), x.shape(), l), yd(y.dtype(), y.shape(), l), bd(x.dtype(), Shape{1, C, 1, 1}, Layout::nchw);
-  // cuDNN outputs the batch statistics through its running averages: with factor 1 and zeroed
-  // buffers, running mean = batch mean and running variance = unbiased batch variance, which is
-  // scaled back to the biased variance the interface returns.
-  fill(mo.work, 0.0);
-  fill(vo.work, 0.0);
+  // The batch statistics come from cuDNN's saved mean and inverse standard deviation,
+  // 1 / sqrt(var + eps) of the biased variance that normalised the batch; var is recovered from it.
+  Tensor inv_std = empty(Shape{C}, {.dtype = x.dtype(), .device = x.device()});
   check_cudnn(cudnnBatchNormalizationForwardTraining(ctx.cudnn, CUDNN_BATCHNORM_SPATIAL, blend_one(x.dtype()),
                                                      blend_zero(x.dtype()), xd.get(), ptr(xl), yd.get(), ptr(yo.work),
-                                                     bd.get(), ptr(scale), ptr(shift), 1.0, ptr(mo.work), ptr(vo.work),
-                                                     eps, nullptr, nullptr),
+                                                     bd.get(), ptr(scale), ptr(shift), 1.0, nullptr, nullptr, eps,
+                                                     ptr(mo.work), ptr(inv_std)),
               "batch_norm forward");
-  if (count > 1)
-    launch_scale_vector(ctx.stream, scalar_type(x.dtype()), C, ptr(vo.work),
-                        static_cast<double>(count - 1) / static_cast<double>(count), ptr(vo.work));
+  launch_var_from_inv_std(ctx.stream, scalar_type(x.dtype()), C, ptr(inv_std), eps, ptr(vo.work));
   yo.finish();
   mo.finish();
   vo.finish();

@@ -101,8 +101,8 @@ void launch_index_select(cudaStream_t s, ScalarType t, int64_t n, int64_t d, con
 void launch_index_add(cudaStream_t s, ScalarType t, int64_t n, int64_t d, const void* g, int64_t gs0, int64_t gs1,
                       const int64_t* index, void* gtable, int64_t ts0, int64_t ts1);
 
-// Batch-norm helpers on [C] vectors: out = v * scale; out = 1 / sqrt(v + eps).
-void launch_scale_vector(cudaStream_t s, ScalarType t, int64_t n, const void* v, double scale, void* out);
+// Batch-norm helpers on [C] vectors: var = 1 / inv_std^2 - eps; inv_std = 1 / sqrt(var + eps).
+void launch_var_from_inv_std(cudaStream_t s, ScalarType t, int64_t n, const void* inv_std, double eps, void* var);
 void launch_rsqrt_eps(cudaStream_t s, ScalarType t, int64_t n, const void* v, double eps, void* out);
 
 // Optimizer updates over n dense elements (see backend/cuda_fused.h for the arithmetic).

@@ -162,8 +162,11 @@ __global__ void index_add_kernel(int64_t n, int64_t d, const T* g, int64_t gs0, 
 }
 
 template <class T>
-__global__ void scale_vector_kernel(int64_t n, const T* v, double scale, T* out) {
-  RESIN_GRID_LOOP(i, n) out[i] = static_cast<T>(static_cast<double>(v[i]) * scale);
+__global__ void var_from_inv_std_kernel(int64_t n, const T* inv_std, double eps, T* var) {
+  RESIN_GRID_LOOP(i, n) {
+    const double r = inv_std[i];
+    var[i] = static_cast<T>(1.0 / (r * r) - eps);
+  }
 }
 
 template <class T>
@@ -296,10 +299,11 @@ void launch_index_add(cudaStream_t s, ScalarType t, int64_t n, int64_t d, const 
   check_launch("index_add");
 }
 
-void launch_scale_vector(cudaStream_t s, ScalarType t, int64_t n, const void* v, double scale, void* out) {
+void launch_var_from_inv_std(cudaStream_t s, ScalarType t, int64_t n, const void* inv_std, double eps, void* var) {
   dispatch_float(t, "batch_norm", [&](auto tag) {
     using T = decltype(tag);
-    scale_vector_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(v), scale, static_cast<T*>(out));
+    var_from_inv_std_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(inv_std), eps,
+                                                                   static_cast<T*>(var));
   });
   check_launch("batch_norm");
 }
