@@ -146,6 +146,19 @@ std::string shape_str(const Dims& d) {
 
 memory::desc plain_md(const Dims& dims) { return dense_md(dims); }
 
+// The layout convolutions write: oneDNN's blocked nChw16c when the channels fill 16-wide blocks
+// (every kernel family, Winograd included, reads it, so consecutive convolutions never reorder),
+// else whatever oneDNN prefers. RESIN_PLAN_LAYOUT=any leaves every choice to oneDNN.
+memory::desc activation_md(const Dims& dims) {
+  static const bool any = [] {
+    const char* e = std::getenv("RESIN_PLAN_LAYOUT");
+    return e && std::string(e) == "any";
+  }();
+  if (!any && dims.size() == 4 && dims[1] % 16 == 0)
+    return memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw16c);
+  return any_md(plain_md(dims));
+}
+
 
 dnnl::convolution_forward::primitive_desc conv_pd(const Op& op, const memory::desc& src, const Dims& dst_dims,
                                                   const memory::desc& dst, bool winograd) {
@@ -231,7 +244,7 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       Val* res = op.residual >= 0 ? &vals[static_cast<size_t>(op.residual)] : nullptr;
       RESIN_CHECK(!res || res->dims == out.dims, "InferencePlan: residual ", shape_str(res ? res->dims : Dims{}),
                   " does not match conv output ", shape_str(out.dims));
-      memory::desc dst_want = is_out ? plain_md(out.dims) : res ? res->mem.get_desc() : any_md(plain_md(out.dims));
+      memory::desc dst_want = is_out ? plain_md(out.dims) : res ? res->mem.get_desc() : activation_md(out.dims);
       auto pd = choose_conv(op, src.mem.get_desc(), out.dims, dst_want);
       what = "conv " + shape_str(sd) + " -> " + shape_str(out.dims) + " " + pd.impl_info_str() + " " +
              layout_name(pd.src_desc()) + " -> " + layout_name(pd.dst_desc());
@@ -276,8 +289,11 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       if (global) p = {.kernel_h = sd[2], .kernel_w = sd[3], .stride_h = 1, .stride_w = 1};
       out.dims = {sd[0], sd[1], (sd[2] + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1,
                   (sd[3] + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1};
-      // The global pool writes plain [N, C, 1, 1], which the linear after it reads as [N, C].
-      const memory::desc dst_want = is_out || global ? plain_md(out.dims) : any_md(plain_md(out.dims));
+      // The global pool writes [N, C, 1, 1] as plain bytes, which the linear after it reads as [N, C]:
+      // nChw16c with 1x1 spatial is the same bytes, and keeps oneDNN's jit kernel for a blocked src.
+      memory::desc dst_want = is_out || global ? plain_md(out.dims) : any_md(plain_md(out.dims));
+      if (global && !is_out && src.mem.get_desc() == activation_md(sd) && sd[1] % 16 == 0)
+        dst_want = activation_md(out.dims);
       dnnl::pooling_forward::desc d(prop_kind::forward_inference,
                                     global ? algorithm::pooling_avg_exclude_padding : algorithm::pooling_max,
                                     src.mem.get_desc(), dst_want, {p.stride_h, p.stride_w}, {p.kernel_h, p.kernel_w},
@@ -295,7 +311,9 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       out.dims = {sd[0], op.w.size(0)};
       // A pooled [N, C, 1, 1] source is plain, so the same bytes are the 2-D [N, C] matrix.
       const memory::desc s = dense_md(sd);
-      RESIN_CHECK(src.mem.get_desc() == s || src.mem.get_desc() == dense_md({sd[0], sd[1], 1, 1}),
+      const Dims pooled{sd[0], sd[1], 1, 1};
+      const memory::desc& sm = src.mem.get_desc();
+      RESIN_CHECK(sm == s || sm == dense_md(pooled) || (sd[1] % 16 == 0 && sm == activation_md(pooled)),
                   "InferencePlan: linear needs a plain [N, C] input (a global pool or a linear)");
       memory in(s, engine(), src.mem.get_data_handle());
       const Dims wd{op.w.size(0), in_features};
