@@ -19,7 +19,7 @@ namespace resin::lab {
 
 std::vector<Experiment> trained_experiments() {
   return {make_e1_degradation(), make_e2a_shortcuts(), make_e2b_placement(), make_e3_ensemble(), make_e5_highway(),
-          make_e6b_warmup(),     make_e7_decayed(),     make_e8_laurel(),    make_e10a_width(),   make_e10b_cardinality(),
+          make_e6b_warmup(),     make_e7_decayed(),     make_e8_laurel(),    make_e9_reversible_trained(), make_e10a_width(),   make_e10b_cardinality(),
           make_e11_normfree()};
 }
 

@@ -63,11 +63,9 @@ void run_e10a(const Context& ctx, Results& r) {
   const LabTrainingData d = load_training_data(ctx, subset);
   const TrainConfig c{.epochs = epochs, .lr = 0.05};
   auto arm = [&](int64_t width, int64_t blocks) {
-    return Arm{str_cat(blocks > 5 ? "thin-deep" : "wide-shallow", " res-MLP(", width, ", ", blocks, ")"), [=] {
-                 auto m = models::make_res_mlp({.width = width, .blocks = blocks, .placement = UnitPlacement::full_preact});
-                 he_normal_init(*m);
-                 return nn::ModulePtr(m);
-               }, c};
+    return he_arm(str_cat(blocks > 5 ? "thin-deep" : "wide-shallow", " res-MLP(", width, ", ", blocks, ")"), [=] {
+      return models::make_res_mlp({.width = width, .blocks = blocks, .placement = UnitPlacement::full_preact});
+    }, c);
   };
   r.protocol(str_cat("Pre-activation res-MLP(48, 40) (thin-deep) vs res-MLP(128, 5) (wide-shallow), Fashion-MNIST subset ",
                      subset, ", ", epochs, " epochs, SGD momentum 0.9, batch 128, wd 1e-4, lr 0.05 ×0.1 at 50%/75%, "
@@ -129,12 +127,9 @@ void run_e10b(const Context& ctx, Results& r) {
                      "0.9, batch 128, wd 1e-4, lr 0.05 ×0.1 at 50%/75%, He-normal init."));
   std::vector<ArmRuns> arms;
   for (auto [cc, dd] : settings)
-    arms.push_back(train_arm({str_cat("C=", cc, " d=", dd), [cc = cc, dd = dd] {
-                                auto m = make_resnext_mlp({.cardinality = cc, .group_width = dd});
-                                he_normal_init(*m);
-                                return nn::ModulePtr(m);
-                              }, c},
-                             seeds, d));
+    arms.push_back(train_arm(he_arm(str_cat("C=", cc, " d=", dd), [cc = cc, dd = dd] {
+      return make_resnext_mlp({.cardinality = cc, .group_width = dd});
+    }, c), seeds, d));
   for (const ArmRuns& a : arms) {
     r.metric("train_loss " + a.name, mean_of(a.fit_loss()));
     r.metric("test_error " + a.name, mean_of(a.test_error()));

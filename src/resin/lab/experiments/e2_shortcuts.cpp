@@ -19,11 +19,7 @@ using blocks::UnitPlacement;
 constexpr double kLr = 0.05;  // E1's frozen lr (LAB: "same lr for all")
 
 Arm res_arm(const std::string& name, models::ResMlpOptions o, const TrainConfig& c) {
-  return {name, [o] {
-            auto m = models::make_res_mlp(o);
-            he_normal_init(*m);
-            return nn::ModulePtr(m);
-          }, c};
+  return he_arm(name, [o] { return models::make_res_mlp(o); }, c);
 }
 
 // ---- E2a
@@ -168,18 +164,8 @@ void run_e2b(const Context& ctx, Results& r) {
   add_run_table(r, arms);
   Plot p{.title = str_cat("Minibatch loss, first seed (", units, " units)"), .xlabel = "step", .ylabel = "loss",
          .log_y = true};
-  for (const ArmRuns& a : arms) {
-    Series s{.name = a.name, .style = SeriesStyle::line};
-    const auto& sl = a.runs[0].step_loss;
-    // A 10-step moving average keeps the curves readable.
-    for (size_t i = 9; i < sl.size(); i += 5) {
-      double m = 0;
-      for (size_t j = i - 9; j <= i; ++j) m += sl[j];
-      s.x.push_back(static_cast<double>(i + 1)), s.y.push_back(m / 10);
-    }
-    p.series.push_back(s);
-  }
-  r.plot("step_loss", "Early training: pre-activation units start faster at extreme depth", p);
+  for (const ArmRuns& a : arms) p.series.push_back(step_loss_series(a.name, a.runs[0].step_loss));
+  r.plot("step_loss", "Minibatch loss (10-step moving average): does pre-activation start faster at extreme depth?", p);
 }
 
 }  // namespace

@@ -54,16 +54,10 @@ void run_e3(const Context& ctx, Results& r) {
   PathGradient pg;
   const Tensor xs = d.test_x.narrow(0, 0, std::min<int64_t>(sweep_test, d.test_x.size(0)));
   const Tensor ys = d.test_y.narrow(0, 0, xs.size(0));
-  Arm res{"pre-act res-MLP(64, " + fmt_int(blocks) + ")", [blocks] {
-            auto m = models::make_res_mlp({.width = 64, .blocks = blocks, .placement = blocks::UnitPlacement::full_preact});
-            he_normal_init(*m);
-            return nn::ModulePtr(m);
-          }, c};
-  Arm plain{"plain MLP(64, 20)", [] {
-              auto m = models::make_mlp({.width = 64, .depth = 20});
-              he_normal_init(*m);
-              return nn::ModulePtr(m);
-            }, c};
+  const Arm res = he_arm("pre-act res-MLP(64, " + fmt_int(blocks) + ")", [blocks] {
+    return models::make_res_mlp({.width = 64, .blocks = blocks, .placement = blocks::UnitPlacement::full_preact});
+  }, c);
+  const Arm plain = he_arm("plain MLP(64, 20)", [] { return models::make_mlp({.width = 64, .depth = 20}); }, c);
   const ArmRuns res_runs = train_arm(res, seeds, d, [&](size_t si, nn::Module& m, const TrainResult&) {
     m.eval();
     BlockStack s = block_stack(static_cast<models::LabNet&>(m));

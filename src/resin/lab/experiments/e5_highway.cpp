@@ -29,14 +29,10 @@ Best best_of_lrs(const std::string& name, bool highway, int64_t depth, double ga
                  int64_t epochs, const std::vector<uint64_t>& seeds, const LabTrainingData& d, Table& all) {
   Best best;
   for (double lr : lrs) {
-    Arm a{name, [=] {
-            nn::ModulePtr m = highway ? nn::ModulePtr(models::make_highway_mlp(
-                                            {.width = 50, .layers = depth - 1, .gate_bias = gate_bias}))
-                                      : nn::ModulePtr(models::make_mlp({.width = 71, .depth = depth + 1, .norm = false}));
-            he_normal_init(*m);
-            return m;
-          },
-          {.epochs = epochs, .lr = lr, .weight_decay = 0, .schedule = Schedule::exp_epoch, .gamma = 0.95}};
+    const Arm a = he_arm(name, [=] {
+      return highway ? nn::ModulePtr(models::make_highway_mlp({.width = 50, .layers = depth - 1, .gate_bias = gate_bias}))
+                     : nn::ModulePtr(models::make_mlp({.width = 71, .depth = depth + 1, .norm = false}));
+    }, {.epochs = epochs, .lr = lr, .weight_decay = 0, .schedule = Schedule::exp_epoch, .gamma = 0.95});
     ArmRuns runs = train_arm(a, seeds, d);
     double sum = 0;
     for (double v : runs.fit_loss()) sum += loss_key(v);

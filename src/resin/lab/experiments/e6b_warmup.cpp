@@ -89,15 +89,7 @@ void run_e6b(const Context& ctx, Results& r) {
   r.report("R1", "RMS growth in the other settings — " + rest);
   Plot p{.title = "Minibatch loss at lr 3e-3", .xlabel = "step", .ylabel = "loss", .log_y = true};
   for (const Run& x : runs) {
-    if (x.lr != 3e-3) continue;
-    Series s{.name = str_cat(x.norm, x.warmup ? " warm-up" : " no warm-up"), .style = SeriesStyle::line};
-    const auto& sl = x.t.step_loss;
-    for (size_t i = 9; i < sl.size(); i += 5) {
-      double m = 0;
-      for (size_t j = i - 9; j <= i; ++j) m += sl[j];
-      s.x.push_back(static_cast<double>(i + 1)), s.y.push_back(m / 10);
-    }
-    p.series.push_back(s);
+    if (x.lr == 3e-3) p.series.push_back(step_loss_series(str_cat(x.norm, x.warmup ? " warm-up" : " no warm-up"), x.t.step_loss));
   }
   r.plot("loss_lr3e-3", "Training curves at lr 3e-3 (10-step moving average, last seed)", p);
   Plot bars{.title = "Final train loss", .ylabel = "train loss", .categories = {}};

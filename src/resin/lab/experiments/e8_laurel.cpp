@@ -40,12 +40,7 @@ void run_e8(const Context& ctx, Results& r) {
                      "differences / √n."));
   std::vector<ArmRuns> arms;
   for (const auto& [name, o] : variants)
-    arms.push_back(train_arm({name, [o] {
-                                auto m = models::make_res_mlp(o);
-                                he_normal_init(*m);
-                                return nn::ModulePtr(m);
-                              }, c},
-                             seeds, d));
+    arms.push_back(train_arm(he_arm(name, [o] { return models::make_res_mlp(o); }, c), seeds, d));
   const auto base_err = arms[0].test_error();
   Table& t = r.table("summary", "Test accuracy and paired difference to the baseline",
                      {"variant", "params", "added_params_pct", "test_acc_mean", "diff_pp_mean", "diff_se_pp", "verdict"});

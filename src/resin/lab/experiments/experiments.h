@@ -32,6 +32,7 @@ Experiment make_e5_highway();      // e5_highway.cpp
 Experiment make_e6b_warmup();      // e6b_warmup.cpp
 Experiment make_e7_decayed();      // e7_decayed.cpp
 Experiment make_e8_laurel();       // e8_laurel.cpp
+Experiment make_e9_reversible_trained();  // e9_reversible_trained.cpp
 Experiment make_e10a_width();      // e10_width.cpp
 Experiment make_e10b_cardinality();  // e10_width.cpp
 Experiment make_e11_normfree();    // e11_normfree.cpp

@@ -230,6 +230,14 @@ bool ArmRuns::any_diverged() const {
   return std::any_of(runs.begin(), runs.end(), [](const TrainResult& t) { return t.diverged; });
 }
 
+Arm he_arm(std::string name, std::function<nn::ModulePtr()> build, TrainConfig config) {
+  return {std::move(name), [build = std::move(build)] {
+            nn::ModulePtr m = build();
+            he_normal_init(*m);
+            return m;
+          }, std::move(config)};
+}
+
 ArmRuns train_arm(const Arm& a, const std::vector<uint64_t>& seeds, const LabTrainingData& d,
                   const std::function<void(size_t, nn::Module&, const TrainResult&)>& after) {
   ArmRuns out{.name = a.name, .seeds = seeds};
@@ -287,6 +295,16 @@ void add_curve_plot(Results& r, const std::vector<ArmRuns>& arms, const std::str
   r.plot(name, title + " (seed " + (arms.empty() || arms[0].seeds.empty() ? "" : fmt_int(static_cast<int64_t>(arms[0].seeds[0]))) +
                    (eval ? "; eval-mode loss on the fixed training subset after each epoch)" : "; running loss)"),
          p);
+}
+
+Series step_loss_series(const std::string& name, const std::vector<double>& step_loss, size_t window, size_t stride) {
+  Series s{.name = name, .style = SeriesStyle::line};
+  for (size_t i = window - 1; i < step_loss.size(); i += stride) {
+    double m = 0;
+    for (size_t j = i + 1 - window; j <= i; ++j) m += step_loss[j];
+    s.x.push_back(static_cast<double>(i + 1)), s.y.push_back(m / static_cast<double>(window));
+  }
+  return s;
 }
 
 void progress(const std::string& experiment, const std::string& what) {

@@ -139,6 +139,8 @@ struct ArmRuns {
   std::vector<double> test_error() const { return get(&TrainResult::test_error); }
   bool any_diverged() const;
 };
+// An arm whose model is build() with He-normal weights (he_normal_init).
+Arm he_arm(std::string name, std::function<nn::ModulePtr()> build, TrainConfig config);
 // Trains the arm once per seed; `after` (optional) sees each trained model (lesions, probes).
 ArmRuns train_arm(const Arm& a, const std::vector<uint64_t>& seeds, const LabTrainingData& d,
                   const std::function<void(size_t seed_index, nn::Module&, const TrainResult&)>& after = {});
@@ -159,5 +161,8 @@ void progress(const std::string& experiment, const std::string& what);
 std::string mean_sd_text(const std::vector<double>& v);
 // A plot series of the per-epoch fit loss (or running loss when no evaluation ran).
 Series curve_series(const std::string& name, const TrainResult& t, bool test_error = false);
+// The minibatch losses as a line, a `window`-step moving average sampled every `stride` steps.
+Series step_loss_series(const std::string& name, const std::vector<double>& step_loss, size_t window = 10,
+                        size_t stride = 5);
 
 }  // namespace resin::lab
