@@ -39,8 +39,10 @@ void run_e8(const Context& ctx, Results& r) {
                      "1 − test error on the ", d.test_x.size(0), " test images; SE = sd of the paired (same seed) "
                      "differences / √n."));
   std::vector<ArmRuns> arms;
-  for (const auto& [name, o] : variants)
-    arms.push_back(train_arm(he_arm(name, [o] { return models::make_res_mlp(o); }, c), seeds, d));
+  for (const auto& variant : variants) {
+    const auto options = variant.second;  // a named copy: lambdas cannot capture structured bindings before C++20's P1091 in clang 14
+    arms.push_back(train_arm(he_arm(variant.first, [options] { return models::make_res_mlp(options); }, c), seeds, d));
+  }
   const auto base_err = arms[0].test_error();
   Table& t = r.table("summary", "Test accuracy and paired difference to the baseline",
                      {"variant", "params", "added_params_pct", "test_acc_mean", "diff_pp_mean", "diff_se_pp", "verdict"});
