@@ -64,7 +64,7 @@ case "$cmd" in
     fi
     if [[ "${RESIN_SKIP_FUZZ:-0}" != 1 ]]; then
       # libFuzzer: every reader for RESIN_FUZZ_SECONDS each (long runs: docs/reliability.md).
-      scripts/fuzz.sh "${RESIN_FUZZ_SECONDS:-20}"
+      scripts/fuzz.sh "${RESIN_FUZZ_SECONDS:-10}"
     fi
     ;;
   *)
