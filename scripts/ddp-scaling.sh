@@ -38,7 +38,8 @@ run() {
   ips=$( (grep '"kind": "train"' "$out/$name/metrics.jsonl" || true) | tail -n +2 |
         sed -E 's/.*"images_per_s": ([0-9.e+-]+).*/\1/' | awk '{s += $1; n++} END {printf "%.1f", s / n}')
   local ddp
-  ddp=$(grep -o 'ran [0-9.]* s, training waited [0-9.]* s ([0-9]*% hidden behind backward)' "$log" || echo "-")
+  ddp=$( (grep -o '[0-9]* gradient buckets' "$log" || true) | tr '\n' ' ')
+  ddp+=$(grep -o 'ran [0-9.]* s, training waited [0-9.]* s ([0-9]*% hidden behind backward)' "$log" || echo "-")
   printf '%-34s %d proc  batch %4d  %7s images/s  %7s images/cpu-s  %s\n' "$name" "$procs" "$global" "$ips" \
     "$per_cpu" "$ddp"
 }

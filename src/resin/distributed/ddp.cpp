@@ -175,7 +175,7 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, Communicator
     m.slots.push_back({name, p});
   }
   // Buckets over the reversed parameter list; the first one small, so communication starts early.
-  int64_t cap = o.first_bucket_bytes, bytes = 0;
+  int64_t cap = std::min(o.first_bucket_bytes, o.bucket_bytes), bytes = 0;
   for (size_t r = m.slots.size(); r-- > 0;) {
     auto& s = m.slots[r];
     const auto esize = static_cast<int64_t>(dtype_size(s.param.dtype()));

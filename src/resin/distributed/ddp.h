@@ -10,7 +10,8 @@
 //
 // Buckets: the parameters that require grad, in REVERSE registration order (roughly the order in
 // which backward produces their gradients), are grouped into buckets of about bucket_bytes (the
-// first, launched first, holds at most first_bucket_bytes so communication starts early). A
+// first, launched first, holds at most min(first_bucket_bytes, bucket_bytes) so communication
+// starts early). A
 // post-accumulate hook on every parameter copies its gradient into its bucket's flat buffer; when a
 // bucket is complete it is all-reduced asynchronously — in bucket order, on every rank the same
 // order, as collectives require — while backward continues on the next layers.
