@@ -102,8 +102,9 @@ void write_seed_corpora(const std::string& root) {
 
   train::TrainConfig config;
   put(dir / "json", "config", text(train::to_json(config)));
-  put(dir / "json", "metrics", text(train::to_json(train::JsonRecord{
-                                    {"kind", std::string("train")}, {"step", int64_t{50}}, {"loss", 0.25}, {"lr", 1e-3}})));
+  const train::JsonRecord record{
+      {"kind", std::string("train")}, {"step", int64_t{50}}, {"loss", 0.25}, {"lr", 1e-3}};
+  put(dir / "json", "metrics", text(train::to_json(record)));
   put(dir / "json", "escapes",
       text(R"({"a":[1,-2,3.5e-3,1E+2,true,false,null],"s":"\u00e9\ud83d\ude00\n\t\"\\/","o":{"":{}},"z":-0.0})"));
 

@@ -126,7 +126,8 @@ bool fuzz_idx(const uint8_t* data, size_t size) {
   const int64_t classes = (mode & 2) ? 10 : 0;
   const std::string name = (mode & 4) ? "fuzz-idx.gz" : "fuzz-idx";
   try {
-    const std::vector<uint8_t> raw = data::decode_maybe_gz(std::vector<uint8_t>(data + 1, data + size), name, kMaxDecoded);
+    const std::vector<uint8_t> raw =
+        data::decode_maybe_gz(std::vector<uint8_t>(data + 1, data + size), name, kMaxDecoded);
     if (images) {
       const Tensor t = data::parse_idx_images(raw, name);
       require(t.dim() == 4 && t.size(1) == 1 && static_cast<size_t>(t.numel()) + 16 == raw.size(), "idx",
@@ -134,7 +135,8 @@ bool fuzz_idx(const uint8_t* data, size_t size) {
     } else {
       const Tensor t = data::parse_idx_labels(raw, name, classes);
       require(t.dim() == 1 && static_cast<size_t>(t.numel()) + 8 == raw.size(), "idx", "label count mismatch");
-      for (int64_t v : t.values<int64_t>()) require(v >= 0 && (classes == 0 || v < classes), "idx", "label out of range");
+      for (int64_t v : t.values<int64_t>())
+        require(v >= 0 && (classes == 0 || v < classes), "idx", "label out of range");
     }
     return true;
   } catch (const Error&) {
@@ -195,7 +197,8 @@ bool fuzz_checkpoint(const uint8_t* data, size_t size) {
     TrainingSetup s = make_training_setup();
     train::restore_training_state(ck, "fuzz.ckpt", *s.model, *s.opt, *s.sched);
     // The restored state must be usable: draws terminate, and a step runs.
-    for (int i = 0; i < 4; ++i) require(std::isfinite(default_generator().normal()), "checkpoint", "normal() not finite");
+    for (int i = 0; i < 4; ++i)
+      require(std::isfinite(default_generator().normal()), "checkpoint", "normal() not finite");
     train_step(s);
     return true;
   } catch (const Error&) {

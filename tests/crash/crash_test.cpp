@@ -52,7 +52,8 @@ void write_dataset(const TempDir& dir) {
     }
     data::testing::write_bytes(dir.file(split + "-images-idx3-ubyte"),
                                data::testing::idx_bytes(0x00000803, {n, 28, 28}, images));
-    data::testing::write_bytes(dir.file(split + "-labels-idx1-ubyte"), data::testing::idx_bytes(0x00000801, {n}, labels));
+    data::testing::write_bytes(dir.file(split + "-labels-idx1-ubyte"),
+                               data::testing::idx_bytes(0x00000801, {n}, labels));
   }
 }
 

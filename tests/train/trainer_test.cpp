@@ -234,9 +234,10 @@ TEST(Trainer, NonFiniteGradientNamesTheFirstModuleInBackwardOrder) {
   } catch (const Error& e) {
     const std::string m = e.what();
     const std::string module = last_param.substr(0, last_param.rfind('.'));
-    for (const std::string& part : std::vector<std::string>{"non-finite gradient at step 5", "first in module '" + module + "'",
-                                                            "parameter " + last_param, "2 of ", "last good checkpoint is kept in",
-                                                            "last.ckpt (step 4)", "--skip-nonfinite"})
+    const std::vector<std::string> parts = {"non-finite gradient at step 5", "first in module '" + module + "'",
+                                            "parameter " + last_param, "2 of ", "last good checkpoint is kept in",
+                                            "last.ckpt (step 4)", "--skip-nonfinite"};
+    for (const std::string& part : parts)
       EXPECT_NE(m.find(part), std::string::npos) << "'" << part << "' not in: " << m;
     EXPECT_EQ(m.find("parameter " + first_param), std::string::npos) << m;
   }

@@ -68,12 +68,16 @@ const FaultPlan& fault_plan() {
     const size_t c2 = c1 == std::string::npos ? std::string::npos : v.find(':', c1 + 1);
     p.stage = v.substr(0, c1);
     char* end = nullptr;
-    const std::string count = c1 == std::string::npos ? "" : v.substr(c1 + 1, c2 == std::string::npos ? c2 : c2 - c1 - 1);
+    const std::string count =
+        c1 == std::string::npos ? "" : v.substr(c1 + 1, c2 == std::string::npos ? c2 : c2 - c1 - 1);
     p.n = std::strtoll(count.c_str(), &end, 10);
     if (c2 != std::string::npos) p.file = v.substr(c2 + 1);
     const bool stage_ok = p.stage == "partial" || p.stage == "after_tmp" || p.stage == "after_rename";
     if (!stage_ok || count.empty() || *end != '\0' || p.n < 1) {
-      std::fprintf(stderr, "resin: ignoring malformed RESIN_FAULT_AT='%s' (expected <partial|after_tmp|after_rename>:<n>[:<file name>])\n", env);
+      std::fprintf(stderr,
+                   "resin: ignoring malformed RESIN_FAULT_AT='%s' "
+                   "(expected <partial|after_tmp|after_rename>:<n>[:<file name>])\n",
+                   env);
       p = FaultPlan{};
     }
     return p;

@@ -191,7 +191,8 @@ class GradArrival {
     *next_ = 0;
   }
   // Among the parameters named in `bad`, the one whose gradient arrived first.
-  std::string first(const std::vector<std::pair<std::string, Tensor>>& named, const std::vector<std::string>& bad) const {
+  std::string first(const std::vector<std::pair<std::string, Tensor>>& named,
+                    const std::vector<std::string>& bad) const {
     std::string best = bad.front();
     int64_t best_order = INT64_MAX;
     for (size_t i = 0; i < named.size(); ++i) {
