@@ -45,6 +45,10 @@ case "$cmd" in
       cmake -S . -B "$san_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESIN_SANITIZE=ON \
         -DRESIN_BUILD_BENCH=OFF >/dev/null
       san_tests=(autograd tensor ops backend io data optim nn fuzz)
+      # The ONNX importer's fuzz tests (tests/onnx_fuzz), when resin is built with ONNX support.
+      if ninja -C "$san_dir" -t targets all 2>/dev/null | grep -q "^test_onnx_fuzz:"; then
+        san_tests+=(onnx_fuzz)
+      fi
       cmake --build "$san_dir" -j "$JOBS" --target "${san_tests[@]/#/test_}"
       regex="^($(IFS='|'; echo "${san_tests[*]}"))\$"
       (cd "$san_dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

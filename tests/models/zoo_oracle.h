@@ -18,18 +18,28 @@
 
 namespace resin::testing {
 
-// Returns "" on success, else a message for the failing assertion.
-inline std::string run_zoo_oracle(const std::string& args, const std::string& log_path) {
-  const std::string script = std::string(RESIN_SOURCE_DIR) + "/tests/models/zoo_oracle.py";
-  const std::string cmd = "/usr/bin/python3 '" + script + "' " + args + " > '" + log_path + "' 2>&1";
-  const int status = std::system(cmd.c_str());
+// Runs a shell command with stdout and stderr in log_path; returns its exit status (128 + signal
+// when killed) and the log.
+struct CommandResult {
+  int rc;
+  std::string log;
+};
+inline CommandResult run_logged(const std::string& cmd, const std::string& log_path) {
+  const int status = std::system((cmd + " > '" + log_path + "' 2>&1").c_str());
   const int rc = status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (rc == 0) return "";
   std::string log;
   try {
     log = io::read_file(log_path);
   } catch (const Error&) {
   }
+  return {rc, log};
+}
+
+// Returns "" on success, else a message for the failing assertion.
+inline std::string run_zoo_oracle(const std::string& args, const std::string& log_path) {
+  const std::string script = std::string(RESIN_SOURCE_DIR) + "/tests/models/zoo_oracle.py";
+  const auto [rc, log] = run_logged("/usr/bin/python3 '" + script + "' " + args, log_path);
+  if (rc == 0) return "";
   if (rc == 3 || rc == 127)
     return "torch/torchvision are not importable from /usr/bin/python3, so the model-zoo oracle cannot run. "
            "Run scripts/install-deps.sh (it installs python3-torch and python3-torchvision). Output:\n" + log;

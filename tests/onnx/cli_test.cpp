@@ -61,6 +61,12 @@ TEST(OnnxCli, ExportsATrainingRunsWeights) {
 
 TEST(OnnxCli, ErrorsAreClear) {
   testing::TempDir dir;
+  for (const char* c : {"export", "import"}) {
+    CliRun h = resin_cli(std::string(c) + " --help", dir);
+    EXPECT_TRUE(h.ok) << h.output;
+    expect_contains(h, std::string("usage: resin ") + c);
+  }
+  expect_contains(resin_cli("--help", dir), "export  write a model as an ONNX file");
   io::atomic_write_file(dir.file("junk.onnx"), "definitely not protobuf");
   const std::pair<std::string, std::string> cases[] = {
       {"import", "give the model file first"},

@@ -1,8 +1,7 @@
 // Helpers of the ONNX tests: models at small inputs, running external programs, raw f32 files.
 #pragma once
-#include <sys/wait.h>
-
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -31,15 +30,8 @@ inline nn::ModulePtr make_model(const std::string& name, int64_t in_channels, in
 
 // Runs a shell command, output to log_path; "" on success, else the exit status and the log.
 inline std::string run_command(const std::string& cmd, const std::string& log_path) {
-  const int status = std::system((cmd + " > '" + log_path + "' 2>&1").c_str());
-  const int rc = status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (rc == 0) return "";
-  std::string log;
-  try {
-    log = io::read_file(log_path);
-  } catch (const Error&) {
-  }
-  return "`" + cmd + "` failed with exit status " + std::to_string(rc) + ":\n" + log;
+  const auto [rc, log] = run_logged(cmd, log_path);
+  return rc == 0 ? "" : "`" + cmd + "` failed with exit status " + std::to_string(rc) + ":\n" + log;
 }
 
 inline void write_f32(const std::string& path, const Tensor& t) {

@@ -66,4 +66,11 @@ class OnnxGraph : public nn::Module {
 // The op types the interpreter runs, sorted.
 std::vector<std::string> supported_ops();
 
+// The most elements a tensor may have when its size comes from a file's values (pads, shapes,
+// broadcasting, indices, convolution geometry): 2^28 (1 GiB of f32) by default, process-wide.
+// Lower it to import untrusted files in a constrained process; ops that would exceed it throw.
+inline constexpr int64_t kDefaultElementLimit = int64_t{1} << 28;
+int64_t element_limit();
+void set_element_limit(int64_t n);
+
 }  // namespace resin::onnx

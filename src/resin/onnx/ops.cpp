@@ -1,5 +1,9 @@
 #include "resin/onnx/ops.h"
 
+#include <atomic>
+
+#include "resin/onnx/import.h"
+
 namespace resin::onnx {
 
 const nn::OnnxAttr* OpContext::find(const std::string& name) const {
@@ -74,11 +78,23 @@ std::vector<int64_t> int_values(const Tensor& t, const char* what) {
   return t.values<int64_t>();
 }
 
+namespace {
+std::atomic<int64_t> g_element_limit{kDefaultElementLimit};
+}  // namespace
+
+int64_t element_limit() { return g_element_limit.load(); }
+void set_element_limit(int64_t n) {
+  RESIN_CHECK(n > 0, "set_element_limit: the limit must be positive, got ", n);
+  g_element_limit.store(n);
+}
+
 void check_size(const OpContext& c, const Shape& s, const char* what) {
+  const int64_t limit = element_limit();
   int64_t n = 1;
   for (int64_t d : s)
-    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxElements)
-      c.fail(str_cat(what, " of shape ", s, " exceeds resin's limit of ", kMaxElements, " elements per tensor"));
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > limit)
+      c.fail(str_cat(what, " of shape ", s, " exceeds the import limit of ", limit,
+                     " elements per tensor (onnx::set_element_limit)"));
 }
 
 const Tensor& need(const OpContext& c, const std::vector<Tensor>& in, size_t i, const char* what) {

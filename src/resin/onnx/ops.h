@@ -63,10 +63,11 @@ void add_shape_ops(OpTable& t);
 
 // ---- helpers shared by the op groups
 // Tensors whose size a file's attributes or shape inputs decide (Pad, Expand, ConstantOfShape,
-// Gather, convolution and pooling outputs) may hold at most 2^28 elements (1 GiB of f32), and
-// spatial attributes (kernels, strides, dilations, pads) at most 2^16: a hostile file fails with
-// an error instead of exhausting memory or overflowing size arithmetic.
-inline constexpr int64_t kMaxElements = int64_t{1} << 28, kMaxSpatial = int64_t{1} << 16;
+// Gather, broadcasting, MatMul, convolution and pooling outputs) may hold at most
+// element_limit() elements (import.h), and spatial attributes (kernels, strides, dilations,
+// pads) at most 2^16: a hostile file fails with an error instead of exhausting memory or
+// overflowing size arithmetic.
+inline constexpr int64_t kMaxSpatial = int64_t{1} << 16;
 void check_size(const OpContext& c, const Shape& s, const char* what);
 // The integer values of a 0-d or 1-D i64/i32 tensor (shapes, axes, pads). Throws if undefined.
 std::vector<int64_t> int_values(const Tensor& t, const char* what);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/onnx/import.h"
 #include "resin/onnx/ops.h"
 
 namespace resin::onnx {
@@ -271,7 +272,8 @@ Outs pad_op(const OpContext& c, const Ins& in) {
   Shape out = x.shape();
   for (int64_t d = 0; d < r; ++d) {
     const int64_t lo = pads[static_cast<size_t>(d)], hi = pads[static_cast<size_t>(d + r)];
-    if (std::abs(lo) > kMaxElements || std::abs(hi) > kMaxElements) c.fail(str_cat("pad ", lo, "/", hi, " is out of range"));
+    if (std::abs(lo) > element_limit() || std::abs(hi) > element_limit())
+      c.fail(str_cat("pad ", lo, "/", hi, " is out of range"));
     out[static_cast<size_t>(d)] += lo + hi;
     if (out[static_cast<size_t>(d)] < 0) c.fail(str_cat("pads ", Shape(pads), " make dim ", d, " negative"));
   }

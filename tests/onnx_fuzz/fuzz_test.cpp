@@ -1,7 +1,7 @@
 // Import robustness: mutated, truncated and hostile .onnx files give resin::Error (or a model that
 // runs), never a crash, an out-of-bounds access (run under -DRESIN_SANITIZE=ON to check) or an
 // exhausted memory.
-#include "onnx_test_util.h"
+#include "../onnx/onnx_test_util.h"
 
 namespace resin::onnx {
 namespace {
@@ -31,6 +31,13 @@ std::string mutate(std::string v, Generator& g) {
   }
   return v;
 }
+
+// Mutants may ask for large but legal tensors (a pad of 2^20); a low limit keeps the rounds fast.
+struct SmallLimit {
+  int64_t saved = element_limit();
+  SmallLimit() { set_element_limit(int64_t{1} << 16); }
+  ~SmallLimit() { set_element_limit(saved); }
+};
 
 struct Outcomes {
   int import_error = 0, run_error = 0, ran = 0;
@@ -66,6 +73,7 @@ void import_and_run_graph(const Graph& graph, const Tensor& x, int round, Outcom
 }
 
 TEST(OnnxFuzz, MutatedModelsGiveErrorsNotCrashes) {
+  SmallLimit limit;
   const std::vector<std::pair<std::string, Shape>> models = {
       {"rescnn:n=1,width=4,placement=full_preact,mix=exclusive_gate", {1, 2, 8, 8}},
       {"rowformer:norm=pre,dim=8,depth=1,heads=2,ff=16,act=gelu", {1, 1, 4, 4}},
@@ -93,6 +101,7 @@ TEST(OnnxFuzz, MutatedModelsGiveErrorsNotCrashes) {
 // Structure-aware: parsed graphs with one attribute value, initializer or node input replaced by
 // something hostile, run without onnx::checker in front.
 TEST(OnnxFuzz, MutatedAttributesAndWiringGiveErrorsNotCrashes) {
+  SmallLimit limit;
   auto m = make_model("rescnn:n=1,width=4,placement=full_preact,mix=carry_gate", 2, 3, 8);
   const Graph valid = parse_model(export_bytes(*m, {.input_shape = {1, 2, 8, 8}, .fold_batch_norm = false}), "valid");
   const Tensor x = randn({1, 2, 8, 8});
@@ -157,7 +166,7 @@ TEST(OnnxFuzz, HostileValuesGiveErrors) {
       {"huge constant", graph_of("ConstantOfShape", {2}, {}, {}, 1, DType::i64)},
       {"conv pads", graph_of("Conv", {1, 2, 4, 4}, {{"pads", Ints{1 << 30, 0, 0, 0}}}, {{"w", w}})},
       {"conv huge output", graph_of("Conv", {1, 2, 4, 4}, {{"pads", Ints{60000, 60000, 60000, 60000}}}, {{"w", w}})},
-      {"conv dilation", graph_of("Conv", {1, 2, 4, 4}, {{"dilations", Ints{1 << 40, 1}}}, {{"w", w}})},
+      {"conv dilation", graph_of("Conv", {1, 2, 4, 4}, {{"dilations", Ints{int64_t{1} << 40, 1}}}, {{"w", w}})},
       {"conv groups", graph_of("Conv", {1, 2, 4, 4}, {{"group", int64_t{3}}}, {{"w", w}})},
       {"pool kernel", graph_of("MaxPool", {1, 2, 4, 4}, {{"kernel_shape", Ints{5, 5}}}, {})},
       {"pool no kernel", graph_of("AveragePool", {1, 2, 4, 4}, {}, {})},
