@@ -130,9 +130,15 @@ void run_e2b(const Context& ctx, Results& r) {
     std::vector<double> e;
     TrainConfig c{.epochs = epochs, .lr = kLr};
     c.on_step = [&, early](int64_t step, nn::Module& m) {
-      if (step == early) e.push_back(evaluate(m, d.fit_x, d.fit_y).loss);
+      if (step != early) return;
+      const double l = evaluate(m, d.fit_x, d.fit_y).loss;
+      e.push_back(std::isfinite(l) ? l : INFINITY);
     };
-    arms.push_back(train_arm(res_arm(name, {.width = 32, .blocks = units, .placement = p}, c), seeds, d));
+    // A run that diverged before the early point has no early loss: it counts as inf, per seed.
+    arms.push_back(train_arm(res_arm(name, {.width = 32, .blocks = units, .placement = p}, c), seeds, d,
+                             [&](size_t si, nn::Module&, const TrainResult&) {
+                               if (e.size() < si + 1) e.push_back(INFINITY);
+                             }));
     early_loss.push_back(e);
   }
   Table& t = r.table("summary", "Early (10% of steps) and final train loss, test error (means over seeds)",

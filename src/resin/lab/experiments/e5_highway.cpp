@@ -16,9 +16,6 @@ namespace resin::lab {
 
 namespace {
 
-// A diverged or non-finite run counts as infinitely bad when picking the best lr.
-double loss_key(double v) { return std::isfinite(v) ? v : INFINITY; }
-
 struct Best {
   ArmRuns runs;
   double lr = 0, loss = INFINITY;  // mean train loss over seeds at the best lr
@@ -34,9 +31,7 @@ Best best_of_lrs(const std::string& name, bool highway, int64_t depth, double ga
                      : nn::ModulePtr(models::make_mlp({.width = 71, .depth = depth + 1, .norm = false}));
     }, {.epochs = epochs, .lr = lr, .weight_decay = 0, .schedule = Schedule::exp_epoch, .gamma = 0.95});
     ArmRuns runs = train_arm(a, seeds, d);
-    double sum = 0;
-    for (double v : runs.fit_loss()) sum += loss_key(v);
-    const double mean = sum / static_cast<double>(seeds.size());
+    const double mean = mean_of(runs.fit_loss());  // a diverged run counts as inf (ArmRuns::fit_loss)
     all.add({name, fmt(lr), fmt_int(runs.params), fmt(mean), fmt(mean_of(runs.test_error())),
              runs.any_diverged() ? "yes" : ""});
     if (mean < best.loss || best.runs.runs.empty()) best = {std::move(runs), lr, mean};

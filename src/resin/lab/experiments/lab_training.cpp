@@ -226,6 +226,12 @@ std::vector<double> ArmRuns::get(double TrainResult::*field) const {
   return v;
 }
 
+std::vector<double> ArmRuns::fit_loss() const {
+  std::vector<double> v;
+  for (const TrainResult& t : runs) v.push_back(t.diverged || !std::isfinite(t.fit_loss) ? INFINITY : t.fit_loss);
+  return v;
+}
+
 bool ArmRuns::any_diverged() const {
   return std::any_of(runs.begin(), runs.end(), [](const TrainResult& t) { return t.diverged; });
 }

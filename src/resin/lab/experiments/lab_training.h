@@ -135,7 +135,9 @@ struct ArmRuns {
   std::vector<uint64_t> seeds{};
   std::vector<TrainResult> runs{};
   std::vector<double> get(double TrainResult::*field) const;  // one value per seed
-  std::vector<double> fit_loss() const { return get(&TrainResult::fit_loss); }
+  // The train loss per seed, +inf for a diverged run (or a non-finite loss): infinitely bad, so
+  // comparisons and means treat it as the worst outcome rather than as NaN.
+  std::vector<double> fit_loss() const;
   std::vector<double> test_error() const { return get(&TrainResult::test_error); }
   bool any_diverged() const;
 };
