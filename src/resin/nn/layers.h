@@ -56,6 +56,8 @@ class BatchNorm : public Module {
   std::string type_name() const override { return name_; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) with the ReLU fused into the normalisation (ops batch_norm_relu).
+  Tensor forward_relu(const Tensor& x);
   Tensor weight() const { return find("weight", true); }
   Tensor bias() const { return find("bias", true); }
   Tensor running_mean() const { return find("running_mean", false); }
@@ -63,6 +65,7 @@ class BatchNorm : public Module {
   const BatchNormOptions& options() const { return o_; }
 
  private:
+  Tensor run(const Tensor& x, bool relu);
   Tensor find(const std::string& n, bool param) const;
   BatchNormOptions o_;
   std::string name_;

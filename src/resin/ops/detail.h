@@ -1,6 +1,7 @@
 // Helpers shared by the op implementations (not part of the public API).
 #pragma once
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -41,6 +42,16 @@ inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 inline backend::Backend& be(const Tensor& t) { return backend::backend_for(t); }
+
+// RESIN_NO_FUSION=1 makes the fused ops (add_relu, batch_norm_relu) run as their unfused
+// compositions: the same values, for measuring what fusion is worth.
+inline bool fusion_disabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("RESIN_NO_FUSION");
+    return e && *e && *e != '0';
+  }();
+  return off;
+}
 
 // The layout a gradient of `x` should have: x's own for 4-D tensors (so channels-last networks get
 // channels-last gradients and their kernels never reorder), contiguous otherwise.

@@ -83,6 +83,12 @@ class CpuBackend : public RefBackend {
   void batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                            const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                            double eps) override;
+  void add_relu(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                                        const Tensor& mean, const Tensor& var, double eps) override;
+  void batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,
+                                const Tensor& var, const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                                const Tensor& gbeta, double eps) override;
   void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                           const Tensor& mean, const Tensor& rstd, double eps) override;
   void layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& rstd,
