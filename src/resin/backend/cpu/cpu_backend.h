@@ -42,7 +42,7 @@ namespace resin::backend {
 // Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
 // lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
 // asking oneDNN; `executed` counts oneDNN primitive executions, reorders included; `native` counts
-// calls served by the backend's own kernels (training batch norm, batch_norm_kernels.h).
+// calls served by the backend's own kernels (native_kernels.h).
 struct PrimitiveCacheStats {
   int64_t hits = 0;
   int64_t misses = 0;

@@ -7,7 +7,7 @@
 // flags).
 #include <cmath>
 
-#include "resin/backend/cpu/batch_norm_kernels.h"
+#include "resin/backend/cpu/native_kernels.h"
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {

@@ -1,3 +1,5 @@
+// The CPU backend's own kernels (native_kernels.h).
+//
 // Training batch norm (forward with batch statistics, backward) for dense f32 activations, as two
 // OpenMP passes each: statistics, then the elementwise map; optionally with the ReLU after it fused
 // (forward clamps, backward masks the incoming gradient by the output), which saves a pass over
@@ -21,7 +23,7 @@
 #include <cmath>
 #include <vector>
 
-#include "resin/backend/cpu/batch_norm_kernels.h"
+#include "resin/backend/cpu/native_kernels.h"
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend::kernels {
@@ -232,6 +234,73 @@ bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, 
     backward_passes<true>(l, g, xp, gp, relu_y.data<float>(), mp, vp, gamma, gx, ggamma, gbeta, eps);
   else
     backward_passes<false>(l, g, xp, gp, nullptr, mp, vp, gamma, gx, ggamma, gbeta, eps);
+  return true;
+}
+
+// Dense tensors with a scalar: oneDNN 2.6's binary has no jit kernel for a permuted source (the
+// attention's q·(1/√d) on a [N, H, T, d] view ran on its reference kernel: 345 ms per Transformer
+// step). Identical strides mean element i of a and out share a memory offset, so one flat loop.
+bool binary_scalar(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (a.dtype() != DType::f32 || b.dtype() != DType::f32 || out.dtype() != DType::f32) return false;
+  if (a.shape() != out.shape() || a.strides() != out.strides() || !a.is_non_overlapping_dense()) return false;
+  for (int64_t s : b.strides())
+    if (s != 0) return false;
+  if (op != Binary::add && op != Binary::sub && op != Binary::mul && op != Binary::div) return false;
+  const float s = b.data<float>()[0];
+  const float* ap = a.data<float>();
+  float* op_ = out.data<float>();
+  const int64_t n = a.numel();
+  switch (op) {
+    case Binary::add:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] + s;
+      break;
+    case Binary::sub:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] - s;
+      break;
+    case Binary::mul:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] * s;
+      break;
+    default:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] / s;
+      break;
+  }
+  return true;
+}
+
+// Sums over leading dims (a bias gradient: [N, T, C] -> [C]): oneDNN 2.6 reduces outer dims with
+// its reference kernel (2.6 s of a 3.4 s Transformer step before linear folded its batch dims, and
+// still 21 calls per step after). Row blocks per thread, partial sums in double, combined in thread
+// order (deterministic for a thread count).
+bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out) {
+  if ((op != Reduce::sum && op != Reduce::mean) || x.dtype() != DType::f32 || out.dtype() != DType::f32) return false;
+  if (x.dim() != out.dim() || x.dim() == 0 || !x.is_contiguous() || !out.is_contiguous() || x.numel() == 0)
+    return false;
+  int64_t lead = 0;
+  while (lead < x.dim() && out.size(lead) == 1) ++lead;
+  for (int64_t d = lead; d < x.dim(); ++d)
+    if (out.size(d) != x.size(d)) return false;
+  const int64_t K = out.numel(), R = x.numel() / K;
+  const float* xp = x.data<float>();
+  const int nt = omp_get_max_threads();
+  std::vector<double> part(static_cast<size_t>(K * nt), 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    double* acc = part.data() + K * t;
+    for (int64_t r = R * t / T; r < R * (t + 1) / T; ++r)
+      for (int64_t k = 0; k < K; ++k) acc[k] += xp[r * K + k];
+  }
+  float* o = out.data<float>();
+  const double scale = op == Reduce::mean ? 1.0 / static_cast<double>(R) : 1.0;
+  for (int64_t k = 0; k < K; ++k) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part[static_cast<size_t>(K * t + k)];
+    o[k] = static_cast<float>(s * scale);
+  }
   return true;
 }
 
