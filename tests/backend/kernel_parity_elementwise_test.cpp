@@ -117,7 +117,8 @@ TEST(KernelParityElementwise, BinaryExpandedFirstOperand) {
 
 TEST(KernelParityElementwise, Reduce) {
   const Shape s{3, 5, 4, 7};
-  const std::vector<std::vector<int64_t>> dim_sets = {{1}, {0, 2, 3}, {3}, {0, 1, 2, 3}, {}, {0, 3}};
+  // {0} and {0, 1}: leading dims, the CPU backend's own kernel for sum and mean.
+  const std::vector<std::vector<int64_t>> dim_sets = {{1}, {0, 2, 3}, {3}, {0, 1, 2, 3}, {}, {0, 3}, {0}, {0, 1}};
   for (Reduce op : {Reduce::sum, Reduce::mean, Reduce::max, Reduce::min})
     for (const auto& dims : dim_sets)
       for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided}) {
@@ -131,6 +132,23 @@ TEST(KernelParityElementwise, Reduce) {
         ref().reduce(op, x0, out_ref);
         expect_close(out, out_ref, what);
       }
+}
+
+// A dense but permuted tensor with a scalar (the attention's q / sqrt(d) on a [N, H, T, d] view).
+TEST(KernelParityElementwise, PermutedWithScalar) {
+  const Tensor a0 = rnd({2, 3, 4, 5});
+  const Tensor a = in_layout(a0, Layout::nchw).permute({0, 2, 1, 3});
+  const Tensor s = full(Shape{}, 0.37).expand(a.shape());
+  for (Binary op : {Binary::add, Binary::sub, Binary::mul, Binary::div}) {
+    const std::string what = "op" + std::to_string(static_cast<int>(op));
+    Tensor out = empty_like(a), out_ref = empty(a.shape());
+    ref().fill(out, std::nan(""));
+    const auto before = backend::CpuBackend::cache_stats();
+    cpu().binary(op, a, s, out);
+    EXPECT_GT(backend::CpuBackend::cache_stats().native, before.native) << what << ": expected the native kernel";
+    ref().binary(op, a.contiguous(), s, out_ref);
+    expect_close(out, out_ref, what);
+  }
 }
 
 TEST(KernelParityElementwise, Softmax) {

@@ -117,6 +117,45 @@ TEST(KernelParity, NotF32FallsBack) {
   EXPECT_EQ(y.to_vector(), y_ref.to_vector());
 }
 
+// The fused kernels against the reference backend's composition (BN then ReLU; ReLU mask then BN
+// backward; add then ReLU).
+TEST(KernelParity, FusedBatchNormReluAndAddRelu) {
+  for (const Shape& s : {Shape{2, 5, 7, 3}, Shape{3, 32, 6, 5}, Shape{4, 16, 1, 1}})
+    for (Layout l : {Layout::nchw, Layout::channels_last, Layout::strided}) {
+      const std::string what = s.str() + "/" + layout_name(l);
+      const int64_t C = s[1];
+      const Tensor x0 = add(mul(rnd(s), 3.0), 0.5), gy0 = rnd(s), b0 = rnd(s);
+      const Tensor x = in_layout(x0, l), gy = in_layout(gy0, l), b = in_layout(b0, l);
+      const Tensor g = rnd(Shape{C}), beta = rnd(Shape{C});
+      const Layout ol = l == Layout::strided ? Layout::nchw : l;
+
+      Tensor y = out_like(s, ol), m = empty(Shape{C}), v = empty(Shape{C});
+      Tensor y_ref = empty(s), m_ref = empty(Shape{C}), v_ref = empty(Shape{C});
+      expect_path(true, what + " bn_relu", [&] { cpu().batch_norm_relu_forward_training(x, g, beta, y, m, v, 1e-5); });
+      ref().batch_norm_relu_forward_training(x0, g, beta, y_ref, m_ref, v_ref, 1e-5);
+      expect_close(y, y_ref, what + " bn_relu y");
+      expect_close(v, v_ref, what + " bn_relu var");
+      double zeros = 0;
+      for (double e : y_ref.to_vector()) zeros += e == 0.0;
+      EXPECT_GT(zeros, 0) << what << ": the ReLU never clamped, the mask is untested";
+
+      Tensor gx = out_like(s, ol), gg = empty(Shape{C}), gb = empty(Shape{C});
+      Tensor gx_ref = empty(s), gg_ref = empty(Shape{C}), gb_ref = empty(Shape{C});
+      const Tensor yl = in_layout(y_ref, ol);
+      expect_path(true, what + " bn_relu bwd",
+                  [&] { cpu().batch_norm_relu_backward(x, yl, gy, m_ref, v_ref, g, gx, gg, gb, 1e-5); });
+      ref().batch_norm_relu_backward(x0, y_ref, gy0, m_ref, v_ref, g, gx_ref, gg_ref, gb_ref, 1e-5);
+      expect_close(gx, gx_ref, what + " bn_relu gx");
+      expect_close(gg, gg_ref, what + " bn_relu ggamma");
+      expect_close(gb, gb_ref, what + " bn_relu gbeta");
+
+      Tensor z = out_like(s, ol), z_ref = empty(s);
+      expect_path(true, what + " add_relu", [&] { cpu().add_relu(x, b, z); });
+      ref().add_relu(x0, b0, z_ref);
+      expect_close(z, z_ref, what + " add_relu");
+    }
+}
+
 TEST(KernelParity, BatchNorm) {
   const Shape shapes[] = {{2, 5, 7, 3}, {1, 3, 4, 4}, {4, 17, 1, 1}, {3, 32, 6, 5}};
   for (const Shape& s : shapes)

@@ -45,6 +45,20 @@ RESIN_GRADCHECK_CASE(add, only_one_side_requires_grad) {
   Generator g(7);
   return {{rnd({3, 4}, g), leaf(rnd({4}, g))}, [](const Inputs& in) { return Outputs{add(in[0], in[1])}; }};
 }
+RESIN_GRADCHECK_CASE(add_relu, same_shape) {
+  Generator g(301);
+  return {{leaf(rnd({3, 5}, g)), leaf(rnd({3, 5}, g))},
+          [](const Inputs& in) { return Outputs{add_relu(in[0], in[1])}; }};
+}
+RESIN_GRADCHECK_CASE(add_relu, channels_last_plus_broadcast_bias) {
+  Generator g(302);
+  return {{leaf(channels_last(rnd({2, 3, 4, 5}, g))), leaf(rnd({3, 1, 1}, g))},
+          [](const Inputs& in) { return Outputs{add_relu(in[0], in[1])}; }};
+}
+RESIN_GRADCHECK_CASE(add_relu, same_tensor_twice) {
+  Generator g(303);
+  return {{leaf(rnd({2, 3}, g))}, [](const Inputs& in) { return Outputs{add_relu(in[0], in[0])}; }};
+}
 RESIN_GRADCHECK_CASE(sub, broadcast) {
   Generator g(8);
   return {{leaf(rnd({2, 1, 4}, g)), leaf(rnd({3, 4}, g))},

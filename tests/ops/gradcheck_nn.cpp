@@ -90,6 +90,26 @@ Inputs bn_inputs(Tensor x, Generator& g, bool affine = true) {
 }
 }  // namespace
 
+namespace {
+GradFn bn_relu(bool training) {
+  return [=](const Inputs& in) {
+    return Outputs{batch_norm_relu(in[0], in[3], in[4], in[1], in[2], training, 0.1, 1e-5)};
+  };
+}
+}  // namespace
+RESIN_GRADCHECK_CASE(batch_norm_relu, train_running_stats) {
+  Generator g(231);
+  return {bn_inputs(rnd({3, 5, 2, 3}, g), g), bn_relu(true)};
+}
+RESIN_GRADCHECK_CASE(batch_norm_relu, train_channels_last) {
+  Generator g(232);
+  return {bn_inputs(channels_last(rnd({2, 3, 3, 3}, g)), g), bn_relu(true)};
+}
+RESIN_GRADCHECK_CASE(batch_norm_relu, eval) {
+  Generator g(233);
+  return {bn_inputs(rnd({2, 3, 2, 2}, g), g), bn_relu(false)};
+}
+
 RESIN_GRADCHECK_CASE(batch_norm, train_4d_odd_channels_running_stats) {
   Generator g(213);
   return {bn_inputs(rnd({3, 5, 2, 3}, g), g), bn(true, true, true)};

@@ -38,6 +38,7 @@ struct BnSpec {
   Layout layout;
   bool training, affine, running, grads;
   double momentum = 0.1, eps = 1e-5;
+  bool relu = false;  // batch_norm_relu
 };
 
 void bn_case(std::vector<Case>& out, DType t, Data& d, const BnSpec& s) {
@@ -52,10 +53,11 @@ void bn_case(std::vector<Case>& out, DType t, Data& d, const BnSpec& s) {
   };
   const bool training = s.training;
   const double momentum = s.momentum, eps = s.eps;
-  Case c = make_case("batch_norm", s.label, t,
+  auto op = s.relu ? &batch_norm_relu : &batch_norm;
+  Case c = make_case(s.relu ? "batch_norm_relu" : "batch_norm", s.label, t,
                      Attrs().boolean("training", training).num("momentum", momentum).num("eps", eps).json(),
-                     std::move(in), [training, momentum, eps](const std::vector<Tensor>& x) {
-                       return std::vector<Tensor>{batch_norm(x[0], x[3], x[4], x[1], x[2], training, momentum, eps)};
+                     std::move(in), [op, training, momentum, eps](const std::vector<Tensor>& x) {
+                       return std::vector<Tensor>{op(x[0], x[3], x[4], x[1], x[2], training, momentum, eps)};
                      });
   c.expect_channels_last = s.layout == Layout::channels_last;
   out.push_back(std::move(c));
@@ -165,6 +167,15 @@ void add_conv_norm_cases(std::vector<Case>& out, DType t) {
   residual_case(out, t, d, "training", C, true);
   residual_case(out, t, d, "training channels_last", CL, true);
   residual_case(out, t, d, "eval", C, false);
+
+  const BnSpec bn_relus[] = {
+      {"training", {2, 3, 4, 4}, C, true, true, true, true, 0.1, 1e-5, true},
+      {"training channels_last 16 channels", {4, 16, 5, 5}, CL, true, true, true, true, 0.1, 1e-5, true},
+      {"training [N, C], no affine", {6, 4}, C, true, false, true, true, 0.1, 1e-5, true},
+      {"eval with gradients, channels_last", {2, 3, 4, 5}, CL, false, true, true, true, 0.1, 1e-5, true},
+      {"eval inference (no gradients)", {2, 3, 4, 4}, C, false, true, true, false, 0.1, 1e-5, true},
+  };
+  for (const BnSpec& s : bn_relus) bn_case(out, t, d, s);
 }
 
 }  // namespace resin::parity

@@ -115,6 +115,8 @@ void add_elementwise_cases(std::vector<Case>& out, DType t) {
         [](const Tensor& x) { return clamp(x, -0.5, 0.8); });
   unary(out, t, "softplus", "on the threshold (beta*x == threshold)", kinks, Layout::contiguous,
         Attrs().num("beta", 2.0).num("threshold", 3.0).json(), [](const Tensor& x) { return softplus(x, 2.0, 3.0); });
+
+  binary_cases(out, t, d, "add_relu", [](const Tensor& a, const Tensor& b) { return add_relu(a, b); }, false);
   unary(out, t, "pow", "exponent 2 at 0", kinks, Layout::contiguous, Attrs().num("exponent", 2.0).json(),
         [](const Tensor& x) { return pow(x, 2.0); });
   unary(out, t, "pow", "exponent 0 incl. 0", kinks, Layout::contiguous, Attrs().num("exponent", 0.0).json(),

@@ -48,6 +48,7 @@ def residual_block(x, w1, g1, b1, rm1, rv1, w2, g2, b2, rm2, rv2, a):
 
 OPS = {
     "add": lambda x, y, a: x + y,
+    "add_relu": lambda x, y, a: F.relu(x + y),
     "sub": lambda x, y, a: x - y,
     "mul": lambda x, y, a: x * y,
     "div": lambda x, y, a: x / y,
@@ -77,6 +78,7 @@ OPS = {
     "linear": lambda x, w, b, a: F.linear(x, w, b),
     "conv2d": lambda x, w, b, a: F.conv2d(x, w, b, a["stride"], a["padding"], a["dilation"], a["groups"]),
     "batch_norm": batch_norm,
+    "batch_norm_relu": lambda x, w, b, rm, rv, a: F.relu(batch_norm(x, w, b, rm, rv, a)),
     "layer_norm": lambda x, w, b, a: F.layer_norm(x, a["shape"], w, b, a["eps"]),
     "max_pool2d": lambda x, a: F.max_pool2d(x, a["kernel"], a["stride"], a["padding"]),
     "avg_pool2d": lambda x, a: F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"],

@@ -47,6 +47,27 @@ void Backend::conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w
   if (gw.defined()) conv2d_backward_weights(x, gy, gw, gb, p);
 }
 
+void Backend::add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
+  binary(Binary::add, a, b, y);
+  unary(Unary::relu, y, y, {});
+}
+
+void Backend::batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                               const Tensor& y, const Tensor& mean, const Tensor& var,
+                                               double eps) {
+  batch_norm_forward_training(x, gamma, beta, y, mean, var, eps);
+  unary(Unary::relu, y, y, {});
+}
+
+void Backend::batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,
+                                       const Tensor& var, const Tensor& gamma, const Tensor& gx,
+                                       const Tensor& ggamma, const Tensor& gbeta, double eps) {
+  // relu'(x) = [x > 0] = [relu(x) > 0], so y serves as the ReLU's input too.
+  Tensor g = empty_like(gy);
+  unary_backward(Unary::relu, y, y, gy, g, {});
+  batch_norm_backward(x, g, mean, var, gamma, gx, ggamma, gbeta, eps);
+}
+
 void set_force_reference(bool on) { g_force_ref.store(on); }
 bool force_reference() { return g_force_ref.load(); }
 

@@ -85,6 +85,19 @@ class Backend {
                                    const Tensor& var, const Tensor& gamma, const Tensor& gx,
                                    const Tensor& ggamma, const Tensor& gbeta, double eps) = 0;
 
+  // ---- fused kernels (ops add_relu, batch_norm_relu). The defaults compose the kernels above;
+  // backends override them to save a pass over memory.
+  // y = relu(a + b); a and b already expanded to y's shape.
+  virtual void add_relu(const Tensor& a, const Tensor& b, const Tensor& y);
+  // y = relu(batch norm of x) with batch statistics (outputs mean/var as above).
+  virtual void batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                const Tensor& y, const Tensor& mean, const Tensor& var,
+                                                double eps);
+  // Backward of the above from its output y: batch_norm_backward of gy masked to y > 0.
+  virtual void batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,
+                                        const Tensor& var, const Tensor& gamma, const Tensor& gx,
+                                        const Tensor& ggamma, const Tensor& gbeta, double eps);
+
   // x [M, N] contiguous; gamma/beta [N] or undefined; mean/rstd [M] outputs.
   virtual void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                   const Tensor& y, const Tensor& mean, const Tensor& rstd,

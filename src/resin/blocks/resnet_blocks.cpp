@@ -46,12 +46,15 @@ BasicBlock::BasicBlock(const BlockOptions& o) : o_(o) {
   if (o.zero_init_last_bn) nn::init::constant_(bn2_->own_parameters()[0].second, 0.0);
 }
 
-Tensor BasicBlock::branch(const Tensor& x) { return bn2_->forward(conv2_->forward(relu(bn1_->forward(conv1_->forward(x))))); }
+Tensor BasicBlock::branch(const Tensor& x) {
+  return bn2_->forward(conv2_->forward(bn1_->forward_relu(conv1_->forward(x))));
+}
 Tensor BasicBlock::shortcut(const Tensor& x) { return downsample_ ? downsample_->forward(x) : x; }
 
 Tensor BasicBlock::forward(const Tensor& x) {
+  if (!o_.residual) return bn2_->forward_relu(conv2_->forward(bn1_->forward_relu(conv1_->forward(x))));
   Tensor f = branch(x);
-  return relu(o_.residual ? add(f, shortcut(x)) : f);
+  return add_relu(f, shortcut(x));
 }
 
 Bottleneck::Bottleneck(const BlockOptions& o) : o_(o) {
@@ -69,15 +72,15 @@ Bottleneck::Bottleneck(const BlockOptions& o) : o_(o) {
 }
 
 Tensor Bottleneck::branch(const Tensor& x) {
-  Tensor h = relu(bn1_->forward(conv1_->forward(x)));
-  h = relu(bn2_->forward(conv2_->forward(h)));
+  Tensor h = bn1_->forward_relu(conv1_->forward(x));
+  h = bn2_->forward_relu(conv2_->forward(h));
   return bn3_->forward(conv3_->forward(h));
 }
 Tensor Bottleneck::shortcut(const Tensor& x) { return downsample_ ? downsample_->forward(x) : x; }
 
 Tensor Bottleneck::forward(const Tensor& x) {
   Tensor f = branch(x);
-  return relu(o_.residual ? add(f, shortcut(x)) : f);
+  return o_.residual ? add_relu(f, shortcut(x)) : relu(f);
 }
 
 }  // namespace resin::blocks

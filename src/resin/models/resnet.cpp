@@ -61,7 +61,7 @@ Tensor ResNet::features(const Tensor& x) {
   RESIN_CHECK(x.dim() == 4 && x.size(1) == c_.in_channels, "ResNet: expected input [N, ", c_.in_channels,
               ", H, W], got ", x.shape());
   Tensor h = conv1_->forward(x);
-  if (!c_.preact) h = relu(bn1_->forward(h));
+  if (!c_.preact) h = bn1_->forward_relu(h);
   if (c_.stem == StemKind::imagenet) h = max_pool2d(h, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}});
   for (auto& stage : stages_) h = stage->forward(h);
   if (c_.preact) h = relu(bn_final_->forward(h));

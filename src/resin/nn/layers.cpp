@@ -73,7 +73,10 @@ Tensor BatchNorm::find(const std::string& n, bool param) const {
 
 std::string BatchNorm::extra_repr() const { return str_cat(o_.features, ", eps=", o_.eps, ", momentum=", o_.momentum); }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return run(x, false); }
+Tensor BatchNorm::forward_relu(const Tensor& x) { return run(x, true); }
+
+Tensor BatchNorm::run(const Tensor& x, bool relu) {
   RESIN_CHECK(x.dim() >= 2 && x.size(1) == o_.features, name_, ": expected input with ", o_.features,
               " channels in dim 1, got shape ", x.shape());
   const bool use_batch_stats = is_training() || !o_.track_running_stats;
@@ -81,8 +84,12 @@ Tensor BatchNorm::forward(const Tensor& x) {
     Tensor nbt = find("num_batches_tracked", false);
     nbt.data<int64_t>()[0] += 1;
   }
-  if (is_training() && training_forward_) return training_forward_(*this, x);
-  return batch_norm(x, running_mean(), running_var(), weight(), bias(), use_batch_stats, o_.momentum, o_.eps);
+  if (is_training() && training_forward_) {
+    Tensor y = training_forward_(*this, x);
+    return relu ? resin::relu(y) : y;
+  }
+  return (relu ? batch_norm_relu : batch_norm)(x, running_mean(), running_var(), weight(), bias(), use_batch_stats,
+                                               o_.momentum, o_.eps);
 }
 
 LayerNorm::LayerNorm(const LayerNormOptions& o) : o_(o) {

@@ -59,6 +59,8 @@ class BatchNorm : public Module {
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
   OnnxValue export_onnx(OnnxEmitter& g, const OnnxValue& x) override;
+  // relu(forward(x)) with the ReLU fused into the normalisation (ops batch_norm_relu).
+  Tensor forward_relu(const Tensor& x);
   Tensor weight() const { return find("weight", true); }
   Tensor bias() const { return find("bias", true); }
   Tensor running_mean() const { return find("running_mean", false); }
@@ -73,6 +75,7 @@ class BatchNorm : public Module {
   bool has_training_forward() const { return static_cast<bool>(training_forward_); }
 
  private:
+  Tensor run(const Tensor& x, bool relu);
   Tensor find(const std::string& n, bool param) const;
   BatchNormOptions o_;
   std::string name_;

@@ -1,6 +1,7 @@
 // Helpers shared by the op implementations (not part of the public API).
 #pragma once
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -50,6 +51,16 @@ inline TensorOptions like(const Tensor& t, DType dtype) { return {.dtype = dtype
 inline void check_same_device(const Tensor& data, const Tensor& index, const char* op, const char* what) {
   RESIN_CHECK(data.device() == index.device(), op, ": ", what, " is on ", index.device(), " but the input is on ",
               data.device());
+}
+
+// RESIN_NO_FUSION=1 makes the fused ops (add_relu, batch_norm_relu) run as their unfused
+// compositions: the same values, for measuring what fusion is worth.
+inline bool fusion_disabled() {
+  static const bool off = [] {
+    const char* e = std::getenv("RESIN_NO_FUSION");
+    return e && *e && *e != '0';
+  }();
+  return off;
 }
 
 // The layout a gradient of `x` should have: x's own for 4-D tensors (so channels-last networks get

@@ -123,6 +123,20 @@ Tensor binary_kernel(Binary op, const Tensor& a, const Tensor& b, const char* na
   return out;
 }
 
+// relu(a + b): the gradient of both inputs is g masked where y = relu(a + b) > 0.
+struct AddReluBackward : Node {
+  Tensor y;
+  Shape a_shape, b_shape;
+  std::string name() const override { return "AddReluBackward"; }
+  bool saves_tensors() const override { return true; }
+  void release_saved() override { y = Tensor(); }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    Tensor gm = empty_like(y);
+    be(y).unary_backward(Unary::relu, y, y, g[0], gm, {});
+    return {needs_input_grad(0) ? sum_to(gm, a_shape) : Tensor(), needs_input_grad(1) ? sum_to(gm, b_shape) : Tensor()};
+  }
+};
+
 Tensor add_like(const Tensor& a, const Tensor& b, double sign) {
   Tensor out = binary_kernel(sign > 0 ? Binary::add : Binary::sub, a, b, sign > 0 ? "add" : "sub");
   if (autograd::any_requires_grad({&a, &b})) {
@@ -173,6 +187,24 @@ static Tensor scalar_op(const Tensor& a, double s, bool is_mul) {
     n->scale = is_mul ? s : 1.0;
     n->is_mul = is_mul;
     record(n, {&a}, {&out});
+  }
+  return out;
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  if (fusion_disabled()) return relu(add(a, b));
+  check_floating(a, "add_relu");
+  check_floating(b, "add_relu");
+  check_same_dtype(a, b, "add_relu");
+  const Shape s = broadcast_shapes(a.shape(), b.shape(), "add_relu");
+  Tensor out = elementwise_output(s, a, b);
+  be(out).add_relu(broadcast_view(a, s), broadcast_view(b, s), out);
+  if (autograd::any_requires_grad({&a, &b})) {
+    auto n = std::make_shared<AddReluBackward>();
+    n->y = out.detach();
+    n->a_shape = a.shape();
+    n->b_shape = b.shape();
+    record(n, {&a, &b}, {&out});
   }
   return out;
 }

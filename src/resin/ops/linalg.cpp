@@ -75,13 +75,18 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   RESIN_CHECK(weight.dim() == 2, "linear: expected a 2-D weight [out, in], got ", weight.shape());
   RESIN_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input has ", x.dim() ? x.size(-1) : 0,
               " features (shape ", x.shape(), "), weight expects ", weight.size(1));
-  Tensor y = matmul(x, weight.transpose(0, 1));
-  if (bias.defined()) {
+  if (bias.defined())
     RESIN_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias shape ", bias.shape(),
                 ", expected [", weight.size(0), "]");
-    y = add(y, bias);
+  // [..., in] is folded to [rows, in] (a view when x is contiguous): one 2-D product, whose weight
+  // gradient is one 2-D product too, instead of a batch of per-sample products summed afterwards.
+  if (x.dim() > 2) {
+    Shape out_shape = x.shape();
+    out_shape[out_shape.size() - 1] = weight.size(0);
+    return linear(x.reshape({-1, x.size(-1)}), weight, bias).reshape(out_shape);
   }
-  return y;
+  Tensor y = matmul(x, weight.transpose(0, 1));
+  return bias.defined() ? add(y, bias) : y;
 }
 
 }  // namespace resin

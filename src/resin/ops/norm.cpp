@@ -16,19 +16,22 @@ Tensor as_4d(const Tensor& x) {
   return x.reshape(s);
 }
 
+// Backward of training-mode batch_norm, and of batch_norm_relu when y (the ReLU's output, 4-D like
+// x) is kept.
 struct BatchNormBackward : Node {
-  Tensor x, mean, var, gamma;
+  Tensor x, y, mean, var, gamma;
   Shape in_shape;
   double eps = 1e-5;
-  std::string name() const override { return "BatchNormBackward"; }
+  std::string name() const override { return y.defined() ? "BatchNormReluBackward" : "BatchNormBackward"; }
   bool saves_tensors() const override { return true; }
-  void release_saved() override { x = mean = var = gamma = Tensor(); }
+  void release_saved() override { x = y = mean = var = gamma = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
     Tensor gy = as_4d(g[0]);
     Tensor gx = needs_input_grad(0) ? empty_like(x) : Tensor();
     Tensor gg = gamma.defined() && needs_input_grad(1) ? empty_like(gamma) : Tensor();
     Tensor gb = needs_input_grad(2) ? empty(Shape{x.size(1)}, like(x)) : Tensor();
-    be(x).batch_norm_backward(x, gy, mean, var, gamma, gx, gg, gb, eps);
+    if (y.defined()) be(x).batch_norm_relu_backward(x, y, gy, mean, var, gamma, gx, gg, gb, eps);
+    else be(x).batch_norm_backward(x, gy, mean, var, gamma, gx, gg, gb, eps);
     // reshape would copy a channels-last gradient to contiguous; only 2-D/3-D inputs need it.
     return {gx.defined() && gx.shape() != in_shape ? gx.reshape(in_shape) : gx, gg, gb};
   }
@@ -57,8 +60,11 @@ void update_running(const Tensor& running, const Tensor& batch, double a, double
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, double momentum, double eps) {
+namespace {
+
+// batch_norm, or with relu = true relu(batch_norm) with the ReLU fused in training.
+Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                       const Tensor& bias, bool training, double momentum, double eps, bool relu) {
   check_floating(x, "batch_norm");
   RESIN_CHECK(x.dim() >= 2 && x.dim() <= 4, "batch_norm: expected input [N, C], [N, C, L] or [N, C, H, W], got ",
               x.shape());
@@ -82,12 +88,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
       if (weight.defined()) scale = mul(scale, weight);
       Tensor shift = neg(mul(running_mean.detach(), scale));
       if (bias.defined()) shift = add(shift, bias);
-      return add(mul(x, scale.reshape(bshape)), shift.reshape(bshape));
+      Tensor y = add(mul(x, scale.reshape(bshape)), shift.reshape(bshape));
+      return relu ? resin::relu(y) : y;
     }
     Tensor y4 = empty_like(x4);
     be(x).batch_norm_forward_inference(x4, weight.defined() ? weight.detach() : Tensor(),
                                        bias.defined() ? bias.detach() : Tensor(), running_mean.detach(),
                                        running_var.detach(), y4, eps);
+    if (relu) be(y4).unary(backend::Unary::relu, y4, y4, {});
     // reshape would copy a channels-last 4-D result to contiguous; only 2-D/3-D inputs need it.
     return x.dim() == 4 ? y4 : y4.reshape(x.shape());
   }
@@ -95,8 +103,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
               x.shape());
   Tensor y4 = empty_like(x4);
   Tensor mean = empty(Shape{C}, like(x)), var = empty(Shape{C}, like(x));
-  be(x).batch_norm_forward_training(x4, weight.defined() ? weight.detach() : Tensor(),
-                                    bias.defined() ? bias.detach() : Tensor(), y4, mean, var, eps);
+  const Tensor w = weight.defined() ? weight.detach() : Tensor(), b = bias.defined() ? bias.detach() : Tensor();
+  if (relu) be(x).batch_norm_relu_forward_training(x4, w, b, y4, mean, var, eps);
+  else be(x).batch_norm_forward_training(x4, w, b, y4, mean, var, eps);
   if (running_mean.defined() && running_var.defined()) {
     const double unbias = static_cast<double>(per_channel) / static_cast<double>(per_channel - 1);
     update_running(running_mean.detach(), mean, 1.0 - momentum, momentum);
@@ -106,6 +115,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (autograd::any_requires_grad({&x, &weight, &bias})) {
     auto n = std::make_shared<BatchNormBackward>();
     n->x = x4;
+    if (relu) n->y = y4;
     n->mean = mean;
     n->var = var;
     n->gamma = weight.defined() ? weight.detach() : Tensor();
@@ -114,6 +124,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     record(n, {&x, &weight, &bias}, {&y});
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, false);
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                       const Tensor& bias, bool training, double momentum, double eps) {
+  if (fusion_disabled()) return relu(batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps));
+  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, true);
 }
 
 namespace {

@@ -35,6 +35,9 @@ Tensor tanh(const Tensor& x);
 Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
 // cond ? a : b with broadcasting; cond is any dtype, non-zero means true; no gradient to cond.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// relu(a + b) in one pass, with broadcasting as add (the end of a residual unit). Saves only its
+// output for backward.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 // Comparisons give 1/0 in the dtype of a; never differentiable.
 Tensor eq(const Tensor& a, const Tensor& b);
@@ -90,6 +93,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, co
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
+// relu(batch_norm(...)), same arguments; in training the ReLU is fused into the normalisation (a
+// pass less each way, and the normalised tensor before the ReLU is not kept for backward).
+Tensor batch_norm_relu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
+                       double eps = 1e-5);
 // Normalises over the trailing dims given by normalized_shape.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);

@@ -42,7 +42,7 @@ namespace resin::backend {
 // Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
 // lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
 // asking oneDNN; `executed` counts oneDNN primitive executions, reorders included; `native` counts
-// calls served by the backend's own kernels (training batch norm, batch_norm_kernels.h).
+// calls served by the backend's own kernels (native_kernels.h).
 struct PrimitiveCacheStats {
   int64_t hits = 0;
   int64_t misses = 0;
@@ -83,6 +83,12 @@ class CpuBackend : public RefBackend {
   void batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                            const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                            double eps) override;
+  void add_relu(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                                        const Tensor& mean, const Tensor& var, double eps) override;
+  void batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,
+                                const Tensor& var, const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                                const Tensor& gbeta, double eps) override;
   void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                           const Tensor& mean, const Tensor& rstd, double eps) override;
   void layer_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& rstd,

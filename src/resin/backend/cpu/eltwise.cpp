@@ -2,6 +2,7 @@
 #include <optional>
 
 #include "resin/backend/cpu/dnnl_util.h"
+#include "resin/backend/cpu/native_kernels.h"
 
 namespace resin::backend {
 namespace {
@@ -131,6 +132,7 @@ void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, cons
 }
 
 void CpuBackend::binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (kernels::binary_scalar(op, a, b, out)) return onednn::detail::count_native();
   std::shared_ptr<BinaryEntry> e;
   const auto alg = binary_alg(op);
   if (alg && all_f32({&a, &b, &out}) && out.numel() > 0 && !has_broadcast(out) && a.shape() == out.shape() &&

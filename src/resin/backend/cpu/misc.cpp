@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "resin/backend/cpu/dnnl_util.h"
+#include "resin/backend/cpu/native_kernels.h"
 
 namespace resin::backend {
 namespace {
@@ -37,6 +38,7 @@ struct ConcatEntry {
 
 void CpuBackend::reduce(Reduce op, const Tensor& x, const Tensor& out) {
   if (all_f32({&x, &out}) && x.shape() == out.shape()) return copy(x, out);  // nothing to fold
+  if (kernels::reduce_leading(op, x, out)) return onednn::detail::count_native();
   std::shared_ptr<Prim> e;
   if (all_f32({&x, &out}) && x.numel() > 0 && x.dim() == out.dim() && !has_broadcast(x) &&
       !has_broadcast(out)) {

@@ -7,7 +7,7 @@
 // flags).
 #include <cmath>
 
-#include "resin/backend/cpu/batch_norm_kernels.h"
+#include "resin/backend/cpu/native_kernels.h"
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -187,6 +187,26 @@ void CpuBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const Te
   args.emplace(DNNL_ARG_DIFF_SHIFT, gbeta.defined() ? wrap(c, gbeta) : wrap(c, s.get(c.get_size())));
   execute("batch_norm_backward", e->prim, args);
   done_if(e->diff_src, diff_src, gx);
+}
+
+void CpuBackend::batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                                  const Tensor& y, const Tensor& mean, const Tensor& var,
+                                                  double eps) {
+  if (kernels::batch_norm_training(x, gamma, beta, y, mean, var, eps, true)) return onednn::detail::count_native();
+  Backend::batch_norm_relu_forward_training(x, gamma, beta, y, mean, var, eps);
+}
+
+void CpuBackend::batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,
+                                          const Tensor& var, const Tensor& gamma, const Tensor& gx,
+                                          const Tensor& ggamma, const Tensor& gbeta, double eps) {
+  if (kernels::batch_norm_backward(x, gy, mean, var, gamma, gx, ggamma, gbeta, eps, y))
+    return onednn::detail::count_native();
+  Backend::batch_norm_relu_backward(x, y, gy, mean, var, gamma, gx, ggamma, gbeta, eps);
+}
+
+void CpuBackend::add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
+  if (kernels::add_relu(a, b, y)) return onednn::detail::count_native();
+  Backend::add_relu(a, b, y);
 }
 
 void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,

@@ -1,0 +1,320 @@
+// The CPU backend's own kernels (native_kernels.h).
+//
+// Training batch norm (forward with batch statistics, backward) for dense f32 activations, as two
+// OpenMP passes each: statistics, then the elementwise map; optionally with the ReLU after it fused
+// (forward clamps, backward masks the incoming gradient by the output), which saves a pass over
+// memory each way and the ReLU's own output tensor.
+//
+// Why not oneDNN: 2.6's bnorm_jit synchronises its threads with spinning barriers several times per
+// call; on these 2-core machines, when another process holds one core, each barrier waits out a
+// scheduler slice (16 ms per call measured for 128x16x32x32 under load, 0.6 ms with one thread), and
+// its NCHW kernel (ncsp_bnorm) is a slow generic loop. These loops have two fork/joins per call and
+// no inner barriers, sum in double, and partition work statically, so results depend only on the
+// thread count (as the exact-resume contract requires).
+//
+// Layouts: channels-last ([R = N·H·W rows] × C, parallel over rows with per-thread partial sums
+// combined in thread order) and contiguous NCHW (parallel over channels). Anything else returns
+// false and the caller uses oneDNN or the reference loops.
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cmath>
+#include <vector>
+
+#include "resin/backend/cpu/native_kernels.h"
+#include "resin/backend/cpu/dnnl_util.h"
+
+namespace resin::backend::kernels {
+
+namespace {
+
+enum class Layout { none, rows, planes };
+
+Layout layout_of(const Tensor& t) {
+  if (t.dim() != 4 || t.dtype() != DType::f32) return Layout::none;
+  const Strides st = onednn::normalized_strides(t);
+  if (st == channels_last_strides(t.shape())) return Layout::rows;
+  if (st == contiguous_strides(t.shape())) return Layout::planes;
+  return Layout::none;
+}
+
+bool vec_ok(const Tensor& t, int64_t c) {
+  return !t.defined() || (t.dtype() == DType::f32 && t.dim() == 1 && t.size(0) == c && (t.stride(0) == 1 || c == 1));
+}
+
+struct Geometry {
+  int64_t n, c, hw;
+  int64_t rows() const { return n * hw; }
+};
+
+// Per-channel sums in double. run(off, c, a, b) adds one run of elements starting at offset off:
+// for rows (c < 0) the C channels of one row into a[0..C), b[0..C); for planes the hw values of
+// channel c into *a, *b.
+template <class RowFn>
+void channel_sums(Layout l, const Geometry& g, std::vector<double>& a, std::vector<double>& b, RowFn&& row) {
+  const int64_t C = g.c;
+  a.assign(static_cast<size_t>(C), 0.0);
+  b.assign(static_cast<size_t>(C), 0.0);
+  if (l == Layout::rows) {
+    const int nt = omp_get_max_threads();
+    std::vector<double> part(static_cast<size_t>(2 * C * nt), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+      const int64_t R = g.rows(), lo = R * t / T, hi = R * (t + 1) / T;
+      double* pa = part.data() + 2 * C * t;
+      double* pb = pa + C;
+      for (int64_t r = lo; r < hi; ++r) row(r * C, int64_t{-1}, pa, pb);
+    }
+    for (int t = 0; t < nt; ++t)
+      for (int64_t c = 0; c < C; ++c) {
+        a[static_cast<size_t>(c)] += part[static_cast<size_t>(2 * C * t + c)];
+        b[static_cast<size_t>(c)] += part[static_cast<size_t>(2 * C * t + C + c)];
+      }
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      double sa = 0, sb = 0;
+      for (int64_t n = 0; n < g.n; ++n) row((n * C + c) * g.hw, c, &sa, &sb);
+      a[static_cast<size_t>(c)] = sa;
+      b[static_cast<size_t>(c)] = sb;
+    }
+  }
+}
+
+// out[i] = f(i, c) over every element, parallel over rows or planes.
+template <class Fn>
+void channel_map(Layout l, const Geometry& g, Fn&& f) {
+  const int64_t C = g.c;
+  if (l == Layout::rows) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < g.rows(); ++r)
+      for (int64_t c = 0; c < C; ++c) f(r * C + c, c);
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < g.n * C; ++p) {
+      const int64_t c = p % C, base = p * g.hw;
+      for (int64_t i = 0; i < g.hw; ++i) f(base + i, c);
+    }
+  }
+}
+
+}  // namespace
+
+bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                         const Tensor& mean, const Tensor& var, double eps, bool relu) {
+  const Layout l = layout_of(x);
+  if (l == Layout::none || layout_of(y) != l || x.shape() != y.shape() || x.numel() == 0) return false;
+  const int64_t C = x.size(1);
+  if (!mean.defined() || !var.defined() || !vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) ||
+      !vec_ok(beta, C))
+    return false;
+  const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
+  const float* xp = x.data<float>();
+  std::vector<double> s, q;
+  // Rows: one contiguous run of C channels; planes: a run of hw values of one channel.
+  channel_sums(l, g, s, q, [&](int64_t off, int64_t ch, double* a, double* b) {
+    if (ch < 0) {
+      for (int64_t c = 0; c < C; ++c) {
+        const double v = xp[off + c];
+        a[c] += v;
+        b[c] += v * v;
+      }
+    } else {
+      double sa = 0, sb = 0;
+      for (int64_t i = 0; i < g.hw; ++i) {
+        const double v = xp[off + i];
+        sa += v;
+        sb += v * v;
+      }
+      *a += sa;
+      *b += sb;
+    }
+  });
+  const double count = static_cast<double>(g.rows());
+  std::vector<float> m(static_cast<size_t>(C)), scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  float* mp = mean.data<float>();
+  float* vp = var.data<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    const auto i = static_cast<size_t>(c);
+    const double mu = s[i] / count, v = std::max(0.0, q[i] / count - mu * mu);
+    mp[c] = static_cast<float>(mu);
+    vp[c] = static_cast<float>(v);
+    const double k = (gamma.defined() ? gamma.data<float>()[c] : 1.0) / std::sqrt(v + eps);
+    m[i] = static_cast<float>(mu);
+    scale[i] = static_cast<float>(k);
+    shift[i] = beta.defined() ? beta.data<float>()[c] : 0.0f;
+  }
+  float* yp = y.data<float>();
+  const float *pm = m.data(), *ps = scale.data(), *pt = shift.data();
+  if (relu)
+    channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = std::max(0.0f, (xp[i] - pm[c]) * ps[c] + pt[c]); });
+  else
+    channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
+  return true;
+}
+
+namespace {
+
+// The backward passes; kMasked: the gradient counts only where relu_y > 0 (a branch-free select, so
+// the loops vectorize either way).
+template <bool kMasked>
+void backward_passes(Layout l, const Geometry& g, const float* xp, const float* gp, const float* yp,
+                     const float* mp, const float* vp, const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                     const Tensor& gbeta, double eps) {
+  const int64_t C = g.c;
+  // The mask is applied with bit operations: GCC turns `y > 0 ? g : 0` into a branch on a random
+  // mask (15x slower than the unmasked loop, measured), and g * [y > 0] would turn a masked NaN into
+  // NaN where the ReLU's gradient is 0.
+  auto grad = [gp, yp](int64_t i) {
+    const float v = gp[i];
+    if constexpr (kMasked) {
+      const uint32_t keep = 0u - static_cast<uint32_t>(yp[i] > 0.0f);
+      return std::bit_cast<float>(std::bit_cast<uint32_t>(v) & keep);
+    }
+    return v;
+  };
+  std::vector<double> sg, sgx;  // Σ gy, Σ gy·(x − mean)
+  channel_sums(l, g, sg, sgx, [&](int64_t off, int64_t ch, double* a, double* b) {
+    if (ch < 0) {
+      for (int64_t c = 0; c < C; ++c) {
+        const double d = grad(off + c);
+        a[c] += d;
+        b[c] += d * (static_cast<double>(xp[off + c]) - mp[c]);
+      }
+    } else {
+      const double mu = mp[ch];
+      double sa = 0, sb = 0;
+      for (int64_t i = 0; i < g.hw; ++i) {
+        const double d = grad(off + i);
+        sa += d;
+        sb += d * (static_cast<double>(xp[off + i]) - mu);
+      }
+      *a += sa;
+      *b += sb;
+    }
+  });
+  const double count = static_cast<double>(g.rows());
+  std::vector<float> ca(static_cast<size_t>(C)), cb(static_cast<size_t>(C)), cd(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const auto i = static_cast<size_t>(c);
+    const double rstd = 1.0 / std::sqrt(static_cast<double>(vp[c]) + eps);
+    const double k = (gamma.defined() ? gamma.data<float>()[c] : 1.0) * rstd;
+    if (ggamma.defined()) ggamma.data<float>()[c] = static_cast<float>(sgx[i] * rstd);
+    if (gbeta.defined()) gbeta.data<float>()[c] = static_cast<float>(sg[i]);
+    // gx = k·(gy − Σgy/R − (x − mean)·rstd²·Σgy(x − mean)/R)
+    ca[i] = static_cast<float>(k);
+    cb[i] = static_cast<float>(-k * rstd * rstd * sgx[i] / count);
+    cd[i] = static_cast<float>(-k * sg[i] / count);
+  }
+  if (!gx.defined()) return;
+  float* op = gx.data<float>();
+  const float *pa = ca.data(), *pb = cb.data(), *pd = cd.data();
+  channel_map(l, g, [&](int64_t i, int64_t c) { op[i] = pa[c] * grad(i) + pb[c] * (xp[i] - mp[c]) + pd[c]; });
+}
+
+}  // namespace
+
+bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
+                         const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
+                         double eps, const Tensor& relu_y) {
+  const Layout l = layout_of(x);
+  if (l == Layout::none || layout_of(gy) != l || gy.shape() != x.shape() || x.numel() == 0) return false;
+  if (relu_y.defined() && (layout_of(relu_y) != l || relu_y.shape() != x.shape())) return false;
+  if (gx.defined() && (layout_of(gx) != l || gx.shape() != x.shape())) return false;
+  const int64_t C = x.size(1);
+  if (!vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) || !vec_ok(ggamma, C) || !vec_ok(gbeta, C) ||
+      !mean.defined() || !var.defined())
+    return false;
+  const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
+  const float *xp = x.data<float>(), *gp = gy.data<float>(), *mp = mean.data<float>(), *vp = var.data<float>();
+  if (relu_y.defined())
+    backward_passes<true>(l, g, xp, gp, relu_y.data<float>(), mp, vp, gamma, gx, ggamma, gbeta, eps);
+  else
+    backward_passes<false>(l, g, xp, gp, nullptr, mp, vp, gamma, gx, ggamma, gbeta, eps);
+  return true;
+}
+
+// Dense tensors with a scalar: oneDNN 2.6's binary has no jit kernel for a permuted source (the
+// attention's q·(1/√d) on a [N, H, T, d] view ran on its reference kernel: 345 ms per Transformer
+// step). Identical strides mean element i of a and out share a memory offset, so one flat loop.
+bool binary_scalar(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (a.dtype() != DType::f32 || b.dtype() != DType::f32 || out.dtype() != DType::f32) return false;
+  if (a.shape() != out.shape() || a.strides() != out.strides() || !a.is_non_overlapping_dense()) return false;
+  for (int64_t s : b.strides())
+    if (s != 0) return false;
+  if (op != Binary::add && op != Binary::sub && op != Binary::mul && op != Binary::div) return false;
+  const float s = b.data<float>()[0];
+  const float* ap = a.data<float>();
+  float* op_ = out.data<float>();
+  const int64_t n = a.numel();
+  switch (op) {
+    case Binary::add:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] + s;
+      break;
+    case Binary::sub:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] - s;
+      break;
+    case Binary::mul:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] * s;
+      break;
+    default:
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) op_[i] = ap[i] / s;
+      break;
+  }
+  return true;
+}
+
+// Sums over leading dims (a bias gradient: [N, T, C] -> [C]): oneDNN 2.6 reduces outer dims with
+// its reference kernel (2.6 s of a 3.4 s Transformer step before linear folded its batch dims, and
+// still 21 calls per step after). Row blocks per thread, partial sums in double, combined in thread
+// order (deterministic for a thread count).
+bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out) {
+  if ((op != Reduce::sum && op != Reduce::mean) || x.dtype() != DType::f32 || out.dtype() != DType::f32) return false;
+  if (x.dim() != out.dim() || x.dim() == 0 || !x.is_contiguous() || !out.is_contiguous() || x.numel() == 0)
+    return false;
+  int64_t lead = 0;
+  while (lead < x.dim() && out.size(lead) == 1) ++lead;
+  for (int64_t d = lead; d < x.dim(); ++d)
+    if (out.size(d) != x.size(d)) return false;
+  const int64_t K = out.numel(), R = x.numel() / K;
+  const float* xp = x.data<float>();
+  const int nt = omp_get_max_threads();
+  std::vector<double> part(static_cast<size_t>(K * nt), 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    double* acc = part.data() + K * t;
+    for (int64_t r = R * t / T; r < R * (t + 1) / T; ++r)
+      for (int64_t k = 0; k < K; ++k) acc[k] += xp[r * K + k];
+  }
+  float* o = out.data<float>();
+  const double scale = op == Reduce::mean ? 1.0 / static_cast<double>(R) : 1.0;
+  for (int64_t k = 0; k < K; ++k) {
+    double s = 0;
+    for (int t = 0; t < nt; ++t) s += part[static_cast<size_t>(K * t + k)];
+    o[k] = static_cast<float>(s * scale);
+  }
+  return true;
+}
+
+bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
+  for (const Tensor* t : {&a, &b, &y})
+    if (t->dtype() != DType::f32 || t->shape() != y.shape() || t->strides() != y.strides() ||
+        !t->is_non_overlapping_dense())
+      return false;
+  const float *ap = a.data<float>(), *bp = b.data<float>();
+  float* yp = y.data<float>();
+  const int64_t n = y.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) yp[i] = std::max(0.0f, ap[i] + bp[i]);
+  return true;
+}
+
+}  // namespace resin::backend::kernels

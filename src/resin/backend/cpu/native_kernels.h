@@ -1,0 +1,27 @@
+// The CPU backend's own kernels, for the cases where oneDNN 2.6 is slow or falls back to its
+// reference code (native_kernels.cpp says why for each): training batch norm for dense f32 NCHW and
+// channels-last activations (optionally with the ReLU after it fused), the fused residual add +
+// ReLU, a dense tensor with a scalar, and sums over leading dims. Same contracts as the Backend
+// methods they serve; each returns false, touching nothing, when the operands are not in a layout
+// it handles.
+#pragma once
+#include "resin/backend/backend.h"
+
+namespace resin::backend::kernels {
+
+// relu: y = max(0, batch norm of x).
+bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                         const Tensor& mean, const Tensor& var, double eps, bool relu = false);
+// relu_y defined: the backward of relu(batch norm) with that output, i.e. gy counts where relu_y > 0.
+bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
+                         const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
+                         double eps, const Tensor& relu_y = {});
+// y = max(0, a + b) for f32 tensors of one shape and one dense layout.
+bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y);
+// out = a op s for a and out of one dense layout (any permutation) and b a scalar expanded to
+// a's shape; add, sub, mul, div.
+bool binary_scalar(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+// Sum or mean of a contiguous x over its leading dims: out keeps x's trailing dims (bias gradients).
+bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out);
+
+}  // namespace resin::backend::kernels
