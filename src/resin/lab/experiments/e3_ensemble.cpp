@@ -195,8 +195,9 @@ void run_e3(const Context& ctx, Results& r) {
   r.plot("error_vs_kendall", "Error vs the amount of reordering", pt);
   Plot pp{.title = "Gradient at x_0 by path length (trained)", .xlabel = "path length k", .ylabel = "gradient norm",
           .log_y = true};
-  pp.series.push_back({.name = "per path", .x = kx, .y = pg.mean_norm, .y_err = pg.std_norm});
-  pp.series.push_back({.name = "C(n,k) × per path", .x = kx, .y = tot});
+  std::vector<double> all_k(pg.k.begin(), pg.k.end());  // kx holds only the lengths with a non-zero gradient
+  pp.series.push_back({.name = "per path", .x = all_k, .y = pg.mean_norm, .y_err = pg.std_norm});
+  pp.series.push_back({.name = "C(n,k) × per path", .x = all_k, .y = tot});
   r.plot("path_gradient", "Veit's sampling on the trained net: short paths carry the gradient", pp);
 }
 
