@@ -272,7 +272,9 @@ Outs pad_op(const OpContext& c, const Ins& in) {
   Shape out = x.shape();
   for (int64_t d = 0; d < r; ++d) {
     const int64_t lo = pads[static_cast<size_t>(d)], hi = pads[static_cast<size_t>(d + r)];
-    if (std::abs(lo) > element_limit() || std::abs(hi) > element_limit())
+    // Compared without std::abs, which is undefined for INT64_MIN (a fuzzed file can hold it).
+    const int64_t limit = element_limit();
+    if (lo > limit || lo < -limit || hi > limit || hi < -limit)
       c.fail(str_cat("pad ", lo, "/", hi, " is out of range"));
     out[static_cast<size_t>(d)] += lo + hi;
     if (out[static_cast<size_t>(d)] < 0) c.fail(str_cat("pads ", Shape(pads), " make dim ", d, " negative"));
