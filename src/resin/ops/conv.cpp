@@ -42,8 +42,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   RESIN_CHECK(x.dim() == 4, "conv2d: expected a 4-D NCHW input, got shape ", x.shape());
   RESIN_CHECK(w.dim() == 4, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got shape ", w.shape());
   RESIN_CHECK(o.groups >= 1, "conv2d: groups must be >= 1, got ", o.groups);
-  RESIN_CHECK(x.size(1) == w.size(1) * o.groups, "conv2d: input has ", x.size(1), " channels, weight ", w.shape(),
-              " with groups=", o.groups, " expects ", w.size(1) * o.groups);
+  // Divided, not multiplied: groups can come from a file (ONNX) and the product could overflow.
+  RESIN_CHECK(x.size(1) % o.groups == 0 && x.size(1) / o.groups == w.size(1), "conv2d: input has ", x.size(1),
+              " channels, weight ", w.shape(), " with groups=", o.groups, " expects ", w.size(1), " x ", o.groups);
   RESIN_CHECK(w.size(0) % o.groups == 0, "conv2d: ", w.size(0), " output channels not divisible by groups=", o.groups);
   auto [sh, sw] = pair_of(o.stride, "stride");
   auto [ph, pw] = pair_of(o.padding, "padding");
@@ -53,11 +54,16 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   RESIN_CHECK(ph >= 0 && pw >= 0, "conv2d: padding must be non-negative, got ", ph, "x", pw);
   const int64_t kh = w.size(2), kw = w.size(3);
   RESIN_CHECK(kh > 0 && kw > 0, "conv2d: empty kernel ", w.shape());
-  const int64_t oh = (x.size(2) + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
-  const int64_t ow = (x.size(3) + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
-  RESIN_CHECK(x.size(2) + 2 * ph >= dh * (kh - 1) + 1 && x.size(3) + 2 * pw >= dw * (kw - 1) + 1 && oh > 0 && ow > 0,
-              "conv2d: input ", x.shape(), " is smaller than the (dilated) kernel ", kh, "x", kw, " with padding ",
-              ph, "x", pw);
+  // Geometry from a file can be huge: every product is checked (an overflow is an error, not UB).
+  int64_t span_h = 0, span_w = 0, in_h = 0, in_w = 0;
+  RESIN_CHECK(!__builtin_mul_overflow(dh, kh - 1, &span_h) && !__builtin_mul_overflow(dw, kw - 1, &span_w) &&
+                  !__builtin_mul_overflow(ph, 2, &in_h) && !__builtin_mul_overflow(pw, 2, &in_w) &&
+                  !__builtin_add_overflow(in_h, x.size(2), &in_h) && !__builtin_add_overflow(in_w, x.size(3), &in_w),
+              "conv2d: padding ", ph, "x", pw, " or dilation ", dh, "x", dw, " out of range");
+  RESIN_CHECK(in_h > span_h && in_w > span_w, "conv2d: input ", x.shape(), " is smaller than the (dilated) kernel ",
+              kh, "x", kw, " with padding ", ph, "x", pw);
+  const int64_t oh = (in_h - span_h - 1) / sh + 1;
+  const int64_t ow = (in_w - span_w - 1) / sw + 1;
   if (bias.defined()) {
     check_same_dtype(x, bias, "conv2d");
     RESIN_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "conv2d: bias shape ", bias.shape(), ", expected [",
