@@ -1,4 +1,6 @@
 // 2-D convolution. The output keeps the input's physical layout.
+#include <string>
+
 #include "resin/ops/detail.h"
 #include "resin/ops/profile.h"
 
@@ -43,8 +45,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   RESIN_CHECK(w.dim() == 4, "conv2d: expected a 4-D weight [out, in/groups, kh, kw], got shape ", w.shape());
   RESIN_CHECK(o.groups >= 1, "conv2d: groups must be >= 1, got ", o.groups);
   // Divided, not multiplied: groups can come from a file (ONNX) and the product could overflow.
-  RESIN_CHECK(x.size(1) % o.groups == 0 && x.size(1) / o.groups == w.size(1), "conv2d: input has ", x.size(1),
-              " channels, weight ", w.shape(), " with groups=", o.groups, " expects ", w.size(1), " x ", o.groups);
+  if (x.size(1) % o.groups != 0 || x.size(1) / o.groups != w.size(1)) {
+    int64_t want = 0;
+    const bool too_big = __builtin_mul_overflow(w.size(1), o.groups, &want);
+    RESIN_FAIL("conv2d: input has ", x.size(1), " channels, weight ", w.shape(), " with groups=", o.groups,
+               " expects ", too_big ? std::string("more than 2^63") : std::to_string(want));
+  }
   RESIN_CHECK(w.size(0) % o.groups == 0, "conv2d: ", w.size(0), " output channels not divisible by groups=", o.groups);
   auto [sh, sw] = pair_of(o.stride, "stride");
   auto [ph, pw] = pair_of(o.padding, "padding");
