@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "resin/core/autocast.h"
+
 namespace resin::backend::onednn {
 
 // ---- descriptors
@@ -69,6 +71,17 @@ memory::desc md_like(const Tensor& t, const Tensor& like) {
 
 memory::desc any_md(const memory::desc& md) {
   return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
+}
+
+memory::desc retype(const memory::desc& md, memory::data_type dt) {
+  dnnl_memory_desc_t d = md.data;
+  d.data_type = static_cast<dnnl_data_type_t>(dt);
+  return memory::desc(d);
+}
+
+memory::data_type compute_type() {
+  return autocast_dtype() == DType::bf16 && bf16_compute_supported() ? memory::data_type::bf16
+                                                                      : memory::data_type::f32;
 }
 
 memory::desc dense_md(const Dims& dims, memory::data_type dt) {
