@@ -8,6 +8,9 @@
 // writes dst, diff_src, diff_weights and diff_bias in f32 (bias stays f32). The f32 -> bf16
 // conversion is the Arg's reorder, fused with any layout change. No Winograd (oneDNN 2.6 has no
 // bf16 Winograd). A shape without a fast bf16 kernel keeps its f32 primitive.
+#include <cstdlib>
+#include <string>
+
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -80,6 +83,26 @@ auto choose_pd(const memory::desc& src, const memory::desc& dst, bool winograd, 
   });
 }
 
+// Which bf16 passes ask for oneDNN's blocked layouts (`any`) instead of the tensors' own. oneDNN
+// 2.6's bf16 backward-weights kernel for NHWC activations runs 10-20x slower than its nChw16c one
+// (docs/performance.md, bf16), so that pass stages src and diff_dst into the blocked layout (the
+// f32 -> bf16 conversion is a reorder anyway). RESIN_BF16_BLOCKED=fwd,bwd_data,bwd_weights | none
+// overrides the default (bwd_weights) to measure the others.
+bool bf16_blocked(const char* pass) {
+  static const std::string v = [] {
+    const char* e = std::getenv("RESIN_BF16_BLOCKED");
+    return std::string(e ? e : "bwd_weights");
+  }();
+  return ("," + v + ",").find(std::string(",") + pass + ",") != std::string::npos;
+}
+
+// The activation descriptor of type t a primitive is first asked for: the tensor's own layout, or
+// `any` in a bf16 pass that RESIN_BF16_BLOCKED lists.
+memory::desc act_md(const memory::desc& user, dt t, bool bf16, const char* pass) {
+  const memory::desc m = retype(user, t);
+  return bf16 && bf16_blocked(pass) ? any_md(m) : m;
+}
+
 // ---- forward
 
 struct ConvFwd {
@@ -96,7 +119,8 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   const memory::desc bu = b.defined() ? md_of(b) : memory::desc();
   const memory::desc bw = b.defined() ? dense_md({y.size(1)}) : memory::desc();
   const bool wino = !bf16 && want_winograd(x.size(1), w.size(0), w.size(2), w.size(3), p, true);
-  auto pd = choose_pd(retype(xu, ct), yu, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+  const memory::desc xa = act_md(xu, ct, bf16, "fwd"), ya = act_md(yu, dt::f32, bf16, "fwd");
+  auto pd = choose_pd(xa, ya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
     return fwd_pd(s, retype(wu, ct), bw, d, g, alg);
   });
   if (bf16 && !is_fast_impl(pd)) return nullptr;
@@ -125,7 +149,8 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   const memory::desc gyu = md_of(gy), wu = weights_md(w, p.groups), gxu = md_of(gx);
   const memory::desc wc = retype(wu, ct);
   const bool wino = !bf16 && want_winograd(gx.size(1), w.size(0), w.size(2), w.size(3), p, true);
-  auto pd = choose_pd(gxu, retype(gyu, ct), wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+  const memory::desc gxa = act_md(gxu, dt::f32, bf16, "bwd_data"), gya = act_md(gyu, ct, bf16, "bwd_data");
+  auto pd = choose_pd(gxa, gya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
     dnnl::convolution_backward_data::desc bd(alg, s, any_md(wc), d, g.strides, g.dilates, g.pad_l, g.pad_r);
     // The forward hint reads its src in the compute type (diff_src s is f32 under bf16).
     return dnnl::convolution_backward_data::primitive_desc(
@@ -157,7 +182,7 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
   const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
   const bool wino = !bf16 && want_winograd(x.size(1), gw.size(0), gw.size(2), gw.size(3), p, true);
-  auto pd = choose_pd(retype(xu, ct), retype(gyu, ct), wino,
+  auto pd = choose_pd(act_md(xu, ct, bf16, "bwd_weights"), act_md(gyu, ct, bf16, "bwd_weights"), wino,
                       [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
                         dnnl::convolution_backward_weights::desc bd(alg, s, any_md(gwu), bw, d, g.strides, g.dilates,
                                                                     g.pad_l, g.pad_r);
