@@ -224,7 +224,9 @@ TEST(Autocast, BackwardFollowsTheForwardPassesPrecision) {
     // Loose sanity bound here (the kernel tests above check the element bounds): within 5% of scale.
     expect_close(g16[i], g32[i], "autocast gradient " + std::to_string(i), 0.0, 0.05);
     // The linear bias gradient (i = 3) is a sum of ones: exact in any precision.
-    if (i < 3) EXPECT_NE(g16[i].to_vector(), g32[i].to_vector()) << "gradient " << i << " shows no bf16 rounding";
+    if (i < 3) {
+      EXPECT_NE(g16[i].to_vector(), g32[i].to_vector()) << "gradient " << i << " shows no bf16 rounding";
+    }
   }
 }
 

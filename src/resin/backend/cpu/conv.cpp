@@ -83,17 +83,35 @@ auto choose_pd(const memory::desc& src, const memory::desc& dst, bool winograd, 
   });
 }
 
-// Which bf16 passes ask for oneDNN's blocked layouts (`any`) instead of the tensors' own. oneDNN
-// 2.6's bf16 backward-weights kernel for NHWC activations runs 10-20x slower than its nChw16c one
-// (docs/performance.md, bf16), so that pass stages src and diff_dst into the blocked layout (the
-// f32 -> bf16 conversion is a reorder anyway). RESIN_BF16_BLOCKED=fwd,bwd_data,bwd_weights | none
-// overrides the default (bwd_weights) to measure the others.
+// Per-pass bf16 policy, from comma-separated pass lists (fwd, bwd_data, bwd_weights; "none"):
+// RESIN_BF16_PASSES: the passes that compute in bf16 under autocast (the others keep f32);
+// RESIN_BF16_BLOCKED: the bf16 passes that ask for oneDNN's blocked layouts (`any`) first instead of
+// the tensors' own. Defaults: see kBf16Passes / kBf16Blocked and docs/performance.md (bf16), where
+// each choice is measured: oneDNN 2.6's bf16 backward-weights kernel for NHWC activations is several
+// times slower than its nChw16c one.
+constexpr const char* kBf16Passes = "fwd,bwd_data,bwd_weights";
+constexpr const char* kBf16Blocked = "bwd_weights";
+
+bool listed(const char* env, const char* fallback, const char* pass) {
+  const char* e = std::getenv(env);
+  const std::string v = std::string(",") + (e ? e : fallback) + ",";
+  return v.find(std::string(",") + pass + ",") != std::string::npos;
+}
+
 bool bf16_blocked(const char* pass) {
-  static const std::string v = [] {
-    const char* e = std::getenv("RESIN_BF16_BLOCKED");
-    return std::string(e ? e : "bwd_weights");
-  }();
-  return ("," + v + ",").find(std::string(",") + pass + ",") != std::string::npos;
+  static const bool fwd = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "fwd"),
+                    bwd_data = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "bwd_data"),
+                    bwd_weights = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "bwd_weights");
+  return pass[0] == 'f' ? fwd : pass[4] == 'd' ? bwd_data : bwd_weights;
+}
+
+// Whether this pass computes in bf16 now (autocast on, native bf16, and the pass enabled).
+bool bf16_pass(const char* pass) {
+  static const bool fwd = listed("RESIN_BF16_PASSES", kBf16Passes, "fwd"),
+                    bwd_data = listed("RESIN_BF16_PASSES", kBf16Passes, "bwd_data"),
+                    bwd_weights = listed("RESIN_BF16_PASSES", kBf16Passes, "bwd_weights");
+  if (compute_type() != dt::bf16) return false;
+  return pass[0] == 'f' ? fwd : pass[4] == 'd' ? bwd_data : bwd_weights;
 }
 
 // The activation descriptor of type t a primitive is first asked for: the tensor's own layout, or
@@ -212,7 +230,7 @@ bool usable(std::initializer_list<const Tensor*> ts) {
 void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
                                 const Conv2dParams& p) {
   std::shared_ptr<ConvFwd> e;
-  const bool bf16 = compute_type() == dt::bf16;
+  const bool bf16 = bf16_pass("fwd");
   if (usable({&x, &w, &bias, &y}))
     e = cached<ConvFwd>(conv_key("conv_fwd", x, w, bias, y, p, bf16), [&] {
       return bf16_or_f32(bf16, [&](bool b) { return make_fwd(x, w, bias, y, p, b); });
@@ -233,7 +251,7 @@ namespace {
 std::shared_ptr<ConvBwdData> bwd_data_entry(const Tensor& gy, const Tensor& w, const Tensor& gx,
                                             const Conv2dParams& p) {
   if (!usable({&gy, &w, &gx})) return nullptr;
-  const bool bf16 = compute_type() == dt::bf16;
+  const bool bf16 = bf16_pass("bwd_data");
   return cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p, bf16), [&] {
     return bf16_or_f32(bf16, [&](bool b) { return make_bwd_data(gy, w, gx, p, b); });
   });
@@ -242,7 +260,7 @@ std::shared_ptr<ConvBwdData> bwd_data_entry(const Tensor& gy, const Tensor& w, c
 std::shared_ptr<ConvBwdWeights> bwd_weights_entry(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                                   const Tensor& gb, const Conv2dParams& p) {
   if (!usable({&x, &gy, &gw, &gb})) return nullptr;
-  const bool bf16 = compute_type() == dt::bf16;
+  const bool bf16 = bf16_pass("bwd_weights");
   return cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p, bf16), [&] {
     return bf16_or_f32(bf16, [&](bool b) { return make_bwd_weights(x, gy, gw, gb, p, b); });
   });
