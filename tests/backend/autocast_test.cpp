@@ -191,6 +191,35 @@ TEST(Autocast, PassesWithoutABf16KernelStayF32) {
   EXPECT_EQ(gw.to_vector(), gw_f.to_vector());
 }
 
+// Bf16Policy: a pass turned off keeps its f32 primitive (exactly the f32 result), the others stay bf16;
+// passes asked for the tensors' own layouts (NHWC here) give the same bf16 results.
+TEST(Autocast, PolicySelectsPassesAndLayouts) {
+  if (skip_without_bf16()) GTEST_SKIP();
+  const backend::Bf16Policy saved = backend::CpuBackend::bf16_policy();
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  const Tensor x = in_layout(rnd({2, 16, 6, 6}), Layout::channels_last), w = rnd({16, 16, 3, 3});
+  const Tensor gy = in_layout(rnd({2, 16, 6, 6}), Layout::channels_last);
+  auto run = [&](const backend::Bf16Policy& pol, Tensor& gx, Tensor& gw) {
+    backend::CpuBackend::set_bf16_policy(pol);
+    gx = in_layout(zeros({2, 16, 6, 6}), Layout::channels_last);
+    gw = empty({16, 16, 3, 3});
+    const int64_t before = bf16_count();
+    cpu().conv2d_backward(x, gy, w, gx, gw, Tensor(), p);
+    return bf16_count() - before;
+  };
+  Tensor gx32, gw32, gx, gw, gx_user, gw_user;
+  run({.fwd = false, .bwd_data = false, .bwd_weights = false}, gx32, gw32);  // f32 (autocast off below)
+  AutocastGuard autocast(DType::bf16);
+  EXPECT_EQ(run({.bwd_weights = false}, gx, gw), 1);
+  EXPECT_EQ(gw.to_vector(), gw32.to_vector()) << "backward-weights turned off should stay f32";
+  EXPECT_NE(gx.to_vector(), gx32.to_vector()) << "backward-data should be bf16";
+  EXPECT_EQ(run({.fwd_blocked = false, .bwd_data_blocked = false, .bwd_weights_blocked = false}, gx_user, gw_user), 2);
+  EXPECT_EQ(run(saved, gx, gw), 2);
+  expect_close(gx_user, gx, "bwd_data, own vs blocked layouts");
+  expect_close(gw_user, gw, "bwd_weights, own vs blocked layouts");
+  backend::CpuBackend::set_bf16_policy(saved);
+}
+
 // Autograd: the backward of an op recorded under autocast runs in bf16 wherever backward() is
 // called, and an op recorded without it stays f32 even when backward runs inside a guard.
 TEST(Autocast, BackwardFollowsTheForwardPassesPrecision) {

@@ -8,9 +8,6 @@
 // writes dst, diff_src, diff_weights and diff_bias in f32 (bias stays f32). The f32 -> bf16
 // conversion is the Arg's reorder, fused with any layout change. No Winograd (oneDNN 2.6 has no
 // bf16 Winograd). A shape without a fast bf16 kernel keeps its f32 primitive.
-#include <cstdlib>
-#include <string>
-
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -29,13 +26,10 @@ memory::desc weights_md(const Tensor& w, int64_t groups) {
                {s[0] * (w.size(0) / groups), s[0], s[1], s[2], s[3]});
 }
 
-Key conv_key(const char* op, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
-             const Conv2dParams& p, bool bf16) {
-  Key k(op);
-  k.add(a).add(b).add(c).add(d).add(bf16);
-  for (int64_t v : {p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, p.groups}) k.add(v);
-  return k;
-}
+// pass: "fwd", "bwd_data" or "bwd_weights"; bf16: the pass computes in bf16 (its layout policy is part
+// of the key too, so changing the policy builds new entries).
+Key conv_key(const char* pass, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+             const Conv2dParams& p, bool bf16);
 
 // The forward primitive descriptor for activations described by src/dst (user layouts or `any`).
 dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
@@ -83,35 +77,25 @@ auto choose_pd(const memory::desc& src, const memory::desc& dst, bool winograd, 
   });
 }
 
-// Per-pass bf16 policy, from comma-separated pass lists (fwd, bwd_data, bwd_weights; "none"):
-// RESIN_BF16_PASSES: the passes that compute in bf16 under autocast (the others keep f32);
-// RESIN_BF16_BLOCKED: the bf16 passes that ask for oneDNN's blocked layouts (`any`) first instead of
-// the tensors' own. Defaults: see kBf16Passes / kBf16Blocked and docs/performance.md (bf16), where
-// each choice is measured: oneDNN 2.6's bf16 backward-weights kernel for NHWC activations is several
-// times slower than its nChw16c one.
-constexpr const char* kBf16Passes = "fwd,bwd_data,bwd_weights";
-constexpr const char* kBf16Blocked = "bwd_weights";
-
-bool listed(const char* env, const char* fallback, const char* pass) {
-  const char* e = std::getenv(env);
-  const std::string v = std::string(",") + (e ? e : fallback) + ",";
-  return v.find(std::string(",") + pass + ",") != std::string::npos;
-}
-
+// The per-pass policy: each pass's pair {compute in bf16, ask for blocked layouts first}.
 bool bf16_blocked(const char* pass) {
-  static const bool fwd = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "fwd"),
-                    bwd_data = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "bwd_data"),
-                    bwd_weights = listed("RESIN_BF16_BLOCKED", kBf16Blocked, "bwd_weights");
-  return pass[0] == 'f' ? fwd : pass[4] == 'd' ? bwd_data : bwd_weights;
+  const Bf16Policy p = CpuBackend::bf16_policy();
+  return pass[0] == 'f' ? p.fwd_blocked : pass[4] == 'd' ? p.bwd_data_blocked : p.bwd_weights_blocked;
 }
 
 // Whether this pass computes in bf16 now (autocast on, native bf16, and the pass enabled).
 bool bf16_pass(const char* pass) {
-  static const bool fwd = listed("RESIN_BF16_PASSES", kBf16Passes, "fwd"),
-                    bwd_data = listed("RESIN_BF16_PASSES", kBf16Passes, "bwd_data"),
-                    bwd_weights = listed("RESIN_BF16_PASSES", kBf16Passes, "bwd_weights");
   if (compute_type() != dt::bf16) return false;
-  return pass[0] == 'f' ? fwd : pass[4] == 'd' ? bwd_data : bwd_weights;
+  const Bf16Policy p = CpuBackend::bf16_policy();
+  return pass[0] == 'f' ? p.fwd : pass[4] == 'd' ? p.bwd_data : p.bwd_weights;
+}
+
+Key conv_key(const char* pass, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
+             const Conv2dParams& p, bool bf16) {
+  Key k(pass);
+  k.add(a).add(b).add(c).add(d).add(bf16 ? (bf16_blocked(pass) ? 2 : 1) : 0);
+  for (int64_t v : {p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, p.groups}) k.add(v);
+  return k;
 }
 
 // The activation descriptor of type t a primitive is first asked for: the tensor's own layout, or
@@ -232,7 +216,7 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& 
   std::shared_ptr<ConvFwd> e;
   const bool bf16 = bf16_pass("fwd");
   if (usable({&x, &w, &bias, &y}))
-    e = cached<ConvFwd>(conv_key("conv_fwd", x, w, bias, y, p, bf16), [&] {
+    e = cached<ConvFwd>(conv_key("fwd", x, w, bias, y, p, bf16), [&] {
       return bf16_or_f32(bf16, [&](bool b) { return make_fwd(x, w, bias, y, p, b); });
     });
   if (!e) return RefBackend::conv2d_forward(x, w, bias, y, p);
@@ -252,7 +236,7 @@ std::shared_ptr<ConvBwdData> bwd_data_entry(const Tensor& gy, const Tensor& w, c
                                             const Conv2dParams& p) {
   if (!usable({&gy, &w, &gx})) return nullptr;
   const bool bf16 = bf16_pass("bwd_data");
-  return cached<ConvBwdData>(conv_key("conv_bwd_data", gy, w, gx, Tensor(), p, bf16), [&] {
+  return cached<ConvBwdData>(conv_key("bwd_data", gy, w, gx, Tensor(), p, bf16), [&] {
     return bf16_or_f32(bf16, [&](bool b) { return make_bwd_data(gy, w, gx, p, b); });
   });
 }
@@ -261,7 +245,7 @@ std::shared_ptr<ConvBwdWeights> bwd_weights_entry(const Tensor& x, const Tensor&
                                                   const Tensor& gb, const Conv2dParams& p) {
   if (!usable({&x, &gy, &gw, &gb})) return nullptr;
   const bool bf16 = bf16_pass("bwd_weights");
-  return cached<ConvBwdWeights>(conv_key("conv_bwd_weights", x, gy, gw, gb, p, bf16), [&] {
+  return cached<ConvBwdWeights>(conv_key("bwd_weights", x, gy, gw, gb, p, bf16), [&] {
     return bf16_or_f32(bf16, [&](bool b) { return make_bwd_weights(x, gy, gw, gb, p, b); });
   });
 }
