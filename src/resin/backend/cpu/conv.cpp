@@ -7,7 +7,8 @@
 // bf16 autocast (compute_type() == bf16): the primitive reads src, weights and diff_dst in bf16 and
 // writes dst, diff_src, diff_weights and diff_bias in f32 (bias stays f32). The f32 -> bf16
 // conversion is the Arg's reorder, fused with any layout change. No Winograd (oneDNN 2.6 has no
-// bf16 Winograd). A shape without a fast bf16 kernel keeps its f32 primitive.
+// bf16 Winograd). A shape without a fast bf16 kernel keeps its f32 primitive. Which passes run in
+// bf16, and in which layouts: Bf16Policy (cpu_backend.h).
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {

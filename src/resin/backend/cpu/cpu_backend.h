@@ -63,10 +63,10 @@ struct PrimitiveCacheStats {
 // Which convolution passes compute in bf16 under autocast (the others keep their f32 primitive, Winograd
 // included), and which of those ask oneDNN for its blocked layouts first instead of the tensors' own.
 // The defaults are what measured fastest for CIFAR ResNets on AVX512_BF16 (docs/performance.md, bf16):
-// every pass in bf16, both backward passes in nChw16c (oneDNN 2.6's NHWC bf16 backward-weights
-// kernel is several times slower, and a shared layout lets gy be converted once). Environment overrides,
-// read once: RESIN_BF16_PASSES and RESIN_BF16_BLOCKED, comma lists of fwd, bwd_data, bwd_weights
-// (or "none").
+// every pass in bf16, both backward passes in nChw16c (oneDNN 2.6's NHWC bf16 backward-weights kernel
+// is 17% slower idle and up to 30x slower on a loaded machine; a shared layout converts gy once).
+// Environment overrides, read once: RESIN_BF16_PASSES and RESIN_BF16_BLOCKED, comma lists of fwd,
+// bwd_data, bwd_weights (or "none").
 struct Bf16Policy {
   bool fwd = true, bwd_data = true, bwd_weights = true;
   bool fwd_blocked = false, bwd_data_blocked = true, bwd_weights_blocked = true;
@@ -76,8 +76,7 @@ class CpuBackend : public RefBackend {
  public:
   const char* name() const override { return "cpu"; }
 
-  // The process-wide bf16 policy (tests and benchmarks set it; primitives already built for a
-  // configuration keep their layouts).
+  // The process-wide bf16 policy (tests and benchmarks set it; cache keys include it).
   static Bf16Policy bf16_policy();
   static void set_bf16_policy(const Bf16Policy& p);
 
