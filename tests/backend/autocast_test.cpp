@@ -14,8 +14,9 @@
 //      bf16-ROUNDED inputs: inputs are rounded, nothing else (an output rounded to bf16 fails);
 //   3. against the f32 result on the unrounded inputs it stays within the bound above, and differs
 //      by more than f32 noise (otherwise nothing was rounded).
-#include "parity_util.h"
 #include "resin/core/autocast.h"
+
+#include "parity_util.h"
 
 namespace resin::test {
 namespace {
@@ -47,8 +48,8 @@ bool skip_without_bf16() {
 }
 
 // Checks 2 and 3 above for one output.
-void expect_bf16_result(const Tensor& got, const Tensor& want_rounded, const Tensor& want_f32, const Tensor& a,
-                        int64_t k, const std::string& what) {
+void expect_bf16_result(const Tensor& got, const Tensor& want_rounded, const Tensor& want_f32,
+                        const Tensor& a, int64_t k, const std::string& what) {
   expect_close(got, want_rounded, what + " vs f64 on bf16-rounded inputs");
   const std::vector<double> g = got.to_vector(), w = want_f32.to_vector(), av = a.to_vector();
   const double tol = tol_for(k);
@@ -109,7 +110,8 @@ TEST(Autocast, ConvolutionPassesComputeInBf16WithinTheBound) {
         ref().conv2d_forward(f64(xr), f64(wr), f64(b0), y_r, c.p);
         ref().conv2d_backward_data(f64(gyr), f64(wr), gx_r, c.p);
         ref().conv2d_backward_weights(f64(xr), f64(gyr), gw_r, gb_r, c.p);
-        Tensor y_f = empty(ys), gx_f = empty(xs), gw_f = empty(ws), gb_f = bias ? empty(Shape{c.o}) : Tensor();
+        Tensor y_f = empty(ys), gx_f = empty(xs), gw_f = empty(ws),
+               gb_f = bias ? empty(Shape{c.o}) : Tensor();
         cpu().conv2d_forward(x0, w0, b0, y_f, c.p);
         cpu().conv2d_backward(x0, gy0, w0, gx_f, gw_f, gb_f, c.p);
         Tensor y_a = e64(ys), gx_a = e64(xs), gw_a = e64(ws), gb_a = bias ? e64({c.o}) : Tensor();
@@ -161,7 +163,8 @@ TEST(Autocast, MatmulComputesInBf16WithinTheBound) {
   const Tensor a0 = rnd({3, 17, 64}), b0 = rnd({3, 64, 24}), bt = rnd({3, 24, 64}).transpose(1, 2);
   for (const Tensor* b : {&b0, &bt}) {
     const std::string what = b == &b0 ? "matmul" : "matmul transposed b";
-    Tensor want_r = empty({3, 17, 24}, {.dtype = DType::f64}), want_a = empty({3, 17, 24}, {.dtype = DType::f64});
+    Tensor want_r = empty({3, 17, 24}, {.dtype = DType::f64}),
+           want_a = empty({3, 17, 24}, {.dtype = DType::f64});
     ref().matmul(bf16_rounded(a0).to(DType::f64), bf16_rounded(b->contiguous()).to(DType::f64), want_r);
     ref().matmul(f64_abs(a0), f64_abs(b->contiguous()), want_a);
     Tensor want_f = empty({3, 17, 24});
@@ -213,7 +216,9 @@ TEST(Autocast, PolicySelectsPassesAndLayouts) {
   EXPECT_EQ(run({.bwd_weights = false}, gx, gw), 1);
   EXPECT_EQ(gw.to_vector(), gw32.to_vector()) << "backward-weights turned off should stay f32";
   EXPECT_NE(gx.to_vector(), gx32.to_vector()) << "backward-data should be bf16";
-  EXPECT_EQ(run({.fwd_blocked = false, .bwd_data_blocked = false, .bwd_weights_blocked = false}, gx_user, gw_user), 2);
+  EXPECT_EQ(
+      run({.fwd_blocked = false, .bwd_data_blocked = false, .bwd_weights_blocked = false}, gx_user, gw_user),
+      2);
   EXPECT_EQ(run(saved, gx, gw), 2);
   expect_close(gx_user, gx, "bwd_data, own vs blocked layouts");
   expect_close(gw_user, gw, "bwd_weights, own vs blocked layouts");

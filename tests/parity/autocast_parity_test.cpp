@@ -37,7 +37,8 @@ const ConvCase kCases[] = {
     {"a4_groups2_32_cl", 2, 32, 7, 7, 32, 3, 1, 1, 2, true, true},
 };
 
-void expect_matches_torch(const Tensor& got, const Tensor& torch, const Tensor& bias, const std::string& what) {
+void expect_matches_torch(const Tensor& got, const Tensor& torch, const Tensor& bias,
+                          const std::string& what) {
   ASSERT_EQ(got.shape(), torch.shape()) << what;
   const std::vector<double> g = got.to_vector(), t = torch.to_vector();
   std::vector<double> b(t.size(), 0.0);
@@ -73,8 +74,9 @@ TEST(AutocastParity, Conv2dMatchesTorchAutocast) {
     inputs[id + "/w"] = randn({c.o, c.c / c.groups, c.k, c.k}, {}, &gen);
     inputs[id + "/gy"] = randn(ys, {}, &gen);
     if (c.bias) inputs[id + "/b"] = randn({c.o}, {}, &gen);
-    spec += str_cat(&c == kCases ? "" : ", ", "{\"id\": \"", id, "\", \"stride\": ", c.stride, ", \"padding\": ", c.pad,
-                    ", \"groups\": ", c.groups, ", \"channels_last\": ", c.channels_last ? "true" : "false",
+    spec += str_cat(&c == kCases ? "" : ", ", "{\"id\": \"", id, "\", \"stride\": ", c.stride,
+                    ", \"padding\": ", c.pad, ", \"groups\": ", c.groups,
+                    ", \"channels_last\": ", c.channels_last ? "true" : "false",
                     ", \"bias\": ", c.bias ? "true" : "false", "}");
   }
   spec += "]}";
@@ -88,12 +90,14 @@ TEST(AutocastParity, Conv2dMatchesTorchAutocast) {
                           dir.file("log") + "' 2>&1";
   const int status = std::system(cmd.c_str());
   ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "torch_autocast.py failed (run scripts/install-deps.sh for python3-torch):\n" << io::read_file(dir.file("log"));
+      << "torch_autocast.py failed (run scripts/install-deps.sh for python3-torch):\n"
+      << io::read_file(dir.file("log"));
   const io::SafetensorsFile torch = io::load_safetensors(dir.file("out.safetensors"));
 
   for (const ConvCase& c : kCases) {
     const std::string id = c.id;
-    Tensor x = inputs[id + "/x"].clone(c.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
+    Tensor x =
+        inputs[id + "/x"].clone(c.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous);
     Tensor w = inputs[id + "/w"].clone(), b = c.bias ? inputs[id + "/b"].clone() : Tensor();
     for (Tensor* t : {&x, &w, &b})
       if (t->defined()) t->set_requires_grad(true);

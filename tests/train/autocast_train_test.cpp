@@ -67,7 +67,8 @@ TEST(AutocastTraining, SmallResnetLearnsLikeF32) {
   const std::vector<double> f32 = train_losses(DType::f32, steps);
   const int64_t before = backend::CpuBackend::cache_stats().bf16;
   const std::vector<double> bf16 = train_losses(DType::bf16, steps);
-  EXPECT_GT(backend::CpuBackend::cache_stats().bf16, before + steps * 19 * 3) << "19 convolutions x 3 passes per step";
+  EXPECT_GT(backend::CpuBackend::cache_stats().bf16, before + steps * 19 * 3)
+      << "19 convolutions x 3 passes per step";
   // Same weights and data: the first loss differs only by bf16 rounding of the forward pass.
   EXPECT_NEAR(bf16[0], f32[0], 0.02 * f32[0]);
   EXPECT_GT(f32[0], 1.5);
@@ -106,7 +107,8 @@ TEST(AutocastTraining, TrainerRecordsTheDtypeAndResumesExactly) {
   EXPECT_TRUE(io::read_file((base / "straight/weights.safetensors").string()) ==
               io::read_file((base / "split/weights.safetensors").string()))
       << "a resumed bf16 run differs from the uninterrupted one";
-  EXPECT_NE(io::read_file((base / "straight/config.json").string()).find("\"dtype\": \"bf16\""), std::string::npos);
+  EXPECT_NE(io::read_file((base / "straight/config.json").string()).find("\"dtype\": \"bf16\""),
+            std::string::npos);
   fs::remove_all(base);
 }
 

@@ -185,13 +185,13 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
   const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
   const bool wino = !bf16 && want_winograd(x.size(1), gw.size(0), gw.size(2), gw.size(3), p, true);
-  auto pd = choose_pd(act_md(xu, ct, bf16, "bwd_weights"), act_md(gyu, ct, bf16, "bwd_weights"), wino,
-                      [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
-                        dnnl::convolution_backward_weights::desc bd(alg, s, any_md(gwu), bw, d, g.strides, g.dilates,
-                                                                    g.pad_l, g.pad_r);
-                        return dnnl::convolution_backward_weights::primitive_desc(
-                            bd, engine(), fwd_pd(s, retype(gwu, ct), bw, d, g, alg));
-                      });
+  const memory::desc xa = act_md(xu, ct, bf16, "bwd_weights"), gya = act_md(gyu, ct, bf16, "bwd_weights");
+  auto pd = choose_pd(xa, gya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
+    dnnl::convolution_backward_weights::desc bd(alg, s, any_md(gwu), bw, d, g.strides, g.dilates, g.pad_l,
+                                                g.pad_r);
+    return dnnl::convolution_backward_weights::primitive_desc(bd, engine(),
+                                                              fwd_pd(s, retype(gwu, ct), bw, d, g, alg));
+  });
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvBwdWeights>();
   e->prim = dnnl::convolution_backward_weights(pd);

@@ -61,9 +61,11 @@ bool bf16_compute_supported() {
 std::string cpu_isa_name() {
   using I = dnnl::cpu_isa;
   const I isa = dnnl::get_effective_cpu_isa();
-  for (auto [i, name] : {std::pair{I::avx512_core_amx, "avx512_core_amx"}, {I::avx512_core_bf16, "avx512_core_bf16"},
-                         {I::avx512_core_vnni, "avx512_core_vnni"}, {I::avx512_core, "avx512_core"},
-                         {I::avx2_vnni, "avx2_vnni"}, {I::avx2, "avx2"}, {I::avx, "avx"}, {I::sse41, "sse41"}})
+  const std::pair<I, const char*> names[] = {
+      {I::avx512_core_amx, "avx512_core_amx"}, {I::avx512_core_bf16, "avx512_core_bf16"},
+      {I::avx512_core_vnni, "avx512_core_vnni"}, {I::avx512_core, "avx512_core"}, {I::avx2_vnni, "avx2_vnni"},
+      {I::avx2, "avx2"}, {I::avx, "avx"}, {I::sse41, "sse41"}};
+  for (auto [i, name] : names)
     if (isa_has(isa, i)) return name;
   return "unknown";
 }
