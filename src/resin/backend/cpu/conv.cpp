@@ -27,11 +27,6 @@ memory::desc weights_md(const Tensor& w, int64_t groups) {
                {s[0] * (w.size(0) / groups), s[0], s[1], s[2], s[3]});
 }
 
-// pass: "fwd", "bwd_data" or "bwd_weights"; bf16: the pass computes in bf16 (its layout policy is part
-// of the key too, so changing the policy builds new entries).
-Key conv_key(const char* pass, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
-             const Conv2dParams& p, bool bf16);
-
 // The forward primitive descriptor for activations described by src/dst (user layouts or `any`).
 dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
                                                  const memory::desc& bias, const memory::desc& dst,
@@ -91,6 +86,8 @@ bool bf16_pass(const char* pass) {
   return pass[0] == 'f' ? p.fwd : pass[4] == 'd' ? p.bwd_data : p.bwd_weights;
 }
 
+// pass: "fwd", "bwd_data" or "bwd_weights"; bf16: the pass computes in bf16 (its layout policy is part
+// of the key too, so changing the policy builds new entries).
 Key conv_key(const char* pass, const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& d,
              const Conv2dParams& p, bool bf16) {
   Key k(pass);
@@ -100,7 +97,7 @@ Key conv_key(const char* pass, const Tensor& a, const Tensor& b, const Tensor& c
 }
 
 // The activation descriptor of type t a primitive is first asked for: the tensor's own layout, or
-// `any` in a bf16 pass that RESIN_BF16_BLOCKED lists.
+// `any` in a bf16 pass the Bf16Policy marks blocked.
 memory::desc act_md(const memory::desc& user, dt t, bool bf16, const char* pass) {
   const memory::desc m = retype(user, t);
   return bf16 && bf16_blocked(pass) ? any_md(m) : m;
