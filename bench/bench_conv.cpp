@@ -13,6 +13,8 @@
 //   resin_cl       CpuBackend kernel, channels-last tensors (same kernels as onednn_nhwc, plus the
 //                  per-call weight reorders from/to resin's plain OIHW weights)
 //   resin_nchw     CpuBackend kernel, NCHW tensors (activations reordered to/from blocked)
+//   resin_cl_bf16  resin_cl under AutocastGuard(DType::bf16): bf16 kernels, f32 tensors (the
+//                  conversions of the inputs to bf16 included)
 //   resin_op_*     resin::conv2d (output allocation included), forward only
 //
 // Run (one command line):
@@ -119,7 +121,8 @@ void bm_resin_op(benchmark::State& st, Shape4 s, bool cl) {
 }
 
 // CpuBackend kernels on preallocated tensors.
-void bm_resin(benchmark::State& st, Shape4 s, Pass pass, bool cl) {
+void bm_resin(benchmark::State& st, Shape4 s, Pass pass, bool cl, bool bf16) {
+  AutocastGuard autocast(bf16 ? DType::bf16 : DType::f32);
   const int64_t oh = out_size(s);
   const Tensor x = act({s.n, s.c, s.h, s.h}, cl), y = act({s.n, s.o, oh, oh}, cl);
   const Tensor w = randn({s.o, s.c, s.k, s.k});
@@ -217,8 +220,12 @@ int register_all() {
       configure(
           benchmark::RegisterBenchmark((head + "/onednn_nhwc" + tail).c_str(), bm_onednn, s, pass, true));
       configure(
-          benchmark::RegisterBenchmark((head + "/resin_nchw" + tail).c_str(), bm_resin, s, pass, false));
-      configure(benchmark::RegisterBenchmark((head + "/resin_cl" + tail).c_str(), bm_resin, s, pass, true));
+          benchmark::RegisterBenchmark((head + "/resin_nchw" + tail).c_str(), bm_resin, s, pass, false, false));
+      configure(
+          benchmark::RegisterBenchmark((head + "/resin_cl" + tail).c_str(), bm_resin, s, pass, true, false));
+      if (backend::bf16_compute_supported())
+        configure(benchmark::RegisterBenchmark((head + "/resin_cl_bf16" + tail).c_str(), bm_resin, s, pass, true,
+                                               true));
     }
     configure(benchmark::RegisterBenchmark(("fwd/resin_op_nchw" + tail).c_str(), bm_resin_op, s, false));
     configure(benchmark::RegisterBenchmark(("fwd/resin_op_cl" + tail).c_str(), bm_resin_op, s, true));

@@ -42,6 +42,8 @@ int cmd_train(const std::vector<std::string>& argv) {
       .flag("skip-nonfinite", "skip steps whose loss or gradients are NaN/Inf instead of stopping")
       .option("clip-grad-norm", "0", "clip the global gradient norm (0: off)", "X")
       .flag("channels-last", "keep activations in NHWC layout")
+      .option("dtype", d.dtype, "f32 | bf16 (bf16 autocast: convolutions and matmuls in bf16 on CPUs with "
+              "AVX512_BF16; weights, optimizer and checkpoints stay f32)", "TYPE")
       .option("device", d.device, "cpu | cuda | cuda:N (needs a build with RESIN_WITH_CUDA)", "DEV")
       .option("log-every", "50", "steps between train records in metrics.jsonl", "N")
       .option("progress", "auto", "auto | bar | lines", "MODE")
@@ -78,6 +80,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   c.skip_nonfinite = args.get_flag("skip-nonfinite");
   c.clip_grad_norm = args.get_double("clip-grad-norm", 0);
   c.channels_last = args.get_flag("channels-last");
+  c.dtype = args.get("dtype");
   c.device = args.get("device");
   c.log_every = args.get_int("log-every", 1);
   const std::string progress = args.get("progress");

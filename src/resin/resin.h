@@ -2,6 +2,7 @@
 #pragma once
 #include "resin/autograd/grad_mode.h"
 #include "resin/autograd/node.h"
+#include "resin/core/autocast.h"
 #include "resin/core/dtype.h"
 #include "resin/core/error.h"
 #include "resin/core/rng.h"

@@ -9,12 +9,6 @@ using backend::Conv2dParams;
 using backend::Pool;
 using backend::Pool2dParams;
 
-struct ConvCase {
-  const char* name;
-  int64_t n, c, h, w, o, kh, kw;
-  Conv2dParams p;
-};
-
 const ConvCase kConvCases[] = {
     {"odd_channels_3x3", 2, 3, 9, 9, 5, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
     {"groups3_stride2_batch1", 1, 6, 11, 7, 9, 3, 3, {2, 2, 1, 1, 1, 1, 3}},
@@ -27,12 +21,6 @@ const ConvCase kConvCases[] = {
     {"asymmetric", 2, 5, 9, 13, 6, 3, 2, {2, 1, 0, 1, 1, 2, 1}},
     {"blocked_32_to_64", 2, 32, 14, 14, 64, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
 };
-
-Shape conv_out(const ConvCase& c) {
-  const auto& p = c.p;
-  return {c.n, c.o, (c.h + 2 * p.pad_h - p.dilation_h * (c.kh - 1) - 1) / p.stride_h + 1,
-          (c.w + 2 * p.pad_w - p.dilation_w * (c.kw - 1) - 1) / p.stride_w + 1};
-}
 
 TEST(KernelParity, ConvForwardBackward) {
   for (const ConvCase& c : kConvCases)

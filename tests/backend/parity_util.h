@@ -85,6 +85,19 @@ inline void expect_close(const Tensor& got, const Tensor& want, const std::strin
                      << " (scale " << scale << ", worst ratio " << worst << ")";
 }
 
+// A convolution geometry: input [n, c, h, w], weight [o, c/groups, kh, kw].
+struct ConvCase {
+  const char* name;
+  int64_t n, c, h, w, o, kh, kw;
+  backend::Conv2dParams p;
+};
+
+inline Shape conv_out(const ConvCase& c) {
+  const auto& p = c.p;
+  return {c.n, c.o, (c.h + 2 * p.pad_h - p.dilation_h * (c.kh - 1) - 1) / p.stride_h + 1,
+          (c.w + 2 * p.pad_w - p.dilation_w * (c.kw - 1) - 1) / p.stride_w + 1};
+}
+
 // Runs f() and checks that the CPU backend's fast path ran it (a oneDNN primitive or one of its own
 // kernels executed, no configuration rejected) or, with expect_dnnl = false, that it went to the
 // reference loops.

@@ -59,7 +59,9 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
       {"eval", 1, "missing required option --checkpoint"},
       {"eval --checkpoint /nonexistent.ckpt", 1, "/nonexistent.ckpt"},
       {"bench --mode fly", 1, "--mode expects train or infer"},
-      {"bench --dtype f16", 1, "--dtype f16 is not supported"},
+      {"bench --dtype f16", 1, "--dtype expects f32 or bf16, got 'f16'"},
+      {"bench --mode infer --dtype bf16", 1, "add --no-fuse"},
+      {"train --dtype f16 --out /tmp/resin_cli_test_dtype", 1, "--dtype expects f32 or bf16, got 'f16'"},
       {"bench --reps 0", 1, "--reps must be in [1,"},
       {"bench --model resnet21", 1, "unknown model 'resnet21'"},
   };

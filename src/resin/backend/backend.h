@@ -9,6 +9,7 @@
 // Conventions: tensors may have any strides unless a kernel says otherwise; 4-D activations are
 // logically NCHW and physically NCHW or channels-last (NHWC strides).
 #pragma once
+#include <string>
 #include <vector>
 
 #include "resin/tensor/tensor.h"
@@ -133,6 +134,12 @@ Backend& ref_backend();
 // Forces the reference backend for everything (tests and debugging). Also RESIN_BACKEND=ref.
 void set_force_reference(bool on);
 bool force_reference();
+
+// Whether oneDNN runs bf16 convolutions and matmuls natively on this CPU (AVX512_BF16 or AMX), i.e.
+// whether AutocastGuard(DType::bf16) (core/autocast.h) does anything. Uses oneDNN's effective ISA,
+// so ONEDNN_MAX_CPU_ISA=AVX512_CORE turns bf16 off. cpu_isa_name(): that ISA, for messages.
+bool bf16_compute_supported();
+std::string cpu_isa_name();
 
 class ForceReferenceGuard {
  public:

@@ -1,6 +1,7 @@
 // 2-D convolution. The output keeps the input's physical layout.
 #include <string>
 
+#include "resin/core/autocast.h"
 #include "resin/ops/detail.h"
 #include "resin/ops/profile.h"
 
@@ -18,10 +19,12 @@ struct Conv2dBackward : Node {
   Tensor x, w;
   backend::Conv2dParams p;
   bool has_bias = false;
+  DType compute = DType::f32;  // the autocast type of the forward pass; the gradients use it too
   std::string name() const override { return "Conv2dBackward"; }
   bool saves_tensors() const override { return true; }
   void release_saved() override { x = w = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    AutocastGuard autocast(compute);
     Tensor gy = g[0];
     Tensor gx, gw, gb;
     if (needs_input_grad(0)) gx = empty_like(x);
@@ -88,6 +91,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     n->w = w.detach();
     n->p = p;
     n->has_bias = bias.defined();
+    n->compute = autocast_dtype();
     record(n, {&x, &w, &bias}, {&y});
   }
   return y;

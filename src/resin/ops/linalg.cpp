@@ -1,4 +1,5 @@
 // matmul with torch.matmul semantics, and linear.
+#include "resin/core/autocast.h"
 #include "resin/ops/detail.h"
 #include "resin/ops/profile.h"
 
@@ -24,10 +25,12 @@ Tensor as_batched3(const Tensor& t, const Shape& batch) {
 
 struct MatmulBackward : Node {
   Tensor a, b;
+  DType compute = DType::f32;  // the autocast type of the forward pass; the gradients use it too
   std::string name() const override { return "MatmulBackward"; }
   bool saves_tensors() const override { return true; }
   void release_saved() override { a = b = Tensor(); }
   std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+    AutocastGuard autocast(compute);
     Tensor ga, gb;
     if (needs_input_grad(0)) ga = sum_to(matmul(g[0], b.transpose(-1, -2)), a.shape());
     if (needs_input_grad(1)) gb = sum_to(matmul(a.transpose(-1, -2), g[0]), b.shape());
@@ -65,6 +68,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     auto n = std::make_shared<MatmulBackward>();
     n->a = a.detach();
     n->b = b.detach();
+    n->compute = autocast_dtype();
     record(n, {&a, &b}, {&out});
   }
   return out;

@@ -72,7 +72,8 @@ Tensor argmax(const Tensor& x, int64_t dim);  // i64, not differentiable
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
 // ---- linear algebra (ops/linalg.cpp)
-// torch.matmul semantics: 1-D, 2-D and batched with broadcast batch dims.
+// torch.matmul semantics: 1-D, 2-D and batched with broadcast batch dims. matmul, linear and
+// conv2d compute in bf16 (f32 results) under AutocastGuard(DType::bf16): core/autocast.h.
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x [..., in] @ weight[out, in]^T + bias[out]; bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});

@@ -12,11 +12,13 @@
 #include <sstream>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/core/autocast.h"
 #include "resin/models/fuse.h"
 #include "resin/models/zoo.h"
 #include "resin/optim/optim.h"
 #include "resin/tensor/storage_cache.h"
 #include "resin/train/metrics.h"
+#include "resin/train/precision.h"
 
 namespace resin::train {
 
@@ -71,7 +73,10 @@ double quantile(std::vector<double> v, double q) {
 
 BenchResult run_bench(const BenchConfig& c) {
   RESIN_CHECK(c.mode == "train" || c.mode == "infer", "bench: --mode expects train or infer, got '", c.mode, "'");
-  RESIN_CHECK(c.dtype == "f32", "bench: --dtype ", c.dtype, " is not supported yet (f32 only)");
+  RESIN_CHECK(c.mode == "train" || c.dtype != "bf16" || !c.fuse,
+              "bench: --mode infer --dtype bf16 runs the module op by op under autocast: add --no-fuse (the fused "
+              "inference plan is f32 only)");
+  const DType compute = autocast_type(c.dtype);
   RESIN_CHECK(c.batch_size > 0 && c.image_size > 0 && c.channels > 0 && c.classes > 0,
               "bench: batch size, image size, channels and classes must be positive");
   RESIN_CHECK(c.reps > 0 && c.warmup >= 0, "bench: --reps must be positive and --warmup non-negative");
@@ -98,7 +103,11 @@ BenchResult run_bench(const BenchConfig& c) {
     optim::Sgd opt(optim::weight_decay_param_groups(model->named_parameters(), 0.01, 5e-4),
                    {.momentum = 0.9, .nesterov = true});
     auto step = [&] {
-      Tensor loss = cross_entropy(model->forward(x), labels);
+      Tensor loss;
+      {
+        AutocastGuard autocast(compute);  // the backward nodes remember it
+        loss = cross_entropy(model->forward(x), labels);
+      }
       loss.backward();
       opt.step();
       opt.zero_grad();
@@ -116,6 +125,7 @@ BenchResult run_bench(const BenchConfig& c) {
       r.fused = models::is_fused_plan(*run);
     }
     auto step = [&] {
+      AutocastGuard autocast(compute);
       Tensor y = run->forward(x);
       RESIN_CHECK(y.dim() == 2 && y.size(0) == c.batch_size, "bench: unexpected output shape ", y.shape());
     };

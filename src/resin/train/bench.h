@@ -8,7 +8,9 @@
 //
 // FLOPs are 2 × multiply-accumulates (count_macs: conv2d and matmul of one forward pass); a
 // training step counts 3 forward passes' worth (forward, backward-data, backward-weights).
-// Timings are wall-clock per iteration; nothing here asserts on them.
+// Timings are wall-clock per iteration; nothing here asserts on them. dtype bf16 runs the forward
+// passes under bf16 autocast (core/autocast.h): convolutions and matmuls in bf16, the rest in f32;
+// the FLOP count is the same for both dtypes.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -19,7 +21,7 @@ namespace resin::train {
 struct BenchConfig {
   std::string model = "resnet20";
   std::string mode = "train";  // train | infer
-  std::string dtype = "f32";   // f32 | bf16
+  std::string dtype = "f32";   // f32 | bf16: autocast compute type (train/precision.h)
   int64_t batch_size = 128;
   int64_t image_size = 32;
   int64_t channels = 3;

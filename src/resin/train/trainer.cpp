@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/core/autocast.h"
 #include "resin/distributed/ddp.h"
 #include "resin/distributed/sync_batch_norm.h"
 #include "resin/core/cuda.h"
@@ -25,6 +26,7 @@
 #include "resin/train/checkpoint.h"
 #include "resin/train/data_setup.h"
 #include "resin/train/metrics.h"
+#include "resin/train/precision.h"
 #include "resin/train/progress.h"
 
 namespace resin::train {
@@ -43,7 +45,7 @@ std::string to_json(const TrainConfig& c) {
                                    {"train_subset", c.train_subset}, {"test_subset", c.test_subset},
                                    {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last},
                                    {"world_size", static_cast<int64_t>(c.dist.world_size)}, {"sync_bn", c.sync_bn},
-                                   {"device", c.device}});
+                                   {"device", c.device}, {"dtype", c.dtype}});
 }
 
 namespace {
@@ -100,9 +102,10 @@ RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMete
 }
 
 EvalResult evaluate(nn::Module& model, data::DataLoader& loader, bool channels_last, Device device,
-                    distributed::Communicator& comm) {
+                    distributed::Communicator& comm, DType compute = DType::f32) {
   const auto t0 = std::chrono::steady_clock::now();
   NoGradGuard ng;
+  AutocastGuard autocast(compute);
   const bool was_training = model.is_training();
   model.eval();
   RunningMeter meter;
@@ -218,6 +221,7 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
   const Device device = training_device(c.device);
+  const DType compute = autocast_type(c.dtype, c.device);
   const auto t_start = std::chrono::steady_clock::now();
   // ---- data parallelism: join the job first, so every later failure can be agreed on
   const int world = c.dist.world_size;
@@ -377,8 +381,12 @@ TrainResult run_training(const TrainConfig& c) {
     while (auto b = train_loader.next()) {
       const int64_t batch_index = b->index;
       Tensor x = prepare_images(b->images, device, c.channels_last);
-      Tensor logits = model->forward(x);
-      Tensor loss = cross_entropy(logits, b->labels.to(device), {.label_smoothing = c.label_smoothing});
+      Tensor logits, loss;
+      {
+        AutocastGuard autocast(compute);  // the backward nodes remember it
+        logits = model->forward(x);
+        loss = cross_entropy(logits, b->labels.to(device), {.label_smoothing = c.label_smoothing});
+      }
       const double loss_value = loss.item();
       bool skip = false;
       // Ranks must agree on skipping (a skipped backward would leave the others waiting).
@@ -451,7 +459,7 @@ TrainResult run_training(const TrainConfig& c) {
     meter = all_reduce_meter(*comm, meter);
     if (bar) bar->finish("loss " + fmt("%.4f", meter.loss()) + " acc " + fmt("%.2f%%", meter.top1()));
     if (ddp) ddp->broadcast_buffers();  // evaluate and save rank 0's running statistics on every rank
-    EvalResult ev = evaluate(*model, test_loader, c.channels_last, device, *comm);
+    EvalResult ev = evaluate(*model, test_loader, c.channels_last, device, *comm, compute);
     if (lead)
       std::printf("epoch %lld/%lld: test loss %.4f, top-1 %.2f%%, top-5 %.2f%% (%lld images, %.1fs)\n",
                 static_cast<long long>(epoch + 1), static_cast<long long>(c.epochs), ev.loss, ev.top1, ev.top5,

@@ -10,6 +10,9 @@
 // directory not writable) stops training with an error naming the file; the previous checkpoint
 // stays intact.
 //
+// Mixed precision: dtype bf16 runs every forward pass (training and evaluation) under bf16 autocast
+// (core/autocast.h); parameters, optimizer state and checkpoints stay f32, and resume stays exact.
+//
 // Non-finite values: a NaN/Inf loss stops training naming the step; a NaN/Inf gradient stops it
 // naming the step and the first module, in backward order, whose parameter gradient is non-finite.
 // With skip_nonfinite such steps are skipped instead (no update; the schedule still advances) and
@@ -65,6 +68,7 @@ struct TrainConfig {
   bool skip_nonfinite = false;            // skip steps with non-finite loss/gradients instead of stopping
   double clip_grad_norm = 0.0;            // 0: no clipping
   bool channels_last = false;             // keep activations NHWC (see docs/performance.md)
+  std::string dtype = "f32";              // f32 | bf16: autocast of forward passes (train/precision.h)
   std::string device = "cpu";             // cpu | cuda | cuda:N (model, batches and optimizer state live there)
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar

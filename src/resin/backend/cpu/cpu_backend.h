@@ -29,6 +29,12 @@
 // accumulates in double; expect ~1e-5 relative differences, more for long reductions); reduce
 // max/min do not promise NaN propagation.
 //
+// bf16 autocast (core/autocast.h): under AutocastGuard(DType::bf16), on a CPU with native bf16,
+// convolutions (all three passes) and matmuls run oneDNN's bf16 kernels on bf16 copies of their f32
+// inputs (converted by the staging reorder, fused with any layout change) and write f32 outputs; a
+// configuration without a fast bf16 kernel keeps its f32 primitive. The cache keys include the
+// compute type. Everything else ignores autocast.
+//
 // Max pooling returns its oneDNN workspace as a u8 tensor [N, C, OH, OW, bytes-per-element] laid
 // out like the pooled output (the layout backward must use). A reference fallback returns the
 // reference's i64 argmax instead, and pool2d_backward dispatches on which one it is given.
@@ -42,7 +48,8 @@ namespace resin::backend {
 // Counters since process start (clear_cache() drops entries, not counts). `rejected` counts
 // lookups that found (or built) a null entry, i.e. calls that went to the reference loops after
 // asking oneDNN; `executed` counts oneDNN primitive executions, reorders included; `native` counts
-// calls served by the backend's own kernels (native_kernels.h).
+// calls served by the backend's own kernels (native_kernels.h); `bf16` counts convolution and
+// matmul executions that computed in bf16 under autocast (core/autocast.h).
 struct PrimitiveCacheStats {
   int64_t hits = 0;
   int64_t misses = 0;
@@ -50,11 +57,28 @@ struct PrimitiveCacheStats {
   int64_t rejected = 0;
   int64_t executed = 0;
   int64_t native = 0;
+  int64_t bf16 = 0;
+};
+
+// Which convolution passes compute in bf16 under autocast (the others keep their f32 primitive, Winograd
+// included), and which of those ask oneDNN for its blocked layouts first instead of the tensors' own.
+// The defaults are what measured fastest for CIFAR ResNets on AVX512_BF16 (docs/performance.md, bf16):
+// every pass in bf16, both backward passes in nChw16c (oneDNN 2.6's NHWC bf16 backward-weights kernel
+// is 17% slower idle and up to 30x slower on a loaded machine; a shared layout converts gy once).
+// Environment overrides, read once: RESIN_BF16_PASSES and RESIN_BF16_BLOCKED, comma lists of fwd,
+// bwd_data, bwd_weights (or "none").
+struct Bf16Policy {
+  bool fwd = true, bwd_data = true, bwd_weights = true;
+  bool fwd_blocked = false, bwd_data_blocked = true, bwd_weights_blocked = true;
 };
 
 class CpuBackend : public RefBackend {
  public:
   const char* name() const override { return "cpu"; }
+
+  // The process-wide bf16 policy (tests and benchmarks set it; cache keys include it).
+  static Bf16Policy bf16_policy();
+  static void set_bf16_policy(const Bf16Policy& p);
 
   static PrimitiveCacheStats cache_stats();
   static void clear_cache();

@@ -2,8 +2,11 @@
 #include "resin/backend/cpu/dnnl_util.h"
 
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "resin/core/autocast.h"
 
 namespace resin::backend::onednn {
 
@@ -70,6 +73,44 @@ memory::desc md_like(const Tensor& t, const Tensor& like) {
 memory::desc any_md(const memory::desc& md) {
   return memory::desc(md.dims(), md.data_type(), memory::format_tag::any);
 }
+
+memory::desc retype(const memory::desc& md, memory::data_type dt) {
+  dnnl_memory_desc_t d = md.data;
+  d.data_type = static_cast<dnnl_data_type_t>(dt);
+  return memory::desc(d);
+}
+
+memory::data_type compute_type() {
+  return autocast_dtype() == DType::bf16 && bf16_compute_supported() ? memory::data_type::bf16
+                                                                      : memory::data_type::f32;
+}
+
+namespace {
+Bf16Policy policy_from_env() {
+  Bf16Policy p;
+  auto read = [](const char* env, bool& fwd, bool& bwd_data, bool& bwd_weights) {
+    const char* e = std::getenv(env);
+    if (!e) return;
+    const std::string v = std::string(",") + e + ",";
+    fwd = v.find(",fwd,") != std::string::npos;
+    bwd_data = v.find(",bwd_data,") != std::string::npos;
+    bwd_weights = v.find(",bwd_weights,") != std::string::npos;
+  };
+  read("RESIN_BF16_PASSES", p.fwd, p.bwd_data, p.bwd_weights);
+  read("RESIN_BF16_BLOCKED", p.fwd_blocked, p.bwd_data_blocked, p.bwd_weights_blocked);
+  return p;
+}
+
+std::mutex& policy_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+Bf16Policy& policy() {
+  static Bf16Policy p = policy_from_env();
+  return p;
+}
+}  // namespace
 
 memory::desc dense_md(const Dims& dims, memory::data_type dt) {
   Dims st(dims.size(), 1);
@@ -195,3 +236,17 @@ void Arg::out_done(const memory& m, const Tensor& t) const {
 }
 
 }  // namespace resin::backend::onednn
+
+namespace resin::backend {
+
+Bf16Policy CpuBackend::bf16_policy() {
+  std::lock_guard<std::mutex> lock(onednn::policy_mutex());
+  return onednn::policy();
+}
+
+void CpuBackend::set_bf16_policy(const Bf16Policy& p) {
+  std::lock_guard<std::mutex> lock(onednn::policy_mutex());
+  onednn::policy() = p;
+}
+
+}  // namespace resin::backend

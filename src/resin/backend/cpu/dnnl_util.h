@@ -36,10 +36,29 @@ memory::desc md_of(const Tensor& t, const Dims& dims, const Dims& strides);
 memory::desc md_like(const Tensor& t, const Tensor& like);
 // Same dims and type, format_tag::any.
 memory::desc any_md(const memory::desc& md);
+// md with its data type replaced (same dims and layout).
+memory::desc retype(const memory::desc& md, memory::data_type dt);
 // Dense row-major descriptor.
 memory::desc dense_md(const Dims& dims, memory::data_type dt = memory::data_type::f32);
 // True when the implementation oneDNN chose is one of its fast kernels (not gemm-based, not ref).
 bool is_fast_impl(const dnnl::primitive_desc_base& pd);
+
+// The type convolutions and matmuls compute in: bf16 under AutocastGuard(DType::bf16) on a CPU
+// with native bf16 (bf16_compute_supported()), else f32. Their outputs are f32 either way.
+memory::data_type compute_type();
+
+// make(true) builds a bf16 entry (null or dnnl::error: no fast bf16 kernel for this configuration),
+// make(false) the f32 one. Under bf16 a configuration without a fast bf16 kernel keeps f32.
+template <class Make>
+auto bf16_or_f32(bool bf16, Make&& make) -> decltype(make(false)) {
+  if (bf16) {
+    try {
+      if (auto e = make(true)) return e;
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make(false);
+}
 
 // ---- convolution geometry and algorithm
 

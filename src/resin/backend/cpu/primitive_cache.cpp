@@ -18,7 +18,7 @@ struct Cache {
   std::list<std::pair<std::string, std::shared_ptr<void>>> lru;
   std::unordered_map<std::string, decltype(lru)::iterator> index;
   int64_t hits = 0, misses = 0;
-  std::atomic<int64_t> rejected{0}, executed{0}, native{0};
+  std::atomic<int64_t> rejected{0}, executed{0}, native{0}, bf16{0};
 };
 
 Cache& cache() {
@@ -69,6 +69,7 @@ void cache_insert(const std::string& key, std::shared_ptr<void> entry) {
 void count_rejected() { ++cache().rejected; }
 void count_executed() { ++cache().executed; }
 void count_native() { ++cache().native; }
+void count_bf16() { ++cache().bf16; }
 
 }  // namespace detail
 
@@ -80,7 +81,7 @@ PrimitiveCacheStats CpuBackend::cache_stats() {
   auto& c = onednn::cache();
   std::lock_guard<std::mutex> lock(c.mu);
   return {c.hits, c.misses, static_cast<int64_t>(c.lru.size()), c.rejected.load(), c.executed.load(),
-          c.native.load()};
+          c.native.load(), c.bf16.load()};
 }
 
 void CpuBackend::clear_cache() {

@@ -44,6 +44,7 @@ void cache_insert(const std::string& key, std::shared_ptr<void> entry);
 void count_rejected();
 void count_executed();
 void count_native();
+void count_bf16();
 }  // namespace detail
 
 // The entry for `key`, built by make() -> std::shared_ptr<T> on a miss. A dnnl::error thrown by
