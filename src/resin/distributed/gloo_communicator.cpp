@@ -7,6 +7,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -217,6 +218,19 @@ class GlooCommunicator final : public Communicator {
   std::thread worker_;     // last: started after everything it reads exists
 };
 
+// Gloo's TCP pairs write with writev(), which raises SIGPIPE when a peer has died: the default action
+// would kill this rank silently (exit 141) instead of letting the collective fail with a clear error.
+// Only a default disposition is replaced, so a handler the application installed stays in place.
+void ignore_sigpipe_unless_handled() {
+  struct sigaction old {};
+  if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    ::sigaction(SIGPIPE, &ign, nullptr);
+  }
+}
+
 }  // namespace
 
 CommunicatorPtr make_gloo_communicator(std::shared_ptr<Store> store, const GlooOptions& o) {
@@ -224,6 +238,7 @@ CommunicatorPtr make_gloo_communicator(std::shared_ptr<Store> store, const GlooO
   RESIN_CHECK(o.size >= 1 && o.rank >= 0 && o.rank < o.size, "distributed: rank ", o.rank, " outside [0, ", o.size,
               ")");
   RESIN_CHECK(o.timeout.count() > 0, "distributed: the timeout must be positive");
+  ignore_sigpipe_unless_handled();
   gloo::transport::tcp::attr attr;
   if (!o.iface.empty()) {
     attr.iface = o.iface;
