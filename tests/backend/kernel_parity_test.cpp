@@ -122,6 +122,7 @@ TEST(KernelParity, FusedBatchNormReluAndAddRelu) {
       expect_path(true, what + " bn_relu", [&] { cpu().batch_norm_relu_forward_training(x, g, beta, y, m, v, 1e-5); });
       ref().batch_norm_relu_forward_training(x0, g, beta, y_ref, m_ref, v_ref, 1e-5);
       expect_close(y, y_ref, what + " bn_relu y");
+      expect_close(m, m_ref, what + " bn_relu mean");
       expect_close(v, v_ref, what + " bn_relu var");
       double zeros = 0;
       for (double e : y_ref.to_vector()) zeros += e == 0.0;
@@ -142,6 +143,33 @@ TEST(KernelParity, FusedBatchNormReluAndAddRelu) {
       ref().add_relu(x0, b0, z_ref);
       expect_close(z, z_ref, what + " add_relu");
     }
+}
+
+// A NaN must come out of every ReLU (plain and fused, both backends) as NaN, never as 0: the
+// trainer's non-finite guard relies on diverged activations reaching the loss.
+TEST(KernelParity, ReluKeepsNaN) {
+  const double nan = std::nan("");
+  const Shape s{2, 16, 3, 3};
+  Tensor x = add(mul(rnd(s), 3.0), 0.5);
+  x.data<float>()[5] = static_cast<float>(nan);      // one element of channel 0
+  for (Backend* be : {&cpu(), &ref()}) {
+    const std::string name = be == &cpu() ? "cpu" : "ref";
+    auto nans = [](const Tensor& t) {
+      int64_t n = 0;
+      for (double e : t.to_vector()) n += std::isnan(e);
+      return n;
+    };
+    Tensor r = empty(s);
+    be->unary(backend::Unary::relu, x, r, {});
+    EXPECT_EQ(nans(r), 1) << name << " relu";
+    Tensor z = empty(s);
+    be->add_relu(x, zeros(s), z);
+    EXPECT_EQ(nans(z), 1) << name << " add_relu";
+    // The NaN poisons its channel's statistics, so the whole channel (18 elements) is NaN.
+    Tensor y = empty(s), m = empty(Shape{16}), v = empty(Shape{16});
+    be->batch_norm_relu_forward_training(x, ones(Shape{16}), zeros(Shape{16}), y, m, v, 1e-5);
+    EXPECT_EQ(nans(y), 18) << name << " batch_norm_relu";
+  }
 }
 
 TEST(KernelParity, BatchNorm) {

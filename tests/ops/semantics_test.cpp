@@ -52,6 +52,15 @@ TEST(OpSemantics, BatchNormEvalUsesRunningStatsWithAndWithoutHistory) {
   }
 }
 
+// No input features: the product is empty, so the output is the bias broadcast (PyTorch's rule).
+TEST(OpSemantics, LinearWithNoInputFeaturesGivesTheBias) {
+  const Tensor y = linear(zeros({2, 3, 0}), zeros({4, 0}), f64v({1, 2, 3, 4}, {4}).to(DType::f32));
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 4}));
+  std::vector<double> want;
+  for (int i = 0; i < 6; ++i) want.insert(want.end(), {1, 2, 3, 4});
+  expect_near(y.to_vector(), want);
+}
+
 TEST(OpSemantics, MaxMinSplitGradientEvenlyBetweenTies) {
   Tensor x = f64v({1, 3, 3, -2, -2, 0}, {2, 3});
   x.set_requires_grad(true);

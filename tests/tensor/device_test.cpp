@@ -14,7 +14,7 @@ TEST(Device, ParsesNames) {
   EXPECT_EQ(parse_device("cuda"), Device::cuda(0));
   EXPECT_EQ(parse_device("cuda:3"), Device::cuda(3));
   EXPECT_EQ(Device::cuda(1).str(), "cuda:1");
-  for (const char* bad : {"gpu", "CUDA", "cuda:", "cuda:-1", "cuda:+1", "cuda:x", "cuda:1x", "cuda:123456789", ""}) {
+  for (const char* bad : {"gpu", "CUDA", "cuda:", "cuda:-1", "cuda:+1", "cuda: 1", "cuda:x", "cuda:1x", "cuda:123456789", ""}) {
     try {
       parse_device(bad);
       ADD_FAILURE() << "'" << bad << "' parsed";

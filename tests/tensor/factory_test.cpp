@@ -33,6 +33,21 @@ TEST(TensorFactory, ZerosOnesFull) {
   EXPECT_EQ(empty({0, 5}).numel(), 0);
 }
 
+// Sizes whose byte count wraps 64 bits must be an error, not a small allocation behind a huge view.
+TEST(TensorFactory, OverflowingSizesAreErrors) {
+  const int64_t big = int64_t{1} << 31;
+  try {
+    zeros({big, big, 4});  // 2^64 elements: the element count wraps
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(zeros({big, big}), Error);                         // 2^62 elements, 2^64 bytes
+  EXPECT_THROW(empty_strided({2, 3}, {int64_t{1} << 62, 1}), Error);  // the strided span wraps the bytes
+  EXPECT_THROW(empty_strided({2, 3}, {3}), Error);                   // one stride for two dims
+  EXPECT_EQ(empty_strided({0, 3}, {int64_t{1} << 62, 1}).numel(), 0);  // empty: nothing to allocate
+}
+
 TEST(TensorFactory, Arange) {
   EXPECT_EQ(arange(0, 5).to_vector(), (std::vector<double>{0, 1, 2, 3, 4}));
   EXPECT_EQ(arange(1, 2, 0.25, {.dtype = DType::f64}).to_vector(), (std::vector<double>{1, 1.25, 1.5, 1.75}));

@@ -1,5 +1,6 @@
 #include "resin/core/device.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
@@ -15,7 +16,9 @@ Device parse_device(const std::string& s) {
     char* end = nullptr;
     errno = 0;
     const long i = std::strtol(n.c_str(), &end, 10);
-    if (end && *end == '\0' && errno == 0 && i >= 0 && n[0] != '+' && n[0] != '-') return Device::cuda(static_cast<int>(i));
+    // Digits only: strtol alone would also take "+1", "-0" and " 1".
+    const bool digits = std::isdigit(static_cast<unsigned char>(n[0])) != 0;
+    if (digits && end && *end == '\0' && errno == 0 && i >= 0) return Device::cuda(static_cast<int>(i));
   }
   RESIN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N)");
 }

@@ -87,7 +87,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (x.dim() > 2) {
     Shape out_shape = x.shape();
     out_shape[out_shape.size() - 1] = weight.size(0);
-    return linear(x.reshape({-1, x.size(-1)}), weight, bias).reshape(out_shape);
+    int64_t rows = 1;  // explicit: reshape cannot infer -1 when there are no input features
+    for (int64_t d = 0; d + 1 < x.dim(); ++d) rows *= x.size(d);
+    return linear(x.reshape({rows, x.size(-1)}), weight, bias).reshape(out_shape);
   }
   Tensor y = matmul(x, weight.transpose(0, 1));
   return bias.defined() ? add(y, bias) : y;

@@ -8,10 +8,22 @@ namespace resin {
 
 Tensor empty_strided(const Shape& s, const Strides& st, TensorOptions o) {
   for (auto d : s) RESIN_CHECK(d >= 0, "empty: negative dimension in shape ", s);
-  int64_t span = 1;
-  for (size_t i = 0; i < s.size(); ++i) span += (s[i] - 1) * st[i];
-  if (s.numel() == 0) span = 0;
-  auto storage = Storage::allocate(static_cast<size_t>(span) * dtype_size(o.dtype), o.device);
+  RESIN_CHECK(st.size() == s.size(), "empty: ", st.size(), " strides for shape ", s);
+  bool has_zero = false;
+  for (auto d : s) has_zero |= d == 0;
+  // Checked: a shape from a file or a user can overflow the element or byte count, and a wrapped
+  // size would allocate a small block behind a huge view.
+  int64_t span = 1, bytes = 0;
+  bool overflow = false;
+  for (size_t i = 0; i < s.size() && !has_zero; ++i) {
+    RESIN_CHECK(st[i] >= 0, "empty: negative stride in ", st, " for shape ", s);
+    int64_t reach = 0;
+    overflow |= __builtin_mul_overflow(s[i] - 1, st[i], &reach) || __builtin_add_overflow(span, reach, &span);
+  }
+  if (has_zero) span = 0;
+  overflow |= __builtin_mul_overflow(span, static_cast<int64_t>(dtype_size(o.dtype)), &bytes);
+  RESIN_CHECK(!overflow, "empty: shape ", s, " is too large (its byte size overflows 64 bits)");
+  auto storage = Storage::allocate(static_cast<size_t>(bytes), o.device);
   Tensor t(std::make_shared<TensorImpl>(storage, s, st, 0, o.dtype));
   if (o.requires_grad) t.set_requires_grad(true);
   return t;

@@ -74,6 +74,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
     s->data = cuda::raw::allocate(nbytes, device.index);
     return s;
   }
+  // Rounding up below must not wrap: no machine has this much memory anyway.
+  if (nbytes > SIZE_MAX / 2) throw std::bad_alloc();
   const size_t rounded = ((nbytes + 63) / 64) * 64;
   const bool cacheable = rounded >= kCacheMin;
   // Capacity of the block actually held (a cached block may be up to 1/8 larger than asked for).

@@ -139,7 +139,7 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
   float* vp = var.data<float>();
   for (int64_t c = 0; c < C; ++c) {
     const auto i = static_cast<size_t>(c);
-    const double mu = s[i] / count, v = std::max(0.0, q[i] / count - mu * mu);
+    const double mu = s[i] / count, v = std::max(q[i] / count - mu * mu, 0.0);
     mp[c] = static_cast<float>(mu);
     vp[c] = static_cast<float>(v);
     const double k = (gamma.defined() ? gamma.data<float>()[c] : 1.0) / std::sqrt(v + eps);
@@ -149,8 +149,9 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
   }
   float* yp = y.data<float>();
   const float *pm = m.data(), *ps = scale.data(), *pt = shift.data();
+  // max(v, 0) with v first keeps a NaN (as oneDNN's ReLU and PyTorch do): a diverged channel is not hidden.
   if (relu)
-    channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = std::max(0.0f, (xp[i] - pm[c]) * ps[c] + pt[c]); });
+    channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = std::max((xp[i] - pm[c]) * ps[c] + pt[c], 0.0f); });
   else
     channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
   return true;
@@ -304,6 +305,18 @@ bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out) {
   return true;
 }
 
+bool relu(const Tensor& x, const Tensor& y) {
+  if (x.dtype() != DType::f32 || y.dtype() != DType::f32 || x.shape() != y.shape() || x.strides() != y.strides() ||
+      !x.is_non_overlapping_dense())
+    return false;
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  const int64_t n = y.numel();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) yp[i] = std::max(xp[i], 0.0f);
+  return true;
+}
+
 bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   for (const Tensor* t : {&a, &b, &y})
     if (t->dtype() != DType::f32 || t->shape() != y.shape() || t->strides() != y.strides() ||
@@ -313,7 +326,7 @@ bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   float* yp = y.data<float>();
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) yp[i] = std::max(0.0f, ap[i] + bp[i]);
+  for (int64_t i = 0; i < n; ++i) yp[i] = std::max(ap[i] + bp[i], 0.0f);
   return true;
 }
 

@@ -16,8 +16,11 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
 bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                          const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                          double eps, const Tensor& relu_y = {});
-// y = max(0, a + b) for f32 tensors of one shape and one dense layout.
+// y = max(0, a + b) for f32 tensors of one shape and one dense layout. Every ReLU here keeps NaN.
 bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y);
+// y = max(0, x), NaN kept (PyTorch's rule; oneDNN 2.6's eltwise ReLU turns NaN into 0), for f32
+// tensors of one shape and one dense layout.
+bool relu(const Tensor& x, const Tensor& y);
 // out = a op s for a and out of one dense layout (any permutation) and b a scalar expanded to
 // a's shape; add, sub, mul, div.
 bool binary_scalar(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);

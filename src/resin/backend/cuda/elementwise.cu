@@ -19,7 +19,7 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T x, T alpha, T beta) {
     case UnaryOp::sqrt: return sqrt(x);
     case UnaryOp::rsqrt: return T(1) / sqrt(x);
     case UnaryOp::abs: return fabs(x);
-    case UnaryOp::relu: return x > T(0) ? x : T(0);
+    case UnaryOp::relu: return x > T(0) || x != x ? x : T(0);  // NaN passes, as on the CPU
     case UnaryOp::leaky_relu: return x > T(0) ? x : alpha * x;
     case UnaryOp::gelu: return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
     case UnaryOp::gelu_tanh: {

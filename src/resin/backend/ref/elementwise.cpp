@@ -16,7 +16,7 @@ T unary_value(Unary op, T x, UnaryParams p) {
     case Unary::sqrt: return std::sqrt(x);
     case Unary::rsqrt: return T(1) / std::sqrt(x);
     case Unary::abs: return std::abs(x);
-    case Unary::relu: return x > T(0) ? x : T(0);
+    case Unary::relu: return x > T(0) || x != x ? x : T(0);  // NaN passes, as in oneDNN and PyTorch
     case Unary::leaky_relu: return x > T(0) ? x : static_cast<T>(p.alpha) * x;
     case Unary::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
     case Unary::gelu_tanh: {
