@@ -198,7 +198,12 @@ TEST(Autocast, PassesWithoutABf16KernelStayF32) {
 // passes asked for the tensors' own layouts (NHWC here) give the same bf16 results.
 TEST(Autocast, PolicySelectsPassesAndLayouts) {
   if (skip_without_bf16()) GTEST_SKIP();
-  const backend::Bf16Policy saved = backend::CpuBackend::bf16_policy();
+  // The policy is process-wide: restored even if a check below throws, so later tests see the default.
+  struct RestorePolicy {
+    const backend::Bf16Policy saved = backend::CpuBackend::bf16_policy();
+    ~RestorePolicy() { backend::CpuBackend::set_bf16_policy(saved); }
+  } restore;
+  const backend::Bf16Policy& saved = restore.saved;
   const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
   const Tensor x = in_layout(rnd({2, 16, 6, 6}), Layout::channels_last), w = rnd({16, 16, 3, 3});
   const Tensor gy = in_layout(rnd({2, 16, 6, 6}), Layout::channels_last);
@@ -222,7 +227,6 @@ TEST(Autocast, PolicySelectsPassesAndLayouts) {
   EXPECT_EQ(run(saved, gx, gw), 2);
   expect_close(gx_user, gx, "bwd_data, own vs blocked layouts");
   expect_close(gw_user, gw, "bwd_weights, own vs blocked layouts");
-  backend::CpuBackend::set_bf16_policy(saved);
 }
 
 // Autograd: the backward of an op recorded under autocast runs in bf16 wherever backward() is

@@ -18,6 +18,16 @@ std::atomic<bool> g_force_ref{[] {
 }()};
 }  // namespace
 
+bool conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, int64_t* out) {
+  if (in < 0 || kernel < 1 || stride < 1 || pad < 0 || dilation < 1) return false;
+  int64_t span = 0, padded = 0;
+  if (__builtin_mul_overflow(dilation, kernel - 1, &span) || __builtin_mul_overflow(pad, 2, &padded) ||
+      __builtin_add_overflow(padded, in, &padded) || padded <= span)
+    return false;
+  *out = (padded - span - 1) / stride + 1;
+  return true;
+}
+
 Backend& ref_backend() {
   static RefBackend ref;
   return ref;

@@ -32,6 +32,12 @@ struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1, groups = 1;
 };
 
+// One axis of a convolution's output, (in + 2·pad − dilation·(kernel − 1) − 1) / stride + 1, with every
+// product checked (geometry may come from a file). False when a parameter is out of range (stride or
+// dilation < 1, pad < 0, kernel < 1), a product overflows, or the padded input is smaller than the
+// dilated kernel; callers turn that into their own error message.
+bool conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, int64_t* out);
+
 struct Pool2dParams {
   int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
   // Output size: floor((H + 2p - k) / s) + 1. Only the avg pool honours count_include_pad.
@@ -69,7 +75,7 @@ class Backend {
   // gb may be undefined.
   virtual void conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                        const Tensor& gb, const Conv2dParams& p) = 0;
-  // Both gradients in one call; gx, gw and gb may each be undefined (not wanted). Backends that stage
+  // Both gradients in one call; gx and gw may each be undefined (not wanted); gb is computed only with gw. Backends that stage
   // gy into another layout do it once. Default: the two calls above.
   virtual void conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, const Tensor& gx,
                                const Tensor& gw, const Tensor& gb, const Conv2dParams& p);

@@ -12,8 +12,9 @@
 // Building: input(), then ops in execution order (each returns a Value), then set_output(). A Value
 // may be used by any later op. Shapes are checked when the plan compiles for an input.
 //
-// Numerics: the same kernels as the op-by-op path, except that 3×3 stride-1 convolutions may run
-// oneDNN's Winograd algorithm (see conv_algorithm.h); results agree with the unfused module to
+// Numerics: the same kernels as the op-by-op path, which also runs eligible 3×3 stride-1 convolutions
+// on oneDNN's Winograd algorithm (want_winograd in cpu/dnnl_util.h), but with BN folded into the
+// weights and bias, ReLU and the residual add as post-ops; results agree with the unfused module to
 // about 1e-5 relative.
 #pragma once
 #include <memory>

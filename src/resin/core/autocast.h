@@ -12,8 +12,8 @@
 // An op records the compute type in force when it ran and its backward node re-enters it.
 //
 // Only the oneDNN CPU backend acts on it, and only where oneDNN runs bf16 natively
-// (backend::bf16_compute_supported(): AVX512_BF16 or AMX); elsewhere, and for f64, CUDA and the
-// reference backend, the ops compute in f32 as without the guard (autocast may lower precision,
+// (backend::bf16_compute_supported(): AVX512_BF16 or AMX); elsewhere, and for f64 tensors, CUDA and the
+// reference backend, the ops compute exactly as without the guard (autocast may lower precision,
 // it never changes results beyond bf16 rounding).
 #pragma once
 #include "resin/core/dtype.h"

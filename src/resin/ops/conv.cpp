@@ -64,15 +64,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   const int64_t kh = w.size(2), kw = w.size(3);
   RESIN_CHECK(kh > 0 && kw > 0, "conv2d: empty kernel ", w.shape());
   // Geometry from a file can be huge: every product is checked (an overflow is an error, not UB).
-  int64_t span_h = 0, span_w = 0, in_h = 0, in_w = 0;
-  RESIN_CHECK(!__builtin_mul_overflow(dh, kh - 1, &span_h) && !__builtin_mul_overflow(dw, kw - 1, &span_w) &&
-                  !__builtin_mul_overflow(ph, 2, &in_h) && !__builtin_mul_overflow(pw, 2, &in_w) &&
-                  !__builtin_add_overflow(in_h, x.size(2), &in_h) && !__builtin_add_overflow(in_w, x.size(3), &in_w),
-              "conv2d: padding ", ph, "x", pw, " or dilation ", dh, "x", dw, " out of range");
-  RESIN_CHECK(in_h > span_h && in_w > span_w, "conv2d: input ", x.shape(), " is smaller than the (dilated) kernel ",
-              kh, "x", kw, " with padding ", ph, "x", pw);
-  const int64_t oh = (in_h - span_h - 1) / sh + 1;
-  const int64_t ow = (in_w - span_w - 1) / sw + 1;
+  int64_t oh = 0, ow = 0;
+  RESIN_CHECK(backend::conv_output_size(x.size(2), kh, sh, ph, dh, &oh) &&
+                  backend::conv_output_size(x.size(3), kw, sw, pw, dw, &ow),
+              "conv2d: input ", x.shape(), " is smaller than the (dilated) kernel ", kh, "x", kw, " with padding ", ph,
+              "x", pw, " and dilation ", dh, "x", dw, ", or those are out of range");
   if (bias.defined()) {
     check_same_dtype(x, bias, "conv2d");
     RESIN_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "conv2d: bias shape ", bias.shape(), ", expected [",

@@ -19,14 +19,6 @@ using dnnl::algorithm;
 using dnnl::prop_kind;
 using dt = memory::data_type;
 
-// resin weights [O, C/g, KH, KW]; oneDNN wants goihw {g, O/g, C/g, KH, KW} when groups > 1.
-memory::desc weights_md(const Tensor& w, int64_t groups) {
-  if (groups == 1) return md_of(w);
-  const Strides s = normalized_strides(w);
-  return md_of(w, {groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)},
-               {s[0] * (w.size(0) / groups), s[0], s[1], s[2], s[3]});
-}
-
 // The forward primitive descriptor for activations described by src/dst (user layouts or `any`).
 dnnl::convolution_forward::primitive_desc fwd_pd(const memory::desc& src, const memory::desc& wei,
                                                  const memory::desc& bias, const memory::desc& dst,
@@ -118,7 +110,7 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   const memory::desc xu = md_of(x), wu = weights_md(w, p.groups), yu = md_of(y);
   const memory::desc bu = b.defined() ? md_of(b) : memory::desc();
   const memory::desc bw = b.defined() ? dense_md({y.size(1)}) : memory::desc();
-  const bool wino = !bf16 && want_winograd(x.size(1), w.size(0), w.size(2), w.size(3), p, true);
+  const bool wino = !bf16 && want_winograd(x.size(1), w.size(0), w.size(2), w.size(3), p);
   const memory::desc xa = act_md(xu, ct, bf16, "fwd"), ya = act_md(yu, dt::f32, bf16, "fwd");
   auto pd = choose_pd(xa, ya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
     return fwd_pd(s, retype(wu, ct), bw, d, g, alg);
@@ -148,7 +140,7 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   const dt ct = bf16 ? dt::bf16 : dt::f32;
   const memory::desc gyu = md_of(gy), wu = weights_md(w, p.groups), gxu = md_of(gx);
   const memory::desc wc = retype(wu, ct);
-  const bool wino = !bf16 && want_winograd(gx.size(1), w.size(0), w.size(2), w.size(3), p, true);
+  const bool wino = !bf16 && want_winograd(gx.size(1), w.size(0), w.size(2), w.size(3), p);
   const memory::desc gxa = act_md(gxu, dt::f32, bf16, "bwd_data"), gya = act_md(gyu, ct, bf16, "bwd_data");
   auto pd = choose_pd(gxa, gya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
     dnnl::convolution_backward_data::desc bd(alg, s, any_md(wc), d, g.strides, g.dilates, g.pad_l, g.pad_r);
@@ -181,7 +173,7 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   const memory::desc xu = md_of(x), gyu = md_of(gy), gwu = weights_md(gw, p.groups);
   const memory::desc bu = gb.defined() ? md_of(gb) : memory::desc();
   const memory::desc bw = gb.defined() ? dense_md({gy.size(1)}) : memory::desc();
-  const bool wino = !bf16 && want_winograd(x.size(1), gw.size(0), gw.size(2), gw.size(3), p, true);
+  const bool wino = !bf16 && want_winograd(x.size(1), gw.size(0), gw.size(2), gw.size(3), p);
   const memory::desc xa = act_md(xu, ct, bf16, "bwd_weights"), gya = act_md(gyu, ct, bf16, "bwd_weights");
   auto pd = choose_pd(xa, gya, wino, [&](const memory::desc& s, const memory::desc& d, algorithm alg) {
     dnnl::convolution_backward_weights::desc bd(alg, s, any_md(gwu), bw, d, g.strides, g.dilates, g.pad_l,

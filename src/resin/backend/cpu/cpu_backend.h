@@ -4,13 +4,19 @@
 //
 // Layout policy: primitives see each tensor in its own layout (a memory::desc built from its dims
 // and strides, so NCHW, channels-last and arbitrary views all work). Convolution is the exception
-// that reorders: it first asks for the tensors' own layouts, and when oneDNN offers only a gemm or
-// reference kernel for them (NCHW on AVX-512) it asks again with format_tag::any and reorders
-// activations and weights into the blocked layout oneDNN picks, and results back.
+// that reorders: a Winograd-eligible shape (want_winograd: 3×3, stride 1, ≥ 32 channels) asks for
+// oneDNN's blocked nChw16c layout first and reorders x and y in and out on every call; otherwise it
+// first asks for the tensors' own layouts, and when oneDNN offers only a gemm or reference kernel for
+// them (NCHW on AVX-512) it asks again with format_tag::any and reorders activations and weights into
+// the blocked layout oneDNN picks, and results back.
 //
-// Performance (bench/bench_conv.cpp): with channels-last tensors convolution runs oneDNN's NHWC
-// kernels with no activation reorders, within a few percent of raw oneDNN on the same layout; NCHW
-// tensors pay a reorder of src and dst to oneDNN's blocked layout on every call. Weights are plain
+// Own kernels (native_kernels.h) replace oneDNN where it is slow or wrong here: training batch norm
+// (optionally with the ReLU fused), add + ReLU, ReLU (oneDNN's turns NaN into 0), tensor-with-scalar
+// arithmetic on permuted views and leading-dim sums; they accumulate in double.
+//
+// Performance (bench/bench_conv.cpp): with channels-last tensors direct convolutions run oneDNN's
+// NHWC kernels with no activation reorders, within a few percent of raw oneDNN on the same layout;
+// NCHW tensors pay a reorder of src and dst to oneDNN's blocked layout on every call. Weights are plain
 // OIHW in resin and are reordered to oneDNN's blocked weight layout on every call (no version
 // counter tells when an optimizer has changed them), as are weight gradients back.
 //
@@ -25,7 +31,7 @@
 // (lo, hi], resin on [lo, hi]); binary ops whose first operand is expanded, unless they commute
 // (oneDNN broadcasts src1 only); f32 -> integer copies; where and the index kernels.
 //
-// Deviations from RefBackend that are by design: results are f32-accumulated (the reference
+// Deviations from RefBackend that are by design: oneDNN's results are f32-accumulated (the reference
 // accumulates in double; expect ~1e-5 relative differences, more for long reductions); reduce
 // max/min do not promise NaN propagation.
 //

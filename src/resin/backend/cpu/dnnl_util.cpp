@@ -130,6 +130,13 @@ ConvGeometry conv_geometry(const Conv2dParams& p) {
       {p.stride_h, p.stride_w}, {p.dilation_h - 1, p.dilation_w - 1}, {p.pad_h, p.pad_w}, {p.pad_h, p.pad_w}};
 }
 
+memory::desc weights_md(const Tensor& w, int64_t groups) {
+  if (groups == 1) return md_of(w);
+  const Strides s = normalized_strides(w);
+  return md_of(w, {groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)},
+               {s[0] * (w.size(0) / groups), s[0], s[1], s[2], s[3]});
+}
+
 namespace {
 enum class AlgoPolicy { heuristic, direct, winograd };
 AlgoPolicy algo_policy() {
@@ -144,14 +151,13 @@ AlgoPolicy algo_policy() {
 }
 }  // namespace
 
-bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p, bool training) {
+bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p) {
   const AlgoPolicy policy = algo_policy();
   if (policy == AlgoPolicy::direct) return false;
   const bool eligible = kh == 3 && kw == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 &&
                         p.dilation_w == 1 && p.groups == 1 && ic % 16 == 0 && oc % 16 == 0;
   if (!eligible) return false;
   if (policy == AlgoPolicy::winograd) return true;
-  (void)training;
   return ic >= 32 && oc >= 32;
 }
 

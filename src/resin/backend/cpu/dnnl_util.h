@@ -68,13 +68,15 @@ struct ConvGeometry {
 // oneDNN counts dilation from 0. Right padding = left padding: oneDNN's output-size check floors
 // like resin's formula, so the symmetric padding always matches y's size.
 ConvGeometry conv_geometry(const Conv2dParams& p);
+// resin weights [O, C/g, KH, KW] as oneDNN sees them: goihw {g, O/g, C/g, KH, KW} when groups > 1.
+memory::desc weights_md(const Tensor& w, int64_t groups);
 
 // Whether a convolution with `ic` input and `oc` output channels and kernel kh×kw should try
 // oneDNN's Winograd algorithm (F(4×4, 3×3), blocked layouts only): 3×3, stride 1, no dilation, one
 // group, channel counts that fill 16-wide blocks. RESIN_CONV_ALGO=direct turns it off,
 // RESIN_CONV_ALGO=winograd on for every eligible shape. Deterministic for a shape, so runs and
 // resumed runs pick the same kernels.
-bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p, bool training);
+bool want_winograd(int64_t ic, int64_t oc, int64_t kh, int64_t kw, const Conv2dParams& p);
 
 // ---- scratch arena
 

@@ -58,9 +58,14 @@ struct InferencePlan::Impl {
   std::vector<Op> ops;  // ops[v] produces value v
   int output = -1;
   std::map<std::vector<int64_t>, std::unique_ptr<Compiled>> compiled;  // key: shape + strides
-  const Compiled* last = nullptr;
+  const Compiled* last = nullptr;  // points into compiled: reset whenever compiled is cleared
 
   std::unique_ptr<Compiled> compile(const Tensor& x) const;
+  // The graph changed: every compiled form is stale.
+  void invalidate() {
+    compiled.clear();
+    last = nullptr;
+  }
 };
 
 namespace {
@@ -163,11 +168,7 @@ memory::desc activation_md(const Dims& dims) {
 dnnl::convolution_forward::primitive_desc conv_pd(const Op& op, const memory::desc& src, const Dims& dst_dims,
                                                   const memory::desc& dst, bool winograd) {
   const ConvGeometry g = conv_geometry(op.conv);
-  const Tensor& w = op.w;
-  const int64_t groups = op.conv.groups;
-  Dims wd = groups == 1 ? Dims{w.size(0), w.size(1), w.size(2), w.size(3)}
-                        : Dims{groups, w.size(0) / groups, w.size(1), w.size(2), w.size(3)};
-  const memory::desc wmd(wd, memory::data_type::f32, memory::format_tag::any);
+  const memory::desc wmd = any_md(weights_md(op.w, op.conv.groups));
   const memory::desc bmd = op.b.defined() ? dense_md({dst_dims[1]}) : memory::desc();
   dnnl::post_ops po;
   if (op.residual >= 0) po.append_sum(1.0f);
@@ -184,7 +185,7 @@ dnnl::convolution_forward::primitive_desc conv_pd(const Op& op, const memory::de
 dnnl::convolution_forward::primitive_desc choose_conv(const Op& op, const memory::desc& src, const Dims& dst_dims,
                                                       const memory::desc& dst) {
   const Tensor& w = op.w;
-  const bool wino = want_winograd(w.size(1) * op.conv.groups, w.size(0), w.size(2), w.size(3), op.conv, false);
+  const bool wino = want_winograd(w.size(1) * op.conv.groups, w.size(0), w.size(2), w.size(3), op.conv);
   std::optional<dnnl::convolution_forward::primitive_desc> fallback;
   for (bool winograd : {true, false}) {
     if (winograd && !wino) continue;
@@ -231,6 +232,10 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       out.mem = c->in;
       continue;
     }
+    // The output's memory gets the caller's tensor only at run time (linear reads its source's
+    // handle at compile time, a residual conv would overwrite it).
+    RESIN_CHECK(op.src != output && op.residual != output,
+                "InferencePlan: the output value cannot feed a later op");
     Val& src = vals[static_cast<size_t>(op.src)];
     const Dims& sd = src.dims;
     std::string what;
@@ -239,8 +244,12 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
                   op.w.shape(), " do not fit input ", shape_str(sd));
       const Conv2dParams& p = op.conv;
       const int64_t kh = op.w.size(2), kw = op.w.size(3);
-      out.dims = {sd[0], op.w.size(0), (sd[2] + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1,
-                  (sd[3] + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1};
+      int64_t oh = 0, ow = 0;
+      RESIN_CHECK(conv_output_size(sd[2], kh, p.stride_h, p.pad_h, p.dilation_h, &oh) &&
+                      conv_output_size(sd[3], kw, p.stride_w, p.pad_w, p.dilation_w, &ow),
+                  "InferencePlan: input ", shape_str(sd), " is smaller than the conv kernel ", kh, "x", kw,
+                  " with its padding and dilation");
+      out.dims = {sd[0], op.w.size(0), oh, ow};
       Val* res = op.residual >= 0 ? &vals[static_cast<size_t>(op.residual)] : nullptr;
       RESIN_CHECK(!res || res->dims == out.dims, "InferencePlan: residual ", shape_str(res ? res->dims : Dims{}),
                   " does not match conv output ", shape_str(out.dims));
@@ -250,13 +259,7 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
              layout_name(pd.src_desc()) + " -> " + layout_name(pd.dst_desc());
       memory in = b.as(src, pd.src_desc(), what);
       // Weights: reordered into the primitive's layout now, once.
-      const ConvGeometry g = conv_geometry(p);
-      (void)g;
-      memory wuser = wrap(p.groups == 1 ? md_of(op.w)
-                                        : md_of(op.w, {p.groups, op.w.size(0) / p.groups, op.w.size(1), kh, kw},
-                                                {op.w.stride(0) * (op.w.size(0) / p.groups), op.w.stride(0),
-                                                 op.w.stride(1), op.w.stride(2), op.w.stride(3)}),
-                          op.w);
+      memory wuser = wrap(weights_md(op.w, p.groups), op.w);
       memory wmem(pd.weights_desc(), engine(), b.fresh(pd.weights_desc().get_size()));
       execute("InferencePlan weights", dnnl::reorder(wuser, wmem), {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, wmem}});
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, wmem}};
@@ -287,8 +290,12 @@ std::unique_ptr<Compiled> InferencePlan::Impl::compile(const Tensor& x) const {
       const bool global = op.kind == Kind::avg_pool;
       Pool2dParams p = op.pool;
       if (global) p = {.kernel_h = sd[2], .kernel_w = sd[3], .stride_h = 1, .stride_w = 1};
-      out.dims = {sd[0], sd[1], (sd[2] + 2 * p.pad_h - p.kernel_h) / p.stride_h + 1,
-                  (sd[3] + 2 * p.pad_w - p.kernel_w) / p.stride_w + 1};
+      int64_t oh = 0, ow = 0;
+      RESIN_CHECK(conv_output_size(sd[2], p.kernel_h, p.stride_h, p.pad_h, 1, &oh) &&
+                      conv_output_size(sd[3], p.kernel_w, p.stride_w, p.pad_w, 1, &ow),
+                  "InferencePlan: input ", shape_str(sd), " is smaller than the pooling window ", p.kernel_h, "x",
+                  p.kernel_w, " with its padding");
+      out.dims = {sd[0], sd[1], oh, ow};
       // The global pool writes [N, C, 1, 1] as plain bytes, which the linear after it reads as [N, C]:
       // nChw16c with 1x1 spatial is the same bytes, and keeps oneDNN's jit kernel for a blocked src.
       memory::desc dst_want = is_out || global ? plain_md(out.dims) : any_md(plain_md(out.dims));
@@ -373,6 +380,12 @@ InferencePlan::Value InferencePlan::conv(Value x, const Tensor& w, const Tensor&
   if (residual >= 0) check_value(impl_->ops, residual, "conv");
   RESIN_CHECK(w.dim() == 4 && (!bias.defined() || (bias.dim() == 1 && bias.size(0) == w.size(0))),
               "InferencePlan::conv: weights ", w.shape(), " and bias ", bias.defined() ? bias.shape() : Shape{});
+  RESIN_CHECK(p.groups >= 1 && w.size(0) % p.groups == 0 && p.stride_h >= 1 && p.stride_w >= 1 &&
+                  p.dilation_h >= 1 && p.dilation_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0 && w.size(2) >= 1 &&
+                  w.size(3) >= 1,
+              "InferencePlan::conv: invalid parameters for weights ", w.shape(), " (groups ", p.groups, ", stride ",
+              p.stride_h, "x", p.stride_w, ", padding ", p.pad_h, "x", p.pad_w, ", dilation ", p.dilation_h, "x",
+              p.dilation_w, ")");
   Op op;
   op.kind = Kind::conv;
   op.src = x;
@@ -382,18 +395,22 @@ InferencePlan::Value InferencePlan::conv(Value x, const Tensor& w, const Tensor&
   op.conv = p;
   op.relu = relu;
   impl_->ops.push_back(std::move(op));
-  impl_->compiled.clear();
+  impl_->invalidate();
   return static_cast<Value>(impl_->ops.size()) - 1;
 }
 
 InferencePlan::Value InferencePlan::max_pool(Value x, const Pool2dParams& p) {
   check_value(impl_->ops, x, "max_pool");
+  RESIN_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1 && p.pad_h >= 0 &&
+                  p.pad_w >= 0,
+              "InferencePlan::max_pool: invalid window ", p.kernel_h, "x", p.kernel_w, ", stride ", p.stride_h, "x",
+              p.stride_w, ", padding ", p.pad_h, "x", p.pad_w);
   Op op;
   op.kind = Kind::max_pool;
   op.src = x;
   op.pool = p;
   impl_->ops.push_back(op);
-  impl_->compiled.clear();
+  impl_->invalidate();
   return static_cast<Value>(impl_->ops.size()) - 1;
 }
 
@@ -403,7 +420,7 @@ InferencePlan::Value InferencePlan::global_avg_pool(Value x) {
   op.kind = Kind::avg_pool;
   op.src = x;
   impl_->ops.push_back(op);
-  impl_->compiled.clear();
+  impl_->invalidate();
   return static_cast<Value>(impl_->ops.size()) - 1;
 }
 
@@ -417,20 +434,23 @@ InferencePlan::Value InferencePlan::linear(Value x, const Tensor& w, const Tenso
   op.w = own_copy(w);
   op.b = own_copy(bias);
   impl_->ops.push_back(std::move(op));
-  impl_->compiled.clear();
+  impl_->invalidate();
   return static_cast<Value>(impl_->ops.size()) - 1;
 }
 
 void InferencePlan::set_output(Value v) {
   check_value(impl_->ops, v, "set_output");
   impl_->output = v;
-  impl_->compiled.clear();
+  impl_->invalidate();
 }
 
 Tensor InferencePlan::run(const Tensor& x) {
   RESIN_CHECK(available(), "InferencePlan::run: the oneDNN backend is off (RESIN_BACKEND=ref)");
   RESIN_CHECK(x.defined() && x.dim() == 4, "InferencePlan::run: expected images [N, C, H, W], got ",
               x.defined() ? x.shape() : Shape{});
+  // Checked on every call: the compiled forms are keyed by shape and strides only.
+  RESIN_CHECK(x.dtype() == DType::f32 && x.device().type == DeviceType::cpu,
+              "InferencePlan::run: expected an f32 CPU tensor, got ", x.dtype(), " on ", x.device());
   const Strides st = normalized_strides(x);
   std::vector<int64_t> key(x.shape().begin(), x.shape().end());
   key.insert(key.end(), st.begin(), st.end());
