@@ -241,10 +241,32 @@ TEST(CrashSafety, UnwritableDirectoryIsAClearError) {
   const Outcome o = run_resin(train_args(data.str(), out, true), l, runs.file("log"));
   fs::permissions(out, fs::perms(0755));
   if (o.exit_code == 126) GTEST_SKIP() << "cannot drop root privileges here";
+  if (o.exit_code == 127) GTEST_SKIP() << "user nobody cannot execute this build's resin binary";
   EXPECT_EQ(o.exit_code, 1) << o.log;
   for (const char* part : {"Permission denied", out.c_str()})
     EXPECT_NE(o.log.find(part), std::string::npos) << "'" << part << "' not in:\n" << o.log;
   EXPECT_TRUE(io::read_file(out + "/last.ckpt") == before) << "the previous checkpoint changed";
+}
+
+// A resume deletes the temporaries of dead writers, and nothing else: not a live process's, not a
+// user's file that merely contains ".tmp-".
+TEST(CrashSafety, ResumeRemovesOnlyDeadWritersTemporaries) {
+  TempDir data, runs;
+  write_dataset(data);
+  std::string before;
+  const std::string out = stopped_run(data, runs, &before);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string dead_tmp = str_cat(".last.ckpt.tmp-", dead, "-0-12345");
+  const std::string live_tmp = str_cat(".last.ckpt.tmp-", ::getpid(), "-3-777");
+  const std::vector<std::string> kept = {live_tmp, ".notes.tmp-old", ".a.tmp-1-2", ".b.tmp-x-1-2", "c.tmp-99999-1-2"};
+  for (const std::string& f : kept) io::atomic_write_file(out + "/" + f, "user data");
+  io::atomic_write_file(out + "/" + dead_tmp, "partial checkpoint");
+  const Outcome o = run_resin(train_args(data.str(), out, true), {}, runs.file("log"));
+  ASSERT_EQ(o.exit_code, 0) << o.log;
+  EXPECT_FALSE(fs::exists(out + "/" + dead_tmp)) << "a dead writer's temporary was left behind";
+  for (const std::string& f : kept) EXPECT_TRUE(fs::exists(out + "/" + f)) << f << " was deleted";
 }
 
 TEST(CrashSafety, DamagedCheckpointIsAClearErrorOnResume) {

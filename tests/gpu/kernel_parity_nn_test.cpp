@@ -203,8 +203,8 @@ TEST(CudaKernelParity, PoolingIsExact) {
         }
 }
 
-// a [B, M, K] @ b [B, K, N] with transposed operands (strides), a broadcast batch (stride 0) and a
-// non-BLAS output layout.
+// a [B, M, K] @ b [B, K, N] with transposed operands (strides), a broadcast batch (stride 0), a
+// column-major output and a non-BLAS one (every other element: computed in a temporary, then copied).
 TEST(CudaKernelParity, Matmul) {
   RESIN_REQUIRE_GPU();
   struct Case {
@@ -213,7 +213,7 @@ TEST(CudaKernelParity, Matmul) {
   const Case cases[] = {{1, 1, 1, 1}, {1, 7, 5, 3}, {3, 17, 33, 9}, {2, 64, 128, 256}, {4, 1, 8, 1}, {2, 5, 1, 4}};
   for (DType dt : {DType::f32, DType::f64})
     for (const Case& c : cases)
-      for (int variant = 0; variant < 5; ++variant) {
+      for (int variant = 0; variant < 6; ++variant) {
         const std::string what = str_cat(c.B, "x", c.M, "x", c.K, "x", c.N, "/variant", variant, "/", dtype_label(dt));
         const Tensor a0 = rnd_as({c.B, c.M, c.K}, dt), b0 = rnd_as({c.B, c.K, c.N}, dt);
         Tensor a = on_gpu(a0), b = on_gpu(b0);
@@ -222,7 +222,8 @@ TEST(CudaKernelParity, Matmul) {
         if (variant == 3) b = on_gpu(b0.narrow(0, 0, 1)).expand({c.B, c.K, c.N});      // shared b
         const Tensor b_ref = variant == 3 ? b0.narrow(0, 0, 1).expand({c.B, c.K, c.N}).contiguous() : b0;
         Tensor out = variant == 4 ? gpu_out({c.B, c.N, c.M}, Layout::nchw, dt).transpose(1, 2)  // column-major out
-                                  : gpu_out({c.B, c.M, c.N}, Layout::nchw, dt);
+                     : variant == 5 ? gpu_out({c.B, c.M, 2 * c.N}, Layout::nchw, dt).slice(2, 0, 2 * c.N, 2)  // stride 2
+                                    : gpu_out({c.B, c.M, c.N}, Layout::nchw, dt);
         Tensor out_ref = empty({c.B, c.M, c.N}, {.dtype = dt});
         gpu().matmul(a, b, out);
         ref().matmul(a0, b_ref, out_ref);

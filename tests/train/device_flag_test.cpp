@@ -37,3 +37,25 @@ TEST(TrainerDevice, UnusableDeviceFailsBeforeWritingAnything) {
     EXPECT_FALSE(fs::exists(dir)) << "--device " << k.device << " created the output directory";
   }
 }
+
+// Data parallelism and SyncBN copy through host memory: refused on a GPU before anything runs
+// (checked whether or not this machine has one).
+TEST(TrainerDevice, DataParallelOnAGpuIsRefused) {
+  const fs::path dir = fs::temp_directory_path() / ("resin_trainer_ddp_device_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  for (int variant = 0; variant < 2; ++variant) {
+    train::TrainConfig c;
+    c.out = dir.string();
+    c.device = "cuda";
+    if (variant == 0) c.sync_bn = true;
+    else c.dist.world_size = 2;
+    try {
+      train::run_training(c);
+      ADD_FAILURE() << "variant " << variant << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("data parallelism and --sync-bn run on the CPU only"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir));
+  }
+}

@@ -31,7 +31,8 @@ struct BenchConfig {
   int64_t reps = 10;
   bool channels_last = false;
   bool fuse = true;  // inference: run models::fuse_for_inference's plan
-  bool print_plan = false;  // inference: print the fused plan's steps to stdout after the run
+  // Inference: print the fused plan's steps to stderr after the run (stdout stays clean for --json).
+  bool print_plan = false;
   uint64_t seed = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -161,16 +162,33 @@ void run_agreed(distributed::Communicator& comm, const std::string& what, F setu
   if (error) std::rethrow_exception(error);
 }
 
-// Removes the temporaries that a killed atomic_write_file left in `dir` (".<name>.tmp-<pid>-..."),
-// except those of a process that is still alive.
+// The pid in a temporary name of atomic_write_file, ".<name>.tmp-<pid>-<counter>-<random>" (all
+// decimal), or 0 when `name` does not have exactly that shape (a user's own ".notes.tmp-old" stays).
+long temporary_owner(const std::string& name) {
+  const size_t tag = name.rfind(".tmp-");
+  if (name.size() < 2 || name[0] != '.' || tag == std::string::npos || tag == 0) return 0;
+  long pid = 0;
+  int fields = 0;
+  size_t i = tag + 5;
+  while (i <= name.size()) {
+    const size_t end = std::min(name.find('-', i), name.size());
+    if (end == i || end - i > 18) return 0;
+    for (size_t k = i; k < end; ++k)
+      if (!std::isdigit(static_cast<unsigned char>(name[k]))) return 0;
+    if (fields++ == 0) pid = std::strtol(name.c_str() + i, nullptr, 10);
+    i = end + 1;
+  }
+  return fields == 3 ? pid : 0;
+}
+
+// Removes the temporaries that a killed atomic_write_file left in `dir`, except those of a process
+// that is still alive on this machine. (A process on another machine writing into a shared
+// directory is not seen; runs do not share an --out directory.)
 void remove_stale_temporaries(const std::string& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    const size_t tag = name.find(".tmp-");
-    if (name.empty() || name[0] != '.' || tag == std::string::npos) continue;
-    const long pid = std::strtol(name.c_str() + tag + 5, nullptr, 10);
-    if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;  // alive
+    const long pid = temporary_owner(entry.path().filename().string());
+    if (pid <= 0 || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) continue;  // not ours, or alive
     fs::remove(entry.path(), ec);
   }
 }
@@ -220,6 +238,9 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
+  // DistributedDataParallel and SyncBN exchange tensors through host memory.
+  RESIN_CHECK(parse_device(c.device).type == DeviceType::cpu || (c.dist.world_size == 1 && !c.sync_bn), "--device ",
+              c.device, ": data parallelism and --sync-bn run on the CPU only");
   const Device device = training_device(c.device);
   const DType compute = autocast_type(c.dtype, c.device);
   const auto t_start = std::chrono::steady_clock::now();

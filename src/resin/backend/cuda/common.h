@@ -74,6 +74,8 @@ struct OutProxy {
   OutProxy(const Tensor& t, bool usable, const Strides& want);
   void finish() const;
 };
+// An output that kernels write contiguously: t itself when contiguous (or undefined), else a temporary.
+OutProxy contiguous_out(const Tensor& t);
 
 // A device tensor with t's values in a dense layout (t itself when it is already dense).
 Tensor dense_on_device(const Tensor& t);

@@ -234,7 +234,12 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
       g_cache[key] = ch;
       return;
     }
+    // cuDNN 9 sub-codes its statuses (3000 = NOT_SUPPORTED, 3001...); cuDNN 8's are small numbers.
+#if CUDNN_MAJOR >= 9
     const int category = static_cast<int>(last) / 1000 * 1000;
+#else
+    const int category = static_cast<int>(last);
+#endif
     if (category != CUDNN_STATUS_NOT_SUPPORTED && category != CUDNN_STATUS_BAD_PARAM) break;
   }
   RESIN_CHECK(!no_memory || last != CUDNN_STATUS_NOT_SUPPORTED,
@@ -325,7 +330,7 @@ void CudaBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, con
     gwo.finish();
   }
   if (gb.defined()) {
-    const OutProxy gbo(gb, gb.is_contiguous(), contiguous_strides(gb.shape()));
+    const OutProxy gbo = contiguous_out(gb);
     if (empty_batch) {
       fill(gbo.work, 0.0);
     } else {

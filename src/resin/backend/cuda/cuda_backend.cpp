@@ -38,6 +38,10 @@ void OutProxy::finish() const {
   if (work.defined() && !work.is_same(target)) cuda_backend().copy(work, target);
 }
 
+OutProxy contiguous_out(const Tensor& t) {
+  return OutProxy(t, !t.defined() || t.is_contiguous(), t.defined() ? contiguous_strides(t.shape()) : Strides{});
+}
+
 Tensor with_strides(const Tensor& t, const Strides& st) {
   if (!t.defined() || t.strides() == st) return t;
   Tensor out = empty_strided(t.shape(), st, {.dtype = t.dtype(), .device = t.device()});
@@ -51,10 +55,6 @@ namespace {
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   RESIN_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch, ", a.dtype(), " vs ", b.dtype());
-}
-
-OutProxy contiguous_out(const Tensor& t) {
-  return OutProxy(t, !t.defined() || t.is_contiguous(), t.defined() ? contiguous_strides(t.shape()) : Strides{});
 }
 
 Tensor contiguous_on_device(const Tensor& t) { return t.defined() ? with_strides(t, contiguous_strides(t.shape())) : t; }
@@ -152,7 +152,7 @@ void CudaBackend::where(const Tensor& cond, const Tensor& a, const Tensor& b, co
   check_operands("where", out.device(), {&cond, &a, &b, &out});
   if (out.numel() == 0) return;
   Tensor c = cond;
-  if (c.dtype() != out.dtype()) {  // 0/1 in out's dtype (keeps cond's strides: it may be expanded)
+  if (c.dtype() != out.dtype()) {  // 0/1 in out's dtype (a contiguous copy; cond itself may be expanded)
     c = empty(cond.shape(), {.dtype = out.dtype(), .device = out.device()});
     copy(cond, c);
   }

@@ -16,10 +16,6 @@ Tensor vector_or(const Tensor& v, const Tensor& x, double constant) {
   return full(Shape{x.size(1)}, constant, {.dtype = x.dtype(), .device = x.device()});
 }
 
-OutProxy vector_out(const Tensor& v) {
-  return OutProxy(v, !v.defined() || v.is_contiguous(), v.defined() ? contiguous_strides(v.shape()) : Strides{});
-}
-
 void check_bn(const char* op, const Tensor& x) {
   RESIN_CHECK(x.dim() == 4, op, ": expected a 4-D input, got ", x.shape());
   RESIN_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op, ": expected f32 or f64, got ", x.dtype());
@@ -35,7 +31,7 @@ void CudaBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gam
   if (x.numel() == 0) return;
   const Layout l = layout_of(x);
   const Tensor xl = to_layout(x, l), scale = vector_or(gamma, x, 1.0), shift = vector_or(beta, x, 0.0);
-  const OutProxy yo = layout_out(y, l), mo = vector_out(mean), vo = vector_out(var);
+  const OutProxy yo = layout_out(y, l), mo = contiguous_out(mean), vo = contiguous_out(var);
   auto& ctx = enter(x);
   const TensorDesc xd(x.dtype(), x.shape(), l), yd(y.dtype(), y.shape(), l), bd(x.dtype(), Shape{1, C, 1, 1}, Layout::nchw);
   // The batch statistics come from cuDNN's saved mean and inverse standard deviation,
@@ -91,7 +87,7 @@ void CudaBackend::batch_norm_backward(const Tensor& x, const Tensor& gy, const T
   const OutProxy gxo = layout_out(gx.defined() ? gx : dx, l);
   const Tensor dscale = ggamma.defined() ? Tensor() : empty(Shape{C}, {.dtype = x.dtype(), .device = x.device()});
   const Tensor dshift = gbeta.defined() ? Tensor() : empty(Shape{C}, {.dtype = x.dtype(), .device = x.device()});
-  const OutProxy ggo = vector_out(ggamma.defined() ? ggamma : dscale), gbo = vector_out(gbeta.defined() ? gbeta : dshift);
+  const OutProxy ggo = contiguous_out(ggamma.defined() ? ggamma : dscale), gbo = contiguous_out(gbeta.defined() ? gbeta : dshift);
   auto& ctx = enter(x);
   Tensor inv_std = empty(Shape{C}, {.dtype = x.dtype(), .device = x.device()});
   const Tensor v = dense_on_device(var);

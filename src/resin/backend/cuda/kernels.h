@@ -25,7 +25,7 @@ struct Indexer {
   int64_t strides[N][kMaxDims] = {};
 };
 
-// Same order as backend::Unary / Binary / Reduce (static_asserts in elementwise.cpp).
+// Same order as backend::Unary / Binary / Reduce (static_asserts in cuda_backend.cpp).
 enum class UnaryOp : int { neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, gelu, gelu_tanh, sigmoid, tanh,
                            softplus, pow, clamp };
 enum class BinaryOp : int { add, sub, mul, div, eq, gt, lt };

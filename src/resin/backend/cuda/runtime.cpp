@@ -1,4 +1,5 @@
 // core/cuda.h on the CUDA runtime, and the per-device contexts of common.h.
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -28,9 +29,21 @@ constexpr int kMaxDevices = 64;
 thread_local int t_current = -1;  // the device this thread last made current through enter()
 }  // namespace
 
+namespace {
+std::array<Context*, kMaxDevices> g_contexts{};  // created on first use, never destroyed
+std::mutex g_contexts_mu;
+
+// Whether this process has used `device` (created its context); touching an unused GPU would cost a
+// CUDA context and library handles (hundreds of MB) for nothing.
+bool has_context(int device) {
+  std::lock_guard<std::mutex> lock(g_contexts_mu);
+  return g_contexts[static_cast<size_t>(device)] != nullptr;
+}
+}  // namespace
+
 Context& enter(int device) {
-  static std::array<Context*, kMaxDevices> all{};
-  static std::mutex mu;
+  auto& all = g_contexts;
+  auto& mu = g_contexts_mu;
   RESIN_CHECK(device >= 0 && device < kMaxDevices, "CUDA: bad device index ", device);
   if (t_current != device) {
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
@@ -68,6 +81,8 @@ namespace resin::cuda {
 
 using backend::cuda::check_cuda;
 using backend::cuda::enter;
+using backend::cuda::has_context;
+using backend::cuda::kMaxDevices;
 
 bool built() { return true; }
 
@@ -97,13 +112,15 @@ void synchronize(int device) {
     check_cuda(cudaStreamSynchronize(enter(device).stream), "cudaStreamSynchronize");
     return;
   }
-  for (int d = 0; d < device_count(); ++d) check_cuda(cudaStreamSynchronize(enter(d).stream), "cudaStreamSynchronize");
+  for (int d = 0; d < std::min(device_count(), kMaxDevices); ++d)
+    if (has_context(d)) check_cuda(cudaStreamSynchronize(enter(d).stream), "cudaStreamSynchronize");
 }
 
 MemoryStats memory_stats(int device) { return backend::cuda::allocator(device).stats(); }
 void reset_peak_memory(int device) { backend::cuda::allocator(device).reset_peak(); }
 void empty_cache() {
-  for (int d = 0; d < device_count(); ++d) {
+  for (int d = 0; d < std::min(device_count(), kMaxDevices); ++d) {
+    if (!has_context(d)) continue;  // nothing was allocated there
     synchronize(d);
     backend::cuda::allocator(d).empty_cache();
   }
