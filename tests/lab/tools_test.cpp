@@ -82,6 +82,28 @@ TEST(LabStack, DeletingAResidualBlockKeepsItsShortcut) {
   EXPECT_THROW(delete_blocks(3, {3}), Error);
 }
 
+TEST(LabStack, SplitAndDeletedModesKeepShortcutDropoutsEvalScale) {
+  // Unrescaled shortcut dropout (He 2016's p = 0.5 arm) multiplies the shortcut by 1 − p in eval:
+  // the split modes must give the full block's value, deletion the scaled shortcut.
+  manual_seed(12);
+  for (bool rescale : {false, true}) {
+    auto branch = std::make_shared<nn::Linear>(nn::LinearOptions{.in = 4, .out = 4});
+    blocks::Residual b(branch, {.in = 4,
+                                .out = 4,
+                                .layer = blocks::Layer::linear,
+                                .post = blocks::Post::relu,
+                                .shortcut_dropout = 0.5,
+                                .shortcut_dropout_rescale = rescale});
+    b.to(DType::f64);
+    b.eval();
+    Tensor x = randn({3, 4}, {.dtype = DType::f64});
+    const Tensor full = b.forward(x);
+    EXPECT_LT(max_abs_diff(apply_block(b, x, BlockMode::skip_path), full), 1e-15) << rescale;
+    EXPECT_LT(max_abs_diff(apply_block(b, x, BlockMode::branch_path), full), 1e-15) << rescale;
+    EXPECT_EQ(max_abs_diff(apply_block(b, x, BlockMode::deleted), rescale ? x : mul(x, 0.5)), 0.0) << rescale;
+  }
+}
+
 TEST(LabStack, ReorderingAndKendallTau) {
   Generator g(3);
   EXPECT_EQ(kendall_tau({0, 1, 2, 3}), 1.0);
