@@ -248,6 +248,27 @@ TEST(LabAnalysis, ActivationStatsAndCosts) {
             8 * 4 * (2 * 128 * 19 + 19 * 19));
 }
 
+TEST(LabAnalysis, CostTableAndGridGradientsLeaveTheModelAlone) {
+  manual_seed(13);
+  auto net = models::make_res_mlp({.width = 8, .blocks = 2});  // BN, training mode
+  std::vector<std::pair<std::string, std::vector<double>>> before;
+  for (const auto& [n, b] : net->named_buffers()) before.emplace_back(n, b.to_vector());
+  ASSERT_FALSE(before.empty());
+  cost_table(block_stack(*net), randn({5, 784}));
+  EXPECT_TRUE(net->is_training());
+  const auto after = net->named_buffers();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i)
+    EXPECT_EQ(after[i].second.to_vector(), before[i].second) << before[i].first;
+  // grid_gradients differentiates w.r.t. the grid only: f's parameters get no .grad.
+  auto lin = std::make_shared<nn::Linear>(nn::LinearOptions{.in = 1, .out = 1});
+  lin->to(DType::f64);
+  const auto g = grid_gradients([&](const Tensor& x) { return lin->forward(x); }, {0, 1, 2}, DType::f64);
+  const double w = lin->named_parameters()[0].second.to_vector()[0];
+  EXPECT_EQ(g, (std::vector<double>{w, w, w}));
+  for (const auto& [n, p] : lin->named_parameters()) EXPECT_FALSE(p.grad().defined()) << n;
+}
+
 TEST(LabAnalysis, GridGradientsAndAutocorrelation) {
   const auto grid = linspace(-1, 1, 5);
   EXPECT_EQ(grid, (std::vector<double>{-1, -0.5, 0, 0.5, 1}));
