@@ -187,6 +187,19 @@ TEST(LabPaths, VeitSamplingAtTheExtremes) {
   EXPECT_LT(pg.std_norm[0], 1e-6 * pg.mean_norm[0]);  // only one path of length 0 and one of length 6
   EXPECT_LT(pg.std_norm[1], 1e-6 * pg.mean_norm[1]);
   EXPECT_GT(pg.mean_norm[0], 0.0);
+  // The head alone, on the stream x_L (the split modes keep the forward value) taken as the input:
+  // with every block's backward through its identity skip, ∂E/∂x_0 = ∂E/∂x_L.
+  Tensor xl;
+  {
+    NoGradGuard ng;
+    xl = run_from_stem(s, run_stem(s, x), {.run_head = false});
+  }
+  xl = xl.detach().set_requires_grad(true);
+  Tensor h = xl;
+  for (const auto& [_, m] : s.head) h = m->forward(h);
+  Tensor e = loss(h);
+  const double head_norm = frobenius_norm(autograd::grad({e}, {xl}, {ones_like(e)})[0]);
+  EXPECT_NEAR(pg.mean_norm[0], head_norm, 1e-5 * head_norm);
   EXPECT_THROW(path_gradient_by_length(s, x, loss, {7}, 1, g), Error);
   const LineFit f = fit_line({0, 1, 2}, {1, 3, 5});
   EXPECT_DOUBLE_EQ(f.slope, 2.0);
