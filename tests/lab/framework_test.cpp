@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "../io/temp_dir.h"
 #include "resin/io/atomic_file.h"
