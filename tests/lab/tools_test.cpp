@@ -19,13 +19,7 @@ using blocks::UnitPlacement;
 
 namespace {
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double m = 0;
-  const auto x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+// max_abs_diff, max_abs_of, max_rel_error: experiments/common.h (NaN-propagating).
 
 // n residual blocks y = x + W_i x (linear branches), f64: the path decomposition is exact.
 std::shared_ptr<nn::Sequential> linear_residual_stack(int64_t n, int64_t d) {
@@ -40,6 +34,26 @@ std::shared_ptr<nn::Sequential> linear_residual_stack(int64_t n, int64_t d) {
 }
 
 }  // namespace
+
+TEST(LabCommon, ExactCheckMaximaPropagateNaN) {
+  // std::max(m, NaN) returns m: an all-NaN output used to pass "max |diff| == 0".
+  EXPECT_TRUE(std::isnan(nan_max(0.0, NAN)));
+  EXPECT_TRUE(std::isnan(nan_max(NAN, 0.0)));
+  EXPECT_EQ(nan_max(1.0, 2.0), 2.0);
+  const Tensor nan2 = from_vector({NAN, NAN}, {2});
+  EXPECT_TRUE(std::isnan(max_abs_of(nan2)));
+  EXPECT_TRUE(std::isnan(max_abs_of(from_vector({1, NAN, 2}, {3}))));
+  EXPECT_TRUE(std::isnan(max_abs_diff(nan2, zeros({2}))));
+  EXPECT_TRUE(std::isnan(max_abs_diff(zeros({2}), nan2)));
+  EXPECT_TRUE(std::isnan(max_rel_error(from_vector({1, NAN}, {2}), from_vector({1, 2}, {2}))));
+  EXPECT_EQ(max_abs_diff(from_vector({1, -3}, {2}), from_vector({1, 1}, {2})), 4.0);
+  EXPECT_EQ(max_rel_error(from_vector({1, 2}, {2}), from_vector({1, -4}, {2})), 1.5);
+  EXPECT_THROW(max_abs_diff(zeros({2}), zeros({3})), Error);
+  EXPECT_EQ(median_of({3, 1, 2}), 2.0);
+  EXPECT_EQ(median_of({4, 1, 3, 2}), 2.5);
+  EXPECT_TRUE(std::isnan(median_of({})));
+  EXPECT_TRUE(std::isnan(median_of({1, NAN, 2})));
+}
 
 TEST(LabStack, RunStackEqualsForwardAndVisitsEveryPosition) {
   manual_seed(1);

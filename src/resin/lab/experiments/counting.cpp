@@ -42,7 +42,7 @@ void run_e3_paths(const Context& ctx, Results& r) {
   std::vector<double> p(counts.size());
   for (size_t k = 0; k < counts.size(); ++k) {
     p[k] = counts[k] / std::ldexp(1.0, static_cast<int>(n));
-    worst = std::max(worst, std::abs(p[k] - theory[k]) / theory[k]);
+    worst = nan_max(worst, std::abs(p[k] - theory[k]) / theory[k]);
   }
   const double m517 = mass(p, 5, 17), m1935 = mass(p, 19, 35);
   r.metric("paths_total_log2", std::log2(total));

@@ -121,7 +121,7 @@ void run_e4(const Context& ctx, Results& r) {
         const auto grads = grid_gradients(make_net(c.arch, L, c.beta, g), grid);
         if (c.arch == Arch::looks_linear) {
           const double m = mean_of(grads);
-          for (double v : grads) ll_worst = std::max(ll_worst, std::abs(v - m) / std::abs(m));
+          for (double v : grads) ll_worst = nan_max(ll_worst, std::abs(v - m) / std::abs(m));
         }
         vals.push_back(autocorrelation(grads, 1)[1]);
         const bool show = seed == seeds[0] && ((c.arch == Arch::feedforward && (L == 1 || L == 24)) ||

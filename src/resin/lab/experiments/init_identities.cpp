@@ -18,13 +18,6 @@ using blocks::UnitPlacement;
 
 namespace {
 
-double max_abs_of(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
-double max_abs_diff(const Tensor& a, const Tensor& b) { return max_abs_of(sub(a, b)); }
-
 // ---- E2
 void run_e2(const Context& ctx, Results& r) {
   const auto seeds = seed_list(ctx, r);
@@ -69,7 +62,8 @@ void run_e2(const Context& ctx, Results& r) {
       // g = coefficient · v elementwise; the ratio is the same in every element.
       const double coef = mean_of(div(g, v).to_vector());
       const double rel = std::abs(coef - std::pow(lambda, l)) / std::pow(lambda, l);
-      worst_rel = std::max({worst_rel, rel, max_abs_diff(g, mul(v, std::pow(lambda, l))) / max_abs_of(g)});
+      const double elementwise = max_abs_diff(g, mul(v, std::pow(lambda, l))) / max_abs_of(g);
+      worst_rel = nan_max(worst_rel, nan_max(rel, elementwise));
       ser.x.push_back(static_cast<double>(l));
       ser.y.push_back(coef);
       coef_last = coef;
@@ -106,9 +100,9 @@ void run_e2(const Context& ctx, Results& r) {
       const double dev =
           max_abs_diff(sub(xs[depth], xs[static_cast<size_t>(l)]), sum_f) / max_abs_of(xs[depth]);
       if (pl == UnitPlacement::full_preact)
-        worst_identity = std::max(worst_identity, dev);
+        worst_identity = nan_max(worst_identity, dev);
       else
-        relu_dev = std::max(relu_dev, dev);
+        relu_dev = nan_max(relu_dev, dev);
     }
   }
   r.metric("identity_sum_rel_error_preact", worst_identity);
