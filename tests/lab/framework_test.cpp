@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "../io/temp_dir.h"
 #include "resin/io/atomic_file.h"
@@ -98,12 +99,38 @@ TEST(LabSvg, Ticks) {
   EXPECT_THROW(log_ticks(0, 1), Error);
 }
 
+TEST(LabSvg, RangeOfAFewUlpsTerminates) {
+  // Values 1 ulp apart once gave a tick step of ~5e-19 and a tick loop at k ≈ 2e17 where ++k does
+  // not move: it never ended.
+  const double lo = 0.1, hi = 0.10000000000000002;
+  ASSERT_LT(lo, hi);
+  EXPECT_EQ(nice_ticks(lo, hi), (std::vector<double>{lo, hi}));
+  EXPECT_EQ(nice_ticks(0, 5e-324), (std::vector<double>{0, 5e-324}));
+  const auto fine = nice_ticks(1e3, 1e3 + 1e-6);  // narrow but resolvable: ordinary ticks
+  EXPECT_GE(fine.size(), 3u);
+  EXPECT_LE(fine.size(), 8u);
+  EXPECT_LE(fine.front(), 1e3);
+  EXPECT_GE(fine.back(), 1e3 + 1e-6);
+  Plot p{.title = "flat"};
+  p.series.push_back({.name = "s", .x = {lo, hi}, .y = {lo, hi}});
+  const std::string svg = render_svg(p);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
+  p.log_x = p.log_y = true;
+  EXPECT_NE(render_svg(p).find("</svg>"), std::string::npos);
+  Plot tiny{.title = "tiny"};
+  tiny.series.push_back({.name = "s", .x = {0, 1}, .y = {0, 5e-324}});
+  EXPECT_NE(render_svg(tiny).find("</svg>"), std::string::npos);
+}
+
 TEST(LabRegistry, NamesAreUniqueAndUnknownNamesListThem) {
   ASSERT_FALSE(experiments().empty());
   for (const auto& e : experiments()) {
     EXPECT_FALSE(e.criteria.empty()) << e.name;
     EXPECT_FALSE(e.paper.empty()) << e.name;
     EXPECT_EQ(&find_experiment(e.name), &e);
+    std::set<std::string> ids;
+    for (const auto& c : e.criteria) EXPECT_TRUE(ids.insert(c.id).second) << e.name << " repeats " << c.id;
   }
   try {
     find_experiment("e99");

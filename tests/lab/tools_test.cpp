@@ -19,13 +19,7 @@ using blocks::UnitPlacement;
 
 namespace {
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  double m = 0;
-  const auto x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+// max_abs_diff, max_abs_of, max_rel_error: experiments/common.h (NaN-propagating).
 
 // n residual blocks y = x + W_i x (linear branches), f64: the path decomposition is exact.
 std::shared_ptr<nn::Sequential> linear_residual_stack(int64_t n, int64_t d) {
@@ -40,6 +34,26 @@ std::shared_ptr<nn::Sequential> linear_residual_stack(int64_t n, int64_t d) {
 }
 
 }  // namespace
+
+TEST(LabCommon, ExactCheckMaximaPropagateNaN) {
+  // std::max(m, NaN) returns m: an all-NaN output used to pass "max |diff| == 0".
+  EXPECT_TRUE(std::isnan(nan_max(0.0, NAN)));
+  EXPECT_TRUE(std::isnan(nan_max(NAN, 0.0)));
+  EXPECT_EQ(nan_max(1.0, 2.0), 2.0);
+  const Tensor nan2 = from_vector({NAN, NAN}, {2});
+  EXPECT_TRUE(std::isnan(max_abs_of(nan2)));
+  EXPECT_TRUE(std::isnan(max_abs_of(from_vector({1, NAN, 2}, {3}))));
+  EXPECT_TRUE(std::isnan(max_abs_diff(nan2, zeros({2}))));
+  EXPECT_TRUE(std::isnan(max_abs_diff(zeros({2}), nan2)));
+  EXPECT_TRUE(std::isnan(max_rel_error(from_vector({1, NAN}, {2}), from_vector({1, 2}, {2}))));
+  EXPECT_EQ(max_abs_diff(from_vector({1, -3}, {2}), from_vector({1, 1}, {2})), 4.0);
+  EXPECT_EQ(max_rel_error(from_vector({1, 2}, {2}), from_vector({1, -4}, {2})), 1.5);
+  EXPECT_THROW(max_abs_diff(zeros({2}), zeros({3})), Error);
+  EXPECT_EQ(median_of({3, 1, 2}), 2.0);
+  EXPECT_EQ(median_of({4, 1, 3, 2}), 2.5);
+  EXPECT_TRUE(std::isnan(median_of({})));
+  EXPECT_TRUE(std::isnan(median_of({1, NAN, 2})));
+}
 
 TEST(LabStack, RunStackEqualsForwardAndVisitsEveryPosition) {
   manual_seed(1);
@@ -80,6 +94,28 @@ TEST(LabStack, DeletingAResidualBlockKeepsItsShortcut) {
   EXPECT_THROW(run_stack(block_stack(plain), randn({2, 4}), {.modes = {BlockMode::deleted}}), Error);
   EXPECT_THROW(apply_block(*plain[0], randn({2, 4}), BlockMode::skip_path), Error);
   EXPECT_THROW(delete_blocks(3, {3}), Error);
+}
+
+TEST(LabStack, SplitAndDeletedModesKeepShortcutDropoutsEvalScale) {
+  // Unrescaled shortcut dropout (He 2016's p = 0.5 arm) multiplies the shortcut by 1 − p in eval:
+  // the split modes must give the full block's value, deletion the scaled shortcut.
+  manual_seed(12);
+  for (bool rescale : {false, true}) {
+    auto branch = std::make_shared<nn::Linear>(nn::LinearOptions{.in = 4, .out = 4});
+    blocks::Residual b(branch, {.in = 4,
+                                .out = 4,
+                                .layer = blocks::Layer::linear,
+                                .post = blocks::Post::relu,
+                                .shortcut_dropout = 0.5,
+                                .shortcut_dropout_rescale = rescale});
+    b.to(DType::f64);
+    b.eval();
+    Tensor x = randn({3, 4}, {.dtype = DType::f64});
+    const Tensor full = b.forward(x);
+    EXPECT_LT(max_abs_diff(apply_block(b, x, BlockMode::skip_path), full), 1e-15) << rescale;
+    EXPECT_LT(max_abs_diff(apply_block(b, x, BlockMode::branch_path), full), 1e-15) << rescale;
+    EXPECT_EQ(max_abs_diff(apply_block(b, x, BlockMode::deleted), rescale ? x : mul(x, 0.5)), 0.0) << rescale;
+  }
 }
 
 TEST(LabStack, ReorderingAndKendallTau) {
@@ -165,6 +201,19 @@ TEST(LabPaths, VeitSamplingAtTheExtremes) {
   EXPECT_LT(pg.std_norm[0], 1e-6 * pg.mean_norm[0]);  // only one path of length 0 and one of length 6
   EXPECT_LT(pg.std_norm[1], 1e-6 * pg.mean_norm[1]);
   EXPECT_GT(pg.mean_norm[0], 0.0);
+  // The head alone, on the stream x_L (the split modes keep the forward value) taken as the input:
+  // with every block's backward through its identity skip, ∂E/∂x_0 = ∂E/∂x_L.
+  Tensor xl;
+  {
+    NoGradGuard ng;
+    xl = run_from_stem(s, run_stem(s, x), {.run_head = false});
+  }
+  xl = xl.detach().set_requires_grad(true);
+  Tensor h = xl;
+  for (const auto& [_, m] : s.head) h = m->forward(h);
+  Tensor e = loss(h);
+  const double head_norm = frobenius_norm(autograd::grad({e}, {xl}, {ones_like(e)})[0]);
+  EXPECT_NEAR(pg.mean_norm[0], head_norm, 1e-5 * head_norm);
   EXPECT_THROW(path_gradient_by_length(s, x, loss, {7}, 1, g), Error);
   const LineFit f = fit_line({0, 1, 2}, {1, 3, 5});
   EXPECT_DOUBLE_EQ(f.slope, 2.0);
@@ -224,6 +273,27 @@ TEST(LabAnalysis, ActivationStatsAndCosts) {
   EXPECT_EQ(params, net->parameter_count());
   EXPECT_EQ(weight_count(*make_resnext_mlp({.cardinality = 4, .group_width = 19})->blocks()),
             8 * 4 * (2 * 128 * 19 + 19 * 19));
+}
+
+TEST(LabAnalysis, CostTableAndGridGradientsLeaveTheModelAlone) {
+  manual_seed(13);
+  auto net = models::make_res_mlp({.width = 8, .blocks = 2});  // BN, training mode
+  std::vector<std::pair<std::string, std::vector<double>>> before;
+  for (const auto& [n, b] : net->named_buffers()) before.emplace_back(n, b.to_vector());
+  ASSERT_FALSE(before.empty());
+  cost_table(block_stack(*net), randn({5, 784}));
+  EXPECT_TRUE(net->is_training());
+  const auto after = net->named_buffers();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i)
+    EXPECT_EQ(after[i].second.to_vector(), before[i].second) << before[i].first;
+  // grid_gradients differentiates w.r.t. the grid only: f's parameters get no .grad.
+  auto lin = std::make_shared<nn::Linear>(nn::LinearOptions{.in = 1, .out = 1});
+  lin->to(DType::f64);
+  const auto g = grid_gradients([&](const Tensor& x) { return lin->forward(x); }, {0, 1, 2}, DType::f64);
+  const double w = lin->named_parameters()[0].second.to_vector()[0];
+  EXPECT_EQ(g, (std::vector<double>{w, w, w}));
+  for (const auto& [n, p] : lin->named_parameters()) EXPECT_FALSE(p.grad().defined()) << n;
 }
 
 TEST(LabAnalysis, GridGradientsAndAutocorrelation) {

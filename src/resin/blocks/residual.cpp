@@ -172,6 +172,15 @@ Tensor Residual::alpha() const { return own_param(*this, "alpha"); }
 Tensor Residual::branch(const Tensor& x) { return branch_->forward(x); }
 Tensor Residual::shortcut(const Tensor& x) { return shortcut_ ? shortcut_->forward(x) : x; }
 
+Tensor Residual::shortcut_term(const Tensor& x, bool training) {
+  Tensor s = shortcut(x);
+  if (o_.shortcut_dropout <= 0) return s;
+  const double p = o_.shortcut_dropout;
+  // dropout() is inverted (mask/(1 − p)); multiplying by (1 − p) leaves the bare mask in training
+  // and the expected value (1 − p)·x in eval.
+  return o_.shortcut_dropout_rescale ? dropout(s, p, training) : mul(dropout(s, p, training), 1.0 - p);
+}
+
 Tensor Residual::post(const Tensor& z) {
   switch (o_.post) {
     case Post::none: return z;
@@ -186,13 +195,7 @@ Tensor Residual::pre_post(const Tensor& x) {
   const bool training = is_training();
   Tensor f = branch(x);
   if (o_.mix == Mix::none) return f;
-  Tensor s = shortcut(x);
-  if (o_.shortcut_dropout > 0) {
-    const double p = o_.shortcut_dropout;
-    // dropout() is inverted (mask/(1 − p)); multiplying by (1 − p) leaves the bare mask in training
-    // and the expected value (1 − p)·x in eval.
-    s = o_.shortcut_dropout_rescale ? dropout(s, p, training) : mul(dropout(s, p, training), 1.0 - p);
-  }
+  Tensor s = shortcut_term(x, training);
   RESIN_CHECK(s.shape() == f.shape(), "Residual: shortcut gives shape ", s.shape(), " but the branch gives ",
               f.shape(), " (in=", o_.in, " out=", o_.out, " stride=", o_.stride, ")");
   Tensor a = s, b = f;  // the two terms before the addition

@@ -104,6 +104,9 @@ class Residual : public nn::Module {
   // The pieces, for lesion and path analyses: F(x), S(x) (before dropout) and z before `post`.
   Tensor branch(const Tensor& x);
   Tensor shortcut(const Tensor& x);
+  // h(S(x)): the shortcut after shortcut dropout, as forward adds it. training = false gives the
+  // eval-mode value, deterministic: S(x), or (1 − p)·S(x) without rescaling.
+  Tensor shortcut_term(const Tensor& x, bool training);
   Tensor pre_post(const Tensor& x);
   // The formula this configuration computes, e.g. "y = relu(S(x) + F(x))".
   std::string formula() const;

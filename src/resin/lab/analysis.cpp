@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "resin/autograd/grad_mode.h"
+#include "resin/autograd/node.h"
 #include "resin/ops/profile.h"
 
 namespace resin::lab {
@@ -99,9 +100,14 @@ std::vector<CostRow> cost_table(const BlockStack& s, const Tensor& example) {
   NoGradGuard ng;
   std::vector<CostRow> rows;
   auto run = [&](const NamedModule& nm, const Tensor& x) {
+    // Eval mode (restored after): MACs do not depend on the mode, and BN running statistics stay.
+    nn::Module& m = *nm.second;
+    const bool was_training = m.is_training();
+    m.eval();
     MacCounter c;
-    Tensor y = nm.second->forward(x);
-    rows.push_back({nm.first, nm.second->parameter_count(), c.macs()});
+    Tensor y = m.forward(x);
+    rows.push_back({nm.first, m.parameter_count(), c.macs()});
+    m.train(was_training);
     return y;
   };
   Tensor h = s.prepare ? s.prepare(example) : example;
@@ -128,9 +134,10 @@ std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f
   Tensor y = f(x);
   RESIN_CHECK(y.numel() == n, "grid_gradients: f must give one value per grid point, got shape ", y.shape(),
               " for ", n, " points");
-  sum(y).backward();
-  RESIN_CHECK(x.grad().defined(), "grid_gradients: f's output does not depend on its input");
-  return x.grad().to_vector();
+  RESIN_CHECK(y.requires_grad(), "grid_gradients: f's output does not depend on its input");
+  // autograd::grad, not backward(): the parameters f uses keep their .grad untouched.
+  Tensor total = sum(y);
+  return autograd::grad({total}, {x}, {ones_like(total)})[0].to_vector();
 }
 
 std::vector<double> autocorrelation(const std::vector<double>& g, size_t max_lag) {

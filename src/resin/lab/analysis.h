@@ -1,6 +1,10 @@
 // Analysis tools for any network seen as a BlockStack (stack.h): gradient flow, activation
 // statistics, parameter/MAC tables, and gradients over a 1-D input grid with their autocorrelation
-// (shattered gradients). None of them changes the model's parameters or mode.
+// (shattered gradients). None of them changes the model's parameters, their .grad (except through
+// the backward a GradientFlowRecorder user runs) or its mode. activation_stats runs the stack in its
+// current mode: in training mode BatchNorm normalises with batch statistics and updates its running
+// statistics, as any training-mode forward does; call it on an eval-mode model to leave it untouched.
+// The same holds for the f given to grid_gradients. cost_table runs every module in eval mode.
 #pragma once
 #include <functional>
 #include <string>
@@ -60,7 +64,8 @@ struct CostRow {
   int64_t params = 0;
   int64_t macs = 0;  // for the whole example batch (conv2d + matmul, ops/profile.h)
 };
-// One row per stem module, block and head module, from one forward pass of `example` (no grad).
+// One row per stem module, block and head module, from one forward pass of `example` (no grad, each
+// module in eval mode for the pass and then back in its own mode).
 std::vector<CostRow> cost_table(const BlockStack& s, const Tensor& example);
 // Parameters of `m` whose tensors have ≥ 2 dims (weight matrices and kernels, no biases/norm scales).
 int64_t weight_count(const nn::Module& m);
@@ -69,7 +74,8 @@ int64_t weight_count(const nn::Module& m);
 // g_i = ∂f(x_i)/∂x_i for f: [N, 1] → [N, 1] (or [N]) evaluated on the grid as one batch, by one
 // backward of Σ_i f(x_i). This is the per-point derivative only when f treats rows independently
 // (batch statistics, if any, must be held fixed — see the E4 networks); otherwise it includes the
-// coupling through the batch. dtype: f32 or f64.
+// coupling through the batch. dtype: f32 or f64. The gradient is taken with autograd::grad: the
+// .grad of the parameters f uses is not touched.
 std::vector<double> grid_gradients(const std::function<Tensor(const Tensor&)>& f,
                                    const std::vector<double>& grid, DType dtype = DType::f32);
 // ACF(k) = Σ_i z_i z_{i+k} / Σ_i z_i², z = g − mean(g), k = 0..max_lag (ACF(0) = 1; all NaN when g

@@ -112,15 +112,6 @@ void Results::plot(const std::string& name, const std::string& caption, Plot p) 
 
 namespace {
 
-std::vector<Experiment>& registry() {
-  static std::vector<Experiment> r = [] {
-    std::vector<Experiment> all = builtin_experiments();
-    for (Experiment& e : trained_experiments()) all.push_back(std::move(e));
-    return all;
-  }();
-  return r;
-}
-
 void validate(const Experiment& e, const std::vector<Experiment>& existing) {
   RESIN_CHECK(!e.name.empty() && e.run, "lab: an experiment needs a name and a run function");
   for (const Experiment& o : existing)
@@ -129,6 +120,20 @@ void validate(const Experiment& e, const std::vector<Experiment>& existing) {
     for (size_t j = 0; j < i; ++j)
       RESIN_CHECK(e.criteria[i].id != e.criteria[j].id, "lab: experiment '", e.name, "' repeats criterion ",
                   e.criteria[i].id);
+}
+
+std::vector<Experiment>& registry() {
+  // The built-in experiments pass the same validation as registered ones (unique names and criteria).
+  static std::vector<Experiment> r = [] {
+    std::vector<Experiment> all;
+    for (std::vector<Experiment> part : {builtin_experiments(), trained_experiments()})
+      for (Experiment& e : part) {
+        validate(e, all);
+        all.push_back(std::move(e));
+      }
+    return all;
+  }();
+  return r;
 }
 
 }  // namespace

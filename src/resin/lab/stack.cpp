@@ -27,14 +27,15 @@ std::vector<NamedModule> sequence_of(const nn::Sequential& seq, const std::strin
   return out;
 }
 
-// y = post(a·S(x) + b·F(x)) with one of the two terms detached (Residual, linear mixes only).
+// y = post(a·h(S(x)) + b·F(x)) with one of the two terms detached (Residual, linear mixes only); h
+// (shortcut dropout) at its eval value, through the block's own shortcut_term so the two cannot drift.
 Tensor residual_split(Residual& r, const Tensor& x, bool through_branch) {
   const auto& o = r.options();
   RESIN_CHECK(o.mix == Mix::sum || o.mix == Mix::scaled || o.mix == Mix::learned_scale,
               "lab: path-restricted backward needs a Residual with mix sum, scaled or learned_scale (a gate "
               "couples both terms), got ",
               r.formula());
-  Tensor s = r.shortcut(x), f = r.branch(x);
+  Tensor s = r.shortcut_term(x, /*training=*/false), f = r.branch(x);
   if (o.mix == Mix::scaled) {
     if (o.shortcut_scale != 1.0) s = mul(s, o.shortcut_scale);
     if (o.branch_scale != 1.0) f = mul(f, o.branch_scale);
@@ -114,7 +115,7 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
       case BlockMode::full:
         return r->forward(x);
       case BlockMode::deleted:
-        return r->shortcut(x);
+        return r->shortcut_term(x, /*training=*/false);
       case BlockMode::skip_path:
         return residual_split(*r, x, false);
       case BlockMode::branch_path:

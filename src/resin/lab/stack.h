@@ -9,14 +9,17 @@
 // Block kinds: blocks::Residual (the combinator of residual.h, all units), BasicBlock/Bottleneck
 // (resnet_blocks.h), and any other module, treated as a plain single-path block. Modes:
 //   full         the block as built
-//   deleted      residual blocks: y = S(x), the shortcut alone (the identity when shapes match);
-//                plain blocks: y = x (throws if the block changes the shape; probed once in eval mode)
+//   deleted      residual blocks: y = h(S(x)), the shortcut alone (the identity when shapes match;
+//                ×(1 − p) with unrescaled shortcut dropout, as the full block in eval mode; the mix's
+//                scale λ_s is not applied); plain blocks: y = x (throws if the block changes the
+//                shape; probed in eval mode without gradients on every call)
 //   skip_path    y has the forward value of the full block, but gradients flow back only through
 //   branch_path  the skip term (skip_path) or only through the branch term (branch_path); the
 //                other term is detached. Residual with Mix sum/scaled/learned_scale only; for a
 //                plain block branch_path = full and skip_path throws (it has no skip).
-// Training-time randomness (drop-path, shortcut dropout) is not applied in the split modes; run
-// analyses in eval mode.
+// Training-time randomness (drop-path, shortcut dropout) is not applied in the split and deleted
+// modes: shortcut dropout enters at its eval value (Residual::shortcut_term(x, false)), so in eval
+// mode the split modes reproduce the full block's value exactly. Run analyses in eval mode.
 #pragma once
 #include <functional>
 #include <string>

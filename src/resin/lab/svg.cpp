@@ -52,6 +52,12 @@ std::string tick_label(double v) {
   return b;
 }
 
+// Whether [lo, hi] is too narrow for linear ticks: values a few ulps apart (a tick step there is
+// too small to advance k·step), or so close to 0 that the step would underflow.
+bool flat_range(double lo, double hi) {
+  return hi - lo <= std::max(1e-12 * std::max(std::abs(lo), std::abs(hi)), 1e-280);
+}
+
 struct Axis {
   double lo = 0, hi = 1;
   bool log = false;
@@ -70,7 +76,7 @@ Axis make_axis(std::vector<double> vals, bool log) {
   if (vals.empty()) vals = log ? std::vector<double>{1, 10} : std::vector<double>{0, 1};
   a.lo = *std::min_element(vals.begin(), vals.end());
   a.hi = *std::max_element(vals.begin(), vals.end());
-  if (a.lo == a.hi) {
+  if (flat_range(a.lo, a.hi)) {
     if (log)
       a.lo /= 10, a.hi *= 10;
     else
@@ -93,6 +99,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   RESIN_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && target >= 2, "nice_ticks: bad range [",
               lo, ", ", hi, "]");
   if (lo == hi) return {lo};
+  if (flat_range(lo, hi)) return {lo, hi};
   const double raw = (hi - lo) / target;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
@@ -101,9 +108,16 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       step = m * mag;
       break;
     }
-  std::vector<double> t;
   const double first = std::floor(lo / step), last = std::ceil(hi / step);
-  for (double k = first; k <= last + 0.5; ++k) t.push_back(std::abs(k * step) < step * 1e-9 ? 0.0 : k * step);
+  // Count the ticks as an integer (++k on a double stops moving beyond 2^53). step ≥ (hi − lo)/target
+  // and, the range not being flat, |lo/step| < 1e13, so there are at most target + 2 ticks.
+  const double count = last - first + 1;
+  RESIN_CHECK(count >= 1 && count <= target + 3.0, "nice_ticks: ", count, " ticks for [", lo, ", ", hi, "]");
+  std::vector<double> t;
+  for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) {
+    const double v = (first + static_cast<double>(i)) * step;
+    t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+  }
   return t;
 }
 

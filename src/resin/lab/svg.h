@@ -46,7 +46,9 @@ struct Plot {
 std::string render_svg(const Plot& p);
 
 // "Nice" tick positions covering [lo, hi] (about `target` of them) on a linear axis, and decades
-// (with 2 and 5 when fewer than 3 decades) on a log axis. Exposed for tests.
+// (with 2 and 5 when fewer than 3 decades) on a log axis. Exposed for tests. nice_ticks gives {lo}
+// for lo == hi and {lo, hi} for a range below double resolution at its magnitude (hi − lo ≤
+// 1e-12·max(|lo|, |hi|), or ≤ 1e-280); render_svg widens such a range around its values first.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 std::vector<double> log_ticks(double lo, double hi);
 

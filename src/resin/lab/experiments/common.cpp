@@ -22,6 +22,32 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / static_cast<double>(v.size() - 1));
 }
 
+double median_of(std::vector<double> v) {
+  // NaN has no rank (and would break the sort's ordering).
+  if (std::any_of(v.begin(), v.end(), [](double x) { return std::isnan(x); })) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double nan_max(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
+
+double max_abs_of(const Tensor& t) {
+  double m = 0;
+  for (double v : t.to_vector()) m = nan_max(m, std::abs(v));
+  return m;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  RESIN_CHECK(a.shape() == b.shape(), "max_abs_diff: shapes ", a.shape(), " and ", b.shape(), " differ");
+  const auto x = a.to_vector(), y = b.to_vector();
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = nan_max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+double max_rel_error(const Tensor& a, const Tensor& b) { return max_abs_diff(a, b) / max_abs_of(b); }
+
 namespace {
 std::vector<double> ranks(const std::vector<double>& v) {
   std::vector<size_t> idx(v.size());

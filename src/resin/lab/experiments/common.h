@@ -10,6 +10,18 @@ namespace resin::lab {
 
 double mean_of(const std::vector<double>& v);
 double std_of(const std::vector<double>& v);  // sample standard deviation (n − 1); 0 for n < 2
+// The middle value (mean of the two middle ones for an even count); NaN when empty or any is NaN.
+double median_of(std::vector<double> v);
+
+// Maxima for exact checks, NaN-propagating: std::max(m, NaN) returns m, so an accumulation with it
+// lets an all-NaN result pass "≤ tolerance". Each returns NaN as soon as one input is NaN.
+double nan_max(double a, double b);
+// max_i |t_i| in double (0 for an empty tensor).
+double max_abs_of(const Tensor& t);
+// max_i |a_i − b_i|, the difference taken in double. Throws unless the shapes are equal.
+double max_abs_diff(const Tensor& a, const Tensor& b);
+// max_i |a_i − b_i| / max_i |b_i|: an error relative to the reference b's scale (inf or NaN for b = 0).
+double max_rel_error(const Tensor& a, const Tensor& b);
 // Spearman's rank correlation (average ranks for ties).
 double spearman(const std::vector<double>& a, const std::vector<double>& b);
 

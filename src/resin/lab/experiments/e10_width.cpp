@@ -48,10 +48,7 @@ std::vector<double> interleaved_step_seconds(const std::vector<nn::ModulePtr>& m
         t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(steps));
     }
   std::vector<double> med;
-  for (auto& v : t) {
-    std::sort(v.begin(), v.end());
-    med.push_back(v[v.size() / 2]);
-  }
+  for (const auto& v : t) med.push_back(median_of(v));
   return med;
 }
 

@@ -1,7 +1,6 @@
 // E1: the degradation problem (He et al. 2015), LAB.md §1(b), MLP analogue, with the calibration's
 // relative form of P2. Plain MLP(64, L) against the same stack with an identity shortcut around every
 // pair of hidden layers and ReLU after the addition (the original unit), L ∈ {20, 56}.
-#include <algorithm>
 #include <cmath>
 
 #include "resin/lab/experiments/common.h"
@@ -48,8 +47,7 @@ std::string cnn_cost(const LabTrainingData& d, uint64_t seed) {
       const TrainResult tr = train_classifier(*m, one, {.epochs = 1, .lr = 0.01, .measure = false});
       if (i > 0) t.push_back(tr.seconds);  // the first step builds the primitives
     }
-    std::sort(t.begin(), t.end());
-    const double step = t[t.size() / 2];
+    const double step = median_of(t);
     out += str_cat(out.empty() ? "" : "; ", "ResNet-", 6 * n + 2, " (", m->parameter_count(), " params): ", fmt(step),
                    " s per step of 128 → 20 epochs of 60k = ", fmt(step * 20 * 469 / 3600), " h per model per seed");
   }

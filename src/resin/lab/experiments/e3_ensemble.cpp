@@ -18,12 +18,6 @@ namespace {
 
 constexpr double kLr = 0.05;
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? NAN : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Test error with each block deleted in turn (eval mode).
 std::vector<double> single_lesions(const BlockStack& s, const Tensor& x, const Tensor& y) {
   std::vector<double> e;
@@ -130,7 +124,7 @@ void run_e3(const Context& ctx, Results& r) {
   // P3: smooth growth with k.
   const double rise = del_mean.back() - del_mean.front();
   double worst_step = 0;
-  for (size_t i = 1; i < del_mean.size(); ++i) worst_step = std::max(worst_step, (del_mean[i] - del_mean[i - 1]) / rise);
+  for (size_t i = 1; i < del_mean.size(); ++i) worst_step = nan_max(worst_step, (del_mean[i] - del_mean[i - 1]) / rise);
   const double rho_k = spearman(del_k, del_mean);
   r.metric("deletion_spearman", rho_k);
   r.metric("deletion_largest_step_share", worst_step);

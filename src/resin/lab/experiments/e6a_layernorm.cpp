@@ -37,11 +37,7 @@ std::vector<double> ffn_grad_norms(models::TransformerClassifier& m, const Tenso
   cross_entropy(m.forward(x), y).backward();
   std::vector<double> out;
   for (auto& [name, p] : m.named_parameters())
-    if (name.find("linear2.weight") != std::string::npos) {
-      double s = 0;
-      for (double v : p.grad().to_vector()) s += v * v;
-      out.push_back(std::sqrt(s));
-    }
+    if (name.find("linear2.weight") != std::string::npos) out.push_back(frobenius_norm(p.grad()));
   return out;
 }
 

@@ -67,7 +67,9 @@ void run_e6b(const Context& ctx, Results& r) {
       if (x.norm == n && x.lr == lr && (x.warmup > 0) == warmup) return x;
     RESIN_FAIL("e6b: no run ", n);
   };
-  Table& t = r.table("runs", "Final train loss (mean over seeds; inf = diverged) and stream growth",
+  Table& t = r.table("runs",
+                     "Final train loss and stream growth (means over seeds; inf = diverged); test_error and "
+                     "train_seconds: the last seed's run",
                      {"norm", "lr_max", "warmup_steps", "train_loss", "test_error", "rms_last_over_first", "train_seconds"});
   for (const Run& x : runs) {
     t.add({x.norm, fmt(x.lr), fmt_int(x.warmup), fmt(x.loss), fmt(x.t.test_error), fmt(x.rms_ratio), fmt(x.t.seconds)});

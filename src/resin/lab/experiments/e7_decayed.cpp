@@ -31,8 +31,9 @@ std::shared_ptr<nn::Sequential> fusion_mlp() {
 }
 
 // Encoder: Linear(784 + 49 → 96), `blocks` Pre-LN MLP units y = α_l·x + W2 GELU(W1 LN(x)) (W2 zero-init),
-// final LN. Decoder: 4 Pre-LN units, the k-th preceded by h += Fuse_k(encoder block 4k's output)
-// (skips from blocks blocks/4, 2·blocks/4, ...; zero-init fusion), then LN → Linear(96 → 784).
+// final LN. Decoder: 4 Pre-LN units, the k-th (k = 0..3) preceded by h += Fuse_k(output of encoder block
+// (4 − k)·⌊blocks/4⌋): the first decoder unit takes the deepest skip, the last the shallowest (U-Net
+// order; zero-init fusion), then LN → Linear(96 → 784).
 class MaskedAutoencoder : public nn::Module {
  public:
   MaskedAutoencoder(int64_t blocks, double alpha_min, bool skips) : skips_(skips) {

@@ -47,8 +47,7 @@ double step_seconds(nn::Module& net, const Tensor& x, const Tensor& y, int reps)
     cross_entropy(net.forward(x), y).backward();
     if (i > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median_of(t);
 }
 
 std::map<std::string, Tensor> grads_of(const nn::Module& net) {
@@ -83,8 +82,10 @@ GradError grad_error(models::RevMlpOptions o, uint64_t seed, const Tensor& x, co
     num += d * d, den += n * n;
     if (n > 0) e.per_param.push_back({name, d / n, n});
   }
-  std::sort(e.per_param.begin(), e.per_param.end(),
-            [](const auto& a, const auto& b) { return a.rel > b.rel; });
+  // NaN first (a valid ordering for sort, and a NaN gradient error becomes the worst).
+  std::sort(e.per_param.begin(), e.per_param.end(), [](const auto& a, const auto& b) {
+    return std::isnan(a.rel) ? !std::isnan(b.rel) : a.rel > b.rel;
+  });
   e.worst = e.per_param.empty() ? 0 : e.per_param.front().rel;
   e.global = den > 0 ? std::sqrt(num / den) : 0;
   return e;
@@ -121,15 +122,10 @@ void run_e9(const Context& ctx, Results& r) {
     auto& stack = static_cast<blocks::ReversibleSequence&>(*net->blocks());
     NoGradGuard ng;
     Tensor x0 = net->stem_output(x);
-    Tensor rec = stack.inverse(stack.forward(x0));
-    double num = 0, den = 0;
-    const auto a = rec.to_vector(), b = x0.to_vector();
-    for (size_t i = 0; i < a.size(); ++i)
-      num = std::max(num, std::abs(a[i] - b[i])), den = std::max(den, std::abs(b[i]));
-    r.metric("reconstruction_max_rel_error_B128", num / den);
-    r.check(
-        "P1-init", num / den < 1e-4,
-        str_cat("max |x̂_0 − x_0| / max |x_0| = ", fmt(num / den), " through 128 blocks (f32, untrained)"));
+    const double rel = max_rel_error(stack.inverse(stack.forward(x0)), x0);
+    r.metric("reconstruction_max_rel_error_B128", rel);
+    r.check("P1-init", rel < 1e-4,
+            str_cat("max |x̂_0 − x_0| / max |x_0| = ", fmt(rel), " through 128 blocks (f32, untrained)"));
   }
   // P2: gradients of the reconstructing backward vs storing activations (same weights, same batch).
   double worst = 0;
@@ -137,7 +133,7 @@ void run_e9(const Context& ctx, Results& r) {
     const GradError e = grad_error({.blocks = B}, seeds[0], x, y);
     r.metric(str_cat("grad_rel_error_B", B), e.worst);
     r.metric(str_cat("grad_rel_error_global_B", B), e.global);
-    worst = std::max(worst, e.worst);
+    worst = nan_max(worst, e.worst);
     if (B != depths.back()) continue;
     Table& tw = r.table("grad_error_B128", "Parameters with the largest gradient discrepancy (B = 128)",
                         {"parameter", "rel_error_f32_stream", "grad_norm"});

@@ -37,10 +37,7 @@ void run_e9t(const Context& ctx, Results& r) {
     NoGradGuard ng;
     auto& stack = static_cast<blocks::ReversibleSequence&>(*rev->blocks());
     const Tensor x0 = rev->stem_output(d.test_x.narrow(0, 0, 1000));
-    const auto a = stack.inverse(stack.forward(x0)).to_vector(), b = x0.to_vector();
-    double num = 0, den = 0;
-    for (size_t i = 0; i < a.size(); ++i) num = std::max(num, std::abs(a[i] - b[i])), den = std::max(den, std::abs(b[i]));
-    rel = num / den;
+    rel = max_rel_error(stack.inverse(stack.forward(x0)), x0);
   }
   r.metric(str_cat("reconstruction_max_rel_error_trained_B", deep), rel);
   r.metric("trained_one_epoch_fit_loss", t1.fit_loss);

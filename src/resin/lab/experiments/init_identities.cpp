@@ -8,8 +8,8 @@
 #include "resin/lab/analysis.h"
 #include "resin/lab/experiments/common.h"
 #include "resin/lab/experiments/experiments.h"
+#include "resin/lab/experiments/lab_training.h"
 #include "resin/models/lab_models.h"
-#include "resin/nn/init.h"
 
 namespace resin::lab {
 
@@ -17,13 +17,6 @@ using blocks::Mix;
 using blocks::UnitPlacement;
 
 namespace {
-
-double max_abs_of(const Tensor& t) {
-  double m = 0;
-  for (double v : t.to_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
-double max_abs_diff(const Tensor& a, const Tensor& b) { return max_abs_of(sub(a, b)); }
 
 // ---- E2
 void run_e2(const Context& ctx, Results& r) {
@@ -69,7 +62,8 @@ void run_e2(const Context& ctx, Results& r) {
       // g = coefficient · v elementwise; the ratio is the same in every element.
       const double coef = mean_of(div(g, v).to_vector());
       const double rel = std::abs(coef - std::pow(lambda, l)) / std::pow(lambda, l);
-      worst_rel = std::max({worst_rel, rel, max_abs_diff(g, mul(v, std::pow(lambda, l))) / max_abs_of(g)});
+      const double elementwise = max_abs_diff(g, mul(v, std::pow(lambda, l))) / max_abs_of(g);
+      worst_rel = nan_max(worst_rel, nan_max(rel, elementwise));
       ser.x.push_back(static_cast<double>(l));
       ser.y.push_back(coef);
       coef_last = coef;
@@ -106,9 +100,9 @@ void run_e2(const Context& ctx, Results& r) {
       const double dev =
           max_abs_diff(sub(xs[depth], xs[static_cast<size_t>(l)]), sum_f) / max_abs_of(xs[depth]);
       if (pl == UnitPlacement::full_preact)
-        worst_identity = std::max(worst_identity, dev);
+        worst_identity = nan_max(worst_identity, dev);
       else
-        relu_dev = std::max(relu_dev, dev);
+        relu_dev = nan_max(relu_dev, dev);
     }
   }
   r.metric("identity_sum_rel_error_preact", worst_identity);
@@ -164,6 +158,7 @@ void run_e8(const Context& ctx, Results& r) {
          fmt(100.0 * static_cast<double>(deeper_params - base_params) / static_cast<double>(base_params))});
   Tensor x = randn({16, 784});
   bool counts_ok = true;
+  std::string counts_text;
   double worst_init = 0;
   std::string init_text;
   for (const Variant& v : variants) {
@@ -175,6 +170,9 @@ void run_e8(const Context& ctx, Results& r) {
     const int64_t method =
         static_cast<blocks::LaurelBlock&>(*net->blocks()->children()[0].second).added_parameters();
     counts_ok &= added == v.formula && method == v.formula && (net->parameter_count() - base_params) % B == 0;
+    counts_text += str_cat(counts_text.empty() ? "" : "; ", v.name, ": ", added, " counted, ", method,
+                           " by added_parameters(), formula ", v.formula_text,
+                           v.formula_text == fmt_int(v.formula) ? "" : str_cat(" = ", v.formula));
     t.add({v.name, fmt_int(net->parameter_count()), fmt_int(added), v.formula_text, fmt_int(v.formula),
            fmt_int(method), fmt(100.0 * static_cast<double>(added * B) / static_cast<double>(base_params))});
     double diff = 0;
@@ -182,39 +180,27 @@ void run_e8(const Context& ctx, Results& r) {
       NoGradGuard ng;
       baseline->train(train);
       net->train(train);
-      diff = std::max(diff, max_abs_diff(net->forward(x), baseline->forward(x)));
+      diff = nan_max(diff, max_abs_diff(net->forward(x), baseline->forward(x)));
     }
     r.metric("init_max_abs_diff " + v.name, diff);
-    worst_init = std::max(worst_init, diff);
+    worst_init = nan_max(worst_init, diff);
     init_text += str_cat(init_text.empty() ? "" : "; ", v.name, ": ", fmt(diff));
   }
   r.check("P1", worst_init <= 1e-6, "max |logits − baseline logits| — " + init_text);
-  r.check("P2", counts_ok,
-          "added/block: RW 2, LR 2048 (2rD), PA 2051 (2rD+k), RW+LR 2050, RW+LR+PA(h=I) 2053 — "
-          "see the table (counted and by added_parameters())");
+  r.check("P2", counts_ok, "added parameters per block — " + counts_text);
 }
 
 // ---- E11
 double log2_variance(const Tensor& t) {
   // Var in log2, scaled by the largest magnitude first so that 2^1000-sized values do not overflow.
   const auto v = t.to_vector();
-  double m = 0;
-  for (double e : v) m = std::max(m, std::abs(e));
+  const double m = max_abs_of(t);
   if (m == 0 || !std::isfinite(m)) return m == 0 ? -INFINITY : NAN;
   double mean = 0, sq = 0;
   for (double e : v) mean += e / m;
   mean /= static_cast<double>(v.size());
   for (double e : v) sq += (e / m - mean) * (e / m - mean);
   return std::log2(sq / static_cast<double>(v.size())) + 2 * std::log2(m);
-}
-
-void he_init(nn::Module& stack) {
-  for (auto& [name, p] : stack.named_parameters()) {
-    if (p.dim() >= 2)
-      nn::init::kaiming_normal_(p, nn::init::FanMode::fan_in);
-    else if (name.size() >= 4 && name.substr(name.size() - 4) == "bias")
-      nn::init::constant_(p, 0.0);
-  }
 }
 
 void run_e11(const Context& ctx, Results& r) {
@@ -240,7 +226,7 @@ void run_e11(const Context& ctx, Results& r) {
       auto net = models::make_res_mlp(
           {.width = 64, .blocks = B, .placement = UnitPlacement::full_preact, .norm = false});
       net->to(DType::f64);
-      he_init(*net->blocks());
+      he_normal_init(*net->blocks(), /*zero_bias=*/true);
       BlockStack s = block_stack(*net);
       NoGradGuard ng;
       std::vector<double> lv;

@@ -12,9 +12,10 @@
 // on BN/LN parameters or biases: optim::weight_decay_param_groups), batch 128, lr × 0.1 at 50% and
 // 75% of the steps. AdamW (decoupled decay on the same groups) where a protocol says so.
 //
-// Determinism: the batch order of epoch e is a Fisher–Yates permutation from Generator(seed, e); the
-// model's initialisation and any training-time randomness (dropout, masks) come from the caller's
-// manual_seed and the default generator, so two runs with the same seed (and thread count) match.
+// Determinism: the batch order of epoch e is a Fisher–Yates permutation from
+// Generator(seed·1000003 + e); the model's initialisation and any training-time randomness (dropout,
+// masks) come from the caller's manual_seed and the default generator, so two runs with the same seed
+// (and thread count) match.
 //
 // Divergence: a non-finite minibatch loss stops the run; the result says so (diverged, the step) and
 // the final numbers are measured anyway (usually NaN/inf), never thrown.
