@@ -177,8 +177,11 @@ Tensor Tensor::transpose(int64_t a, int64_t b) const {
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
   // `length <= size - start`: `start + length` could overflow for a length read from a file.
-  RESIN_CHECK(start >= 0 && length >= 0 && start <= size(d) && length <= size(d) - start, "narrow: range [", start,
-              ", +", length, ") out of bounds for dim ", d, " of size ", size(d));
+  int64_t end = 0;
+  const bool end_fits = !__builtin_add_overflow(start, length, &end);
+  RESIN_CHECK(start >= 0 && length >= 0 && length <= size(d) - start, "narrow: range [", start, ", ",
+              end_fits ? std::to_string(end) : str_cat(start, " + ", length), ") out of bounds for dim ", d,
+              " of size ", size(d));
   Shape s = shape();
   s[d] = length;
   Tensor out = make_view(*this, s, strides(), offset() + start * stride(d));
