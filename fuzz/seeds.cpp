@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include "resin/core/error.h"
+#include "resin/io/atomic_file.h"
 #include "resin/io/safetensors.h"
 #include "resin/train/checkpoint.h"
 #include "resin/train/metrics.h"
@@ -70,9 +70,7 @@ Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 void put(const std::filesystem::path& dir, const std::string& name, const Bytes& b) {
   std::filesystem::create_directories(dir);
-  std::ofstream f(dir / name, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  RESIN_CHECK(f.good(), "cannot write seed ", (dir / name).string());
+  io::atomic_write_file((dir / name).string(), std::string(b.begin(), b.end()));
 }
 
 Bytes checkpoint_bytes(TrainingSetup& s, int64_t step) {

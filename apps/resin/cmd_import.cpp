@@ -17,12 +17,7 @@ namespace resin::app {
 namespace {
 
 std::string describe(const onnx::ValueInfo& v) {
-  std::string dims;
-  for (size_t d = 0; d < v.dims.size(); ++d) {
-    const std::string& p = v.dim_params[d];
-    dims += (d ? ", " : "") + (v.dims[d] >= 0 ? std::to_string(v.dims[d]) : p.empty() ? "?" : p);
-  }
-  return str_cat(v.name, " ", dtype_name(v.dtype), v.has_shape ? " [" + dims + "]" : " (no shape)");
+  return str_cat(v.name, " ", dtype_name(v.dtype), v.has_shape ? " [" + onnx::dims_str(v) + "]" : " (no shape)");
 }
 
 }  // namespace
@@ -65,7 +60,15 @@ int cmd_import(const std::vector<std::string>& argv) {
     for (const auto& v : g->inputs()) {
       RESIN_CHECK(v.has_shape, "resin import --run: input '", v.name, "' has no declared shape");
       std::vector<int64_t> dims = v.dims;
-      for (auto& d : dims) d = d < 0 ? batch : d;
+      // The file's dims decide the allocation: bounded like any tensor sized by a file.
+      int64_t n = 1;
+      bool too_big = false;
+      for (auto& d : dims) {
+        d = d < 0 ? batch : d;
+        too_big = too_big || __builtin_mul_overflow(n, d, &n) || n > onnx::element_limit();
+      }
+      RESIN_CHECK(!too_big, "resin import --run: input '", v.name, "' of shape ", Shape(dims),
+                  " exceeds the limit of ", onnx::element_limit(), " elements per tensor");
       inputs.push_back(is_floating(v.dtype) ? randn(Shape(dims), {.dtype = v.dtype}) : zeros(Shape(dims), {.dtype = v.dtype}));
     }
     NoGradGuard ng;

@@ -3,13 +3,13 @@
 // ResNet shape it claims, in both input layouts and for several batch sizes.
 #include <gtest/gtest.h>
 
-#include <cmath>
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/backend/backend.h"
 #include "resin/models/fuse.h"
 #include "resin/models/resnet.h"
 #include "resin/models/zoo.h"
+#include "resin/nn/rewrite.h"
 
 namespace resin::models {
 namespace {
@@ -18,29 +18,17 @@ namespace {
 void randomize_bn(nn::Module& m, uint64_t seed) {
   Generator g(seed);
   for (auto& [name, t] : m.named_buffers()) {
-    if (name.ends_with("running_mean")) t.detach().data<float>()[0] = 0;  // keep one exact zero
     if (name.ends_with("running_mean") || name.ends_with("running_var")) {
       Tensor r = name.ends_with("running_var") ? uniform(t.shape(), 0.5, 2.0, {}, &g) : randn(t.shape(), {}, &g);
       std::copy_n(r.data<float>(), t.numel(), t.data<float>());
     }
+    if (name.ends_with("running_mean")) t.data<float>()[0] = 0;  // keep one exact zero (after the copy)
   }
   for (auto& [name, t] : m.named_parameters())
     if (t.dim() == 1 && name.find("bn") != std::string::npos) {
       Tensor r = uniform(t.shape(), -1.0, 1.5, {}, &g);
       std::copy_n(r.data<float>(), t.numel(), t.data<float>());
     }
-}
-
-// max |a - b| / (max |b| + tiny)
-double rel_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double d = 0, s = 1e-12;
-  for (size_t i = 0; i < x.size(); ++i) {
-    d = std::max(d, std::abs(x[i] - y[i]));
-    s = std::max(s, std::abs(y[i]));
-  }
-  return d / s;
 }
 
 void expect_fused_matches(const nn::ModulePtr& model, int64_t channels, int64_t size) {
@@ -56,7 +44,7 @@ void expect_fused_matches(const nn::ModulePtr& model, int64_t channels, int64_t 
       Tensor xi = cl ? x.contiguous(MemoryFormat::channels_last) : x;
       Tensor got = fused->forward(xi);
       ASSERT_EQ(got.shape(), want.shape());
-      EXPECT_LT(rel_diff(got, want), 2e-5) << "batch " << batch << (cl ? " channels-last" : " NCHW");
+      EXPECT_LT(nn::relative_error(got, want), 2e-5) << "batch " << batch << (cl ? " channels-last" : " NCHW");
     }
   }
   EXPECT_NE(fused_plan_summary(*fused).find("conv"), std::string::npos);
@@ -112,7 +100,7 @@ TEST(Fuse, TheFusedModuleIsASnapshotForInferenceOnly) {
   Tensor x = randn({2, 1, 8, 8});
   Tensor before = fused->forward(x);
   for (auto& p : net->parameters()) std::fill_n(p.data<float>(), p.numel(), 0.5f);
-  EXPECT_EQ(rel_diff(fused->forward(x), before), 0.0);
+  EXPECT_EQ(nn::relative_error(fused->forward(x), before), 0.0);
   EXPECT_TRUE(fused->parameters().empty());
   EXPECT_THROW(fused->train(), Error);
   EXPECT_THROW(fused->forward(randn({2, 3, 8, 8})), Error);  // wrong channel count

@@ -15,6 +15,7 @@
 #include "resin/io/atomic_file.h"
 #include "resin/nn/init.h"
 #include "resin/nn/layers.h"
+#include "resin/nn/rewrite.h"
 
 namespace resin::testing {
 
@@ -52,14 +53,10 @@ inline double max_abs(const Tensor& t) {
   return m;
 }
 
-// max|a - b| / max|b|: one scale for the whole logit vector, so near-zero logits do not dominate.
+// nn::relative_error (max|a - b| / max|b|, +inf for a NaN), with a failure naming different shapes.
 inline double relative_error(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  const std::vector<double> va = a.to_vector(), vb = b.to_vector();
-  double d = 0;
-  for (size_t i = 0; i < va.size(); ++i) d = std::max(d, std::abs(va[i] - vb[i]));
-  return d / std::max(max_abs(b), 1e-30);
+  return nn::relative_error(a, b);
 }
 
 // Random BN statistics and affine parameters, so that eval-mode BN is not the identity and a

@@ -14,8 +14,8 @@
 #       as the paper's reference code defines it, written below with torch.nn.functional from
 #       resin's weights DIR/resin_NAME.safetensors (plus "input"), and writes
 #       DIR/ref_NAME.safetensors {"logits"}.
-# safetensors is read and written here with json + struct (no safetensors package). Exit status 3:
-# torch or torchvision cannot be imported.
+# safetensors is read and written by tests/support/safetensors_py.py (json + struct, no safetensors
+# package). Exit status 3: torch or torchvision cannot be imported.
 import json
 import os
 import sys

@@ -1,5 +1,6 @@
 // ONNX export: every zoo family and block type exports, passes onnx::checker and re-runs (through
 // resin's importer) to the model's own output; BN folding, names, dynamic batch, opsets, errors.
+#include <map>
 #include <set>
 
 #include "onnx_test_util.h"
@@ -203,11 +204,13 @@ TEST(OnnxExport, ErrorsNameTheModuleAndItsPath) {
 TEST(OnnxExport, RestoresTrainingModeAndLeavesTheModelUntouched) {
   auto m = make_model("resnet20", 3, 10, 32);
   m->train();
-  const auto before = m->state_dict();
+  // Values, not state_dict()'s tensors: those share storage with the model and would change with it.
+  std::map<std::string, std::vector<double>> before;
+  for (auto& [name, t] : m->state_dict()) before[name] = t.to_vector();
   export_bytes(*m, {.input_shape = {1, 3, 32, 32}});
   EXPECT_TRUE(m->is_training());
   for (auto& [_, c] : m->named_modules()) EXPECT_TRUE(c->is_training());
-  for (auto& [name, t] : m->state_dict()) EXPECT_EQ(t.to_vector(), before.at(name).to_vector()) << name;
+  for (auto& [name, t] : m->state_dict()) EXPECT_EQ(t.to_vector(), before.at(name)) << name;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ONNX import: exported models come back with their state dict and output, train with the same
 // gradients as the original modules, and bad graphs fail with errors that name the op and node.
 #include "onnx_test_util.h"
+#include "resin/onnx/ops.h"
 
 namespace resin::onnx {
 namespace {
@@ -157,6 +158,50 @@ TEST(OnnxImport, RejectsFilesItCannotRead) {
             std::string::npos);
   EXPECT_NO_THROW(OnnxGraph::from_bytes(one_node("Relu", "r", {}, {}, 7)));
   EXPECT_NO_THROW(OnnxGraph::from_bytes(one_node("Identity", "i", {}, {}, 1)));
+}
+
+// One node run directly on the given inputs; its first output.
+Tensor run_one(const std::string& op, std::vector<nn::OnnxAttr> attrs, const std::vector<Tensor>& in) {
+  Node n{.op = op, .name = "n", .inputs = {}, .outputs = {"y"}, .attrs = std::move(attrs)};
+  for (size_t i = 0; i < in.size(); ++i) n.inputs.push_back("x" + std::to_string(i));
+  return run_node(n, in, 17, false).at(0);
+}
+Tensor i64s(std::vector<int64_t> v) { return from_data(v, Shape{static_cast<int64_t>(v.size())}); }
+
+// Shape arithmetic, gathers and constants on integers are exact beyond 2^53, where a double rounds
+// (and INT64_MAX would become 2^63, out of range).
+TEST(OnnxImport, IntegerValuesStayExact) {
+  using V = std::vector<int64_t>;
+  const int64_t big = (int64_t{1} << 53) + 1;
+  EXPECT_EQ(run_one("Add", {}, {i64s({INT64_MAX - 1, big}), i64s({1, 0})}).values<int64_t>(), (V{INT64_MAX, big}));
+  EXPECT_EQ(run_one("Mul", {}, {i64s({big}), i64s({-1})}).values<int64_t>(), V{-big});
+  EXPECT_EQ(run_one("Gather", {}, {i64s({big, INT64_MAX}), i64s({1, 0})}).values<int64_t>(), (V{INT64_MAX, big}));
+  const Tensor c = run_one("Constant", {{"value_int", int64_t{INT64_MAX}}}, {});
+  EXPECT_EQ(c.dtype(), DType::i64);
+  EXPECT_EQ(c.dim(), 0);
+  EXPECT_EQ(c.values<int64_t>(), V{INT64_MAX});
+  const Tensor f = run_one("ConstantOfShape", {{"value", i64s({big})}}, {i64s({2, 2})});
+  EXPECT_EQ(f.shape(), Shape({2, 2}));
+  EXPECT_EQ(f.values<int64_t>(), V(4, big));
+  // i32 max pooling above 2^24, where f32 rounds.
+  const int32_t odd = (1 << 24) + 1;
+  const Tensor p = run_one("MaxPool", {{"kernel_shape", V{2, 2}}}, {from_data(std::vector<int32_t>{odd, 1, 2, 3}, {1, 1, 2, 2})});
+  EXPECT_EQ(p.dtype(), DType::i32);
+  EXPECT_EQ(p.values<int32_t>(), std::vector<int32_t>{odd});
+}
+
+TEST(OnnxImport, FlattenAndPadShapes) {
+  // A zero leading product keeps the trailing one: [0, 2, 3] at axis 1 is [0, 6].
+  EXPECT_EQ(run_one("Flatten", {{"axis", int64_t{1}}}, {zeros({0, 2, 3})}).shape(), Shape({0, 6}));
+  EXPECT_EQ(run_one("Flatten", {{"axis", int64_t{2}}}, {zeros({2, 0, 3})}).shape(), Shape({0, 3}));
+  // Edge and reflect padding, uneven pads on two dims: [[1, 2, 3]] with 1/0 rows and 2/1 columns.
+  const Tensor x = from_data(std::vector<float>{1, 2, 3}, {1, 3});
+  const Tensor pads = i64s({1, 2, 0, 1});
+  EXPECT_EQ(run_one("Pad", {{"mode", std::string("edge")}}, {x, pads}).to_vector(),
+            (std::vector<double>{1, 1, 1, 2, 3, 3, 1, 1, 1, 2, 3, 3}));
+  EXPECT_EQ(run_one("Pad", {{"mode", std::string("reflect")}}, {x, i64s({0, 2, 0, 1})}).to_vector(),
+            (std::vector<double>{3, 2, 1, 2, 3, 2}));
+  EXPECT_THROW(run_one("Pad", {{"mode", std::string("reflect")}}, {x, i64s({0, 3, 0, 0})}), Error);
 }
 
 TEST(OnnxImport, InitializerNamesBecomeStateDictKeys) {

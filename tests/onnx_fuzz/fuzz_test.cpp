@@ -1,6 +1,8 @@
 // Import robustness: mutated, truncated and hostile .onnx files give resin::Error (or a model that
 // runs), never a crash, an out-of-bounds access (run under -DRESIN_SANITIZE=ON to check) or an
 // exhausted memory.
+#include <functional>
+
 #include "../onnx/onnx_test_util.h"
 
 namespace resin::onnx {
@@ -172,10 +174,18 @@ TEST(OnnxFuzz, HostileValuesGiveErrors) {
       {"pool no kernel", graph_of("AveragePool", {1, 2, 4, 4}, {}, {})},
       {"reshape", graph_of("Reshape", {2, 3}, {}, {{"s", i64({-1, -1})}})},
       {"reshape copy", graph_of("Reshape", {2, 3}, {}, {{"s", i64({0, 0, 0})}})},
+      // The product of these sizes wraps around to 6 in int64 arithmetic.
+      {"reshape overflow",
+       graph_of("Reshape", {2, 3}, {}, {{"s", i64({6, 4294967297, 4294967295, 4294967297, 4294967295})}})},
+      {"reshape below -1", graph_of("Reshape", {2, 3}, {}, {{"s", i64({-6, -1})}})},
       {"gather index", graph_of("Gather", {2, 3}, {}, {{"i", i64({0, 5})}})},
       {"gather axis", graph_of("Gather", {2, 3}, {{"axis", int64_t{7}}}, {{"i", i64({0})}})},
       {"concat axis", graph_of("Concat", {2, 3}, {{"axis", int64_t{-9}}}, {})},
       {"split sizes", graph_of("Split", {2, 3}, {{"axis", int64_t{1}}}, {{"s", i64({1, 5})}}, 2)},
+      // Sizes whose sum wraps around to the dim's 3.
+      {"split overflow",
+       graph_of("Split", {2, 3}, {{"axis", int64_t{1}}}, {{"s", i64({1, INT64_MAX, INT64_MAX, 4})}}, 4)},
+      {"gemm c broadcast", graph_of("Gemm", {2, 3}, {}, {{"b", randn({3, 4})}, {"c", zeros({5, 2, 4})}})},
       {"slice step", graph_of("Slice", {2, 3}, {}, {{"a", i64({0})}, {"b", i64({2})}, {"c", i64({0})}, {"d", i64({0})}})},
       {"transpose perm", graph_of("Transpose", {2, 3}, {{"perm", Ints{0, 0}}}, {})},
       {"squeeze", graph_of("Squeeze", {2, 3}, {}, {{"a", i64({0})}})},
@@ -190,7 +200,7 @@ TEST(OnnxFuzz, HostileValuesGiveErrors) {
       {"cast type", graph_of("Cast", {2, 3}, {{"to", int64_t{10}}}, {})},
       {"unsupported output", graph_of("Relu", {2, 3}, {}, {}, 2)},
   };
-  for (const auto& [what, graph] : cases) {
+  auto expect_error = [&](const char* what, const Graph& graph) {
     const Tensor x = graph.inputs[0].dtype == DType::i64 ? i64({1 << 20, 1 << 20}) : randn(Shape(graph.inputs[0].dims));
     try {
       auto g = std::make_shared<OnnxGraph>(graph, what);
@@ -201,7 +211,45 @@ TEST(OnnxFuzz, HostileValuesGiveErrors) {
     } catch (const std::exception& e) {
       ADD_FAILURE() << what << ": non-resin exception " << e.what();
     }
-  }
+  };
+  for (const auto& [what, graph] : cases) expect_error(what, graph);
+  // Broadcasting scale that would make LayerNormalization's output [2^15, 2, 3], over the limit.
+  SmallLimit small;
+  expect_error("layernorm broadcast", graph_of("LayerNormalization", {2, 3}, {}, {{"s", ones({1 << 15, 1, 3})}}));
+}
+
+// Protobuf wire format, for files that resin's own serializer would never write.
+std::string varint(uint64_t v) {
+  std::string s;
+  for (; v >= 0x80; v >>= 7) s += static_cast<char>((v & 0x7f) | 0x80);
+  return s + static_cast<char>(v);
+}
+std::string int_field(uint32_t number, uint64_t v) { return varint(number << 3) + varint(v); }
+std::string bytes_field(uint32_t number, const std::string& payload) {
+  return varint(number << 3 | 2) + varint(payload.size()) + payload;
+}
+
+TEST(OnnxFuzz, TensorsWithoutTheirValuesAreRejectedBeforeAllocating) {
+  // TensorProto {dims: 2^40, data_type: FLOAT, name: "big"} and no values: 4 TiB if allocated.
+  const std::string big = int_field(1, uint64_t{1} << 40) + int_field(2, 1) + bytes_field(8, "big");
+  auto expect_count_error = [](const std::function<void()>& f) {
+    try {
+      f();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("0 values stored"), std::string::npos) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "non-resin exception " << e.what();
+    }
+  };
+  expect_count_error([&] { parse_tensor(big, "big.pb"); });
+  // A valid model with the tensor appended as one more initializer (ModelProto.graph is field 7,
+  // GraphProto.initializer field 5; protobuf merges a repeated message field).
+  Graph relu = graph_of("Relu", {2, 3}, {}, {});
+  relu.outputs[0] = relu.inputs[0];
+  relu.outputs[0].name = "y0";
+  const std::string model = serialize_model(relu) + bytes_field(7, bytes_field(5, big));
+  expect_count_error([&] { OnnxGraph::from_bytes(model, "big.onnx"); });
 }
 
 }  // namespace

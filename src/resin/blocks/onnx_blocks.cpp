@@ -22,11 +22,11 @@ OnnxValue maybe_module(OnnxEmitter& g, const nn::ModulePtr& m, const OnnxValue& 
   return m ? g.module(*m, x) : x;
 }
 
+}  // namespace
+
 OnnxValue activate(OnnxEmitter& g, const OnnxValue& x, Activation a) {
   return a == Activation::gelu ? emit::gelu(g, x) : emit::relu(g, x);
 }
-
-}  // namespace
 
 OnnxValue ZeroPadShortcut::export_onnx(OnnxEmitter& g, const OnnxValue& x) {
   RESIN_CHECK(x.dim() == 4, "ZeroPadShortcut: expected [N, C, H, W], got ", x.shape());
@@ -55,11 +55,9 @@ OnnxValue Bottleneck::export_onnx(OnnxEmitter& g, const OnnxValue& x) {
 }
 
 namespace {
-// As preact_shortcut in preact_blocks.cpp: projections and shared pre-activations read a.
 OnnxValue preact_shortcut(OnnxEmitter& g, const BlockOptions& o, const nn::ModulePtr& downsample,
                           const OnnxValue& x, const OnnxValue& a) {
-  const bool from_a = o.shared_preact || (downsample && !downsample->named_parameters().empty());
-  return maybe_module(g, downsample, from_a ? a : x);
+  return maybe_module(g, downsample, preact_shortcut_reads_a(o, downsample) ? a : x);
 }
 }  // namespace
 

@@ -34,7 +34,7 @@ OnnxValue MultiheadAttention::export_onnx(OnnxEmitter& g, const OnnxValue& x) {
 
 OnnxValue FeedForward::export_onnx(OnnxEmitter& g, const OnnxValue& x) {
   OnnxValue h = g.module(*children()[0].second, x);
-  h = act_ == Activation::gelu ? emit::gelu(g, h) : emit::relu(g, h);
+  h = activate(g, h, act_);
   return g.module(*children()[1].second, h);
 }
 
@@ -56,7 +56,7 @@ OnnxValue TransformerEncoderLayer::export_onnx(OnnxEmitter& g, const OnnxValue& 
   OnnxValue h = sublayer(0, x, [&](const OnnxValue& z) { return g.module(*self_attn_, z); });
   return sublayer(1, h, [&](const OnnxValue& z) {
     OnnxValue u = g.module(*linear1_, z);
-    u = o_.activation == Activation::gelu ? emit::gelu(g, u) : emit::relu(g, u);
+    u = activate(g, u, o_.activation);
     return g.module(*linear2_, u);
   });
 }

@@ -9,15 +9,17 @@ std::shared_ptr<nn::Conv2d> conv(int64_t in, int64_t out, int64_t kernel, int64_
       .in = in, .out = out, .kernel = kernel, .stride = stride, .padding = kernel / 2, .groups = groups, .bias = false});
 }
 
-// x is the block's input, a = relu(bn1(x)). A projection (it has parameters) always reads a, as in
-// every reference implementation.
+// x is the block's input, a = relu(bn1(x)).
 Tensor preact_shortcut(const BlockOptions& o, const nn::ModulePtr& downsample, const Tensor& x, const Tensor& a) {
-  const bool from_a = o.shared_preact || (downsample && !downsample->named_parameters().empty());
-  const Tensor& in = from_a ? a : x;
+  const Tensor& in = preact_shortcut_reads_a(o, downsample) ? a : x;
   return downsample ? downsample->forward(in) : in;
 }
 
 }  // namespace
+
+bool preact_shortcut_reads_a(const BlockOptions& o, const nn::ModulePtr& downsample) {
+  return o.shared_preact || (downsample && !downsample->named_parameters().empty());
+}
 
 PreActBasicBlock::PreActBasicBlock(const BlockOptions& o) : o_(o) {
   RESIN_CHECK(o.groups == 1 && o.base_width == 64, "PreActBasicBlock: only groups=1 and base_width=64 are defined, got "

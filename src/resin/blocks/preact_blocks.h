@@ -56,4 +56,9 @@ class PreActBottleneck : public nn::Module {
   nn::ModulePtr downsample_;
 };
 
+// Whether a pre-activation unit's shortcut reads a (not x): with shared_preact, or when the
+// shortcut is a projection (it has parameters), as in every reference implementation. The forward
+// and the ONNX form (onnx_blocks.cpp) both decide with this.
+bool preact_shortcut_reads_a(const BlockOptions& o, const nn::ModulePtr& downsample);
+
 }  // namespace resin::blocks

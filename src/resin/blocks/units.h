@@ -82,5 +82,7 @@ struct HighwayOptions {
 std::shared_ptr<Residual> make_highway(const HighwayOptions& o);
 
 Tensor activate(const Tensor& x, Activation a);
+// Its ONNX form (onnx_blocks.cpp): Relu, or GELU as emit::gelu writes it.
+nn::OnnxValue activate(nn::OnnxEmitter& g, const nn::OnnxValue& x, Activation a);
 
 }  // namespace resin::blocks

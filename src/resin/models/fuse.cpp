@@ -1,10 +1,10 @@
 #include "resin/models/fuse.h"
 
-#include <cmath>
 #include <optional>
 
 #include "resin/backend/inference_plan.h"
 #include "resin/models/resnet.h"
+#include "resin/nn/rewrite.h"
 
 namespace resin::models {
 
@@ -44,19 +44,12 @@ std::optional<Folded> fold(nn::Conv2d& conv, nn::BatchNorm* bn) {
   if (!bn) return Folded{w, b};
   Tensor mean = bn->running_mean(), var = bn->running_var();
   if (!mean.defined() || !var.defined()) return std::nullopt;
-  const int64_t O = w.size(0), per = w.numel() / O;
-  const auto m = mean.values<double>(), v = var.values<double>();
+  const int64_t O = w.size(0);
   const auto g = bn->weight().defined() ? bn->weight().values<double>() : std::vector<double>(O, 1.0);
   const auto beta = bn->bias().defined() ? bn->bias().values<double>() : std::vector<double>(O, 0.0);
-  const auto cb = b.defined() ? b.values<double>() : std::vector<double>(O, 0.0);
-  const auto wv = w.values<double>();
-  std::vector<double> wf(wv.size()), bf(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o) {
-    const auto i = static_cast<size_t>(o);
-    const double scale = g[i] / std::sqrt(v[i] + bn->options().eps);
-    for (int64_t k = 0; k < per; ++k) wf[i * per + k] = wv[i * per + k] * scale;
-    bf[i] = beta[i] + (cb[i] - m[i]) * scale;
-  }
+  auto wf = w.values<double>();
+  auto bf = b.defined() ? b.values<double>() : std::vector<double>(O, 0.0);
+  nn::fold_batch_norm(wf, bf, g, beta, mean.values<double>(), var.values<double>(), bn->options().eps);
   return Folded{from_vector(wf, w.shape()), from_vector(bf, Shape{O})};
 }
 

@@ -48,7 +48,7 @@ class OnnxEmitter {
   // A parameter or buffer of the exported model, as an initializer named by its state_dict path.
   // Throws when `t` is not one of the model's tensors.
   virtual OnnxValue param(const Tensor& t) = 0;
-  // An anonymous constant initializer (shapes, axes, scalars).
+  // A constant (shapes, axes, scalars), emitted as a Constant node holding `t` (not an initializer).
   virtual OnnxValue constant(const Tensor& t) = 0;
   OnnxValue ints(const std::vector<int64_t>& v) { return constant(from_data(v, Shape{int64_t(v.size())})); }
   // A 0-d f32 constant.

@@ -6,6 +6,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/io/atomic_file.h"
+#include "resin/nn/rewrite.h"
 #include "resin/onnx/import.h"
 #include "resin/onnx/ops.h"
 
@@ -108,19 +109,6 @@ ValueInfo value_info(const std::string& name, const Tensor& t, bool dynamic_batc
   return v;
 }
 
-// max |a − b| / max |b|
-double relative_error(const Tensor& a, const Tensor& b) {
-  RESIN_CHECK(a.shape() == b.shape(), "ONNX export check: the re-imported graph gives shape ", a.shape(),
-              ", the model ", b.shape());
-  const auto va = a.to_vector(), vb = b.to_vector();
-  double d = 0, m = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    d = std::max(d, std::abs(va[i] - vb[i]));
-    m = std::max(m, std::abs(vb[i]));
-  }
-  return std::isfinite(d) ? d / std::max(m, 1e-30) : INFINITY;
-}
-
 }  // namespace
 
 Graph export_graph(nn::Module& model, const ExportOptions& o, ExportReport* report) {
@@ -194,7 +182,10 @@ std::string export_bytes(nn::Module& model, const ExportOptions& o, ExportReport
     r.verify_error = 0;
     for (const Shape& s : checks) {
       const Tensor x = randn(s, {}, &gen);
-      r.verify_error = std::max(r.verify_error, relative_error(imported->forward(x), model.forward(x)));
+      const Tensor got = imported->forward(x), want = model.forward(x);
+      RESIN_CHECK(got.shape() == want.shape(), "ONNX export check: the re-imported graph gives shape ", got.shape(),
+                  ", the model ", want.shape());
+      r.verify_error = std::max(r.verify_error, nn::relative_error(got, want));  // NaN counts as +inf
     }
     RESIN_CHECK(r.verify_error <= 1e-4, "ONNX export: the exported graph disagrees with the model (max error ",
                 r.verify_error, " of the output's magnitude); please report this as a bug");

@@ -26,6 +26,14 @@ struct ValueInfo {
   bool has_shape = true;
 };
 
+// The dims as the file gives them, "1, 3, batch, ?": symbolic names, "?" where unknown.
+inline std::string dims_str(const ValueInfo& v) {
+  std::string s;
+  for (size_t d = 0; d < v.dims.size(); ++d)
+    s += (d ? ", " : "") + (v.dims[d] >= 0 ? std::to_string(v.dims[d]) : v.dim_params[d].empty() ? "?" : v.dim_params[d]);
+  return s;
+}
+
 struct Graph {
   std::string name, doc, producer_name, producer_version;
   int64_t ir_version = 8;

@@ -144,12 +144,7 @@ std::vector<Tensor> OnnxGraph::run(const std::vector<Tensor>& inputs) {
     bool fits = !v.has_shape || static_cast<int64_t>(v.dims.size()) == x.dim();
     for (size_t d = 0; fits && v.has_shape && d < v.dims.size(); ++d)
       fits = v.dims[d] < 0 || v.dims[d] == x.size(static_cast<int64_t>(d));
-    RESIN_CHECK(fits, source_, ": input '", v.name, "' must have shape [", [&] {
-      std::string s;
-      for (size_t d = 0; d < v.dims.size(); ++d)
-        s += (d ? ", " : "") + (v.dims[d] >= 0 ? std::to_string(v.dims[d]) : v.dim_params[d].empty() ? "?" : v.dim_params[d]);
-      return s;
-    }(), "], got ", x.shape());
+    RESIN_CHECK(fits, source_, ": input '", v.name, "' must have shape [", dims_str(v), "], got ", x.shape());
     env[slot_.at(v.name)] = x;
   }
   for (const auto& [s, init] : inits_)

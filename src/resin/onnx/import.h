@@ -15,8 +15,9 @@
 //
 // Errors (resin::Error, never a crash): unreadable, truncated or corrupt files; external data;
 // unsupported element types, attributes of graph type, non-default op domains, opsets outside
-// 9..17; an unsupported op names the op and its node; at run time, a node's failure names the
-// node, e.g. "node 'conv1' (Conv): conv2d: ...".
+// 7..17 (kMinOpset..kMaxOpset; opsets 1..6 only when every op is one of kOpsetOneOps, graph.h);
+// an unsupported op names the op and its node; at run time, a node's failure names the node, e.g.
+// "node 'conv1' (Conv): conv2d: ...".
 #pragma once
 #include <map>
 #include <memory>

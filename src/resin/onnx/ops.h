@@ -1,8 +1,8 @@
 // The ONNX op interpreter: each supported op type runs with resin ops, so an imported graph is
 // differentiable wherever its ops are (fine-tuning), and an exported graph can be re-run node by
-// node as it is built. Semantics follow the ONNX operator docs for opsets 9–17; where an op's form
-// changed with the opset (Softmax, Split, Squeeze, Pad, Slice, Clip, Dropout, ...) the graph's
-// opset decides.
+// node as it is built. Semantics follow the ONNX operator docs for the opsets import accepts
+// (7–17, and 1–6 for the ops of kOpsetOneOps; graph.h); where an op's form changed with the opset
+// (Softmax, Split, Squeeze, Pad, Slice, Clip, Dropout, ...) the graph's opset decides.
 #pragma once
 #include <functional>
 #include <map>
@@ -63,10 +63,13 @@ void add_shape_ops(OpTable& t);
 
 // ---- helpers shared by the op groups
 // Tensors whose size a file's attributes or shape inputs decide (Pad, Expand, ConstantOfShape,
-// Gather, broadcasting, MatMul, convolution and pooling outputs) may hold at most
-// element_limit() elements (import.h), and spatial attributes (kernels, strides, dilations,
-// pads) at most 2^16: a hostile file fails with an error instead of exhausting memory or
-// overflowing size arithmetic.
+// Gather, broadcasting — elementwise ops, LayerNormalization's scale and bias, Gemm's C —, MatMul,
+// convolution and pooling outputs) may hold at most element_limit() elements (import.h), and
+// spatial attributes (kernels, strides, dilations, pads) at most 2^16; shape values (Reshape,
+// Split, Slice) are checked so that their arithmetic cannot overflow, and the tensors stored in
+// the file (initializers, Constant values) must hold all their values, so they are bounded by the
+// file's size. A hostile file fails with an error instead of exhausting memory or overflowing size
+// arithmetic.
 inline constexpr int64_t kMaxSpatial = int64_t{1} << 16;
 void check_size(const OpContext& c, const Shape& s, const char* what);
 // The integer values of a 0-d or 1-D i64/i32 tensor (shapes, axes, pads). Throws if undefined.
@@ -75,5 +78,8 @@ std::vector<int64_t> int_values(const Tensor& t, const char* what);
 const Tensor& need(const OpContext& c, const std::vector<Tensor>& in, size_t i, const char* what);
 // Wraps an axis in [-rank, rank) to [0, rank), naming the op.
 int64_t axis(const OpContext& c, int64_t a, int64_t rank);
+// x[..., idx, ...] along dim `a` for i64 indices already in [0, x.size(a)): an index_select
+// that keeps gradients for floating x. The result has x's dims with dim a replaced by idx's.
+Tensor take(const Tensor& x, int64_t a, const Tensor& idx);
 
 }  // namespace resin::onnx

@@ -23,7 +23,7 @@ Tensor int_binary(const OpContext& c, const Tensor& a, const Tensor& b, char op)
   const Shape s = broadcast_shapes(a.shape(), b.shape(), c.node().op.c_str());
   check_size(c, s, "the output");
   const auto va = a.expand(s).contiguous().values<int64_t>(), vb = b.expand(s).contiguous().values<int64_t>();
-  std::vector<double> out(va.size());
+  std::vector<int64_t> out(va.size());  // exact: int64 results above 2^53 do not survive a double
   for (size_t i = 0; i < va.size(); ++i) {
     int64_t r = 0;
     bool overflow = false;
@@ -40,9 +40,9 @@ Tensor int_binary(const OpContext& c, const Tensor& a, const Tensor& b, char op)
     // Wrap around like the fixed-width types (numpy, ONNX Runtime).
     if (a.dtype() == DType::u8) r = static_cast<uint8_t>(r);
     if (a.dtype() == DType::i32) r = static_cast<int32_t>(r);
-    out[i] = static_cast<double>(r);
+    out[i] = r;
   }
-  return from_vector(out, s, {.dtype = a.dtype()});
+  return from_data(out, s).to(a.dtype());  // i32/u8 results are in range after the wrap
 }
 
 OpFn binary(char op) {
@@ -194,6 +194,9 @@ Outs gemm(const OpContext& c, const Ins& in) {
     return {linear(a, b, cc)};
   Tensor y = matmul(a, tb ? b.transpose(0, 1) : b);
   if (alpha != 1.0) y = mul(y, alpha);
+  // C broadcasts to [M, N] one way only (a larger C would make a larger output than ONNX's).
+  if (cc.defined() && broadcast_shapes(y.shape(), cc.shape(), "Gemm") != y.shape())
+    c.fail(str_cat("C of shape ", cc.shape(), " does not broadcast to the output's ", y.shape()));
   if (cc.defined()) y = add(y, beta == 1.0 ? cc : mul(cc, beta));
   return {y};
 }

@@ -140,8 +140,10 @@ bool fast_pool(const PoolGeometry& g) {
 Outs max_pool(const OpContext& c, const Ins& in) {
   const Tensor& x = need(c, in, 0, "X");
   if (x.dim() == 3) return run_lifted(c, in, max_pool, 1);
-  if (!is_floating(x.dtype())) {  // integer images: exact in f32
-    Outs out = max_pool(c, {x.to(DType::f32)});
+  if (!is_floating(x.dtype())) {
+    // Integer images through a floating type that holds them: u8 in f32, i32 in f64; i64 only
+    // up to 2^53 in magnitude (larger values round).
+    Outs out = max_pool(c, {x.to(x.dtype() == DType::u8 ? DType::f32 : DType::f64)});
     return {out[0].to(x.dtype())};
   }
   const PoolGeometry g = pool_geometry(c, x);
@@ -220,7 +222,10 @@ Outs layer_norm_op(const OpContext& c, const Ins& in) {
   Tensor y;
   if (scale.shape() == ns && (!b.defined() || b.shape() == ns)) {
     y = layer_norm(x, ns, scale, b, eps);
-  } else {  // broadcastable scale and bias
+  } else {  // broadcastable scale and bias, which must not broadcast the output beyond the limit
+    const Shape ys = broadcast_shapes(x.shape(), scale.shape(), "LayerNormalization");
+    check_size(c, ys, "the output");
+    if (b.defined()) check_size(c, broadcast_shapes(ys, b.shape(), "LayerNormalization"), "the output");
     y = mul(layer_norm(x, ns, {}, {}, eps), scale);
     if (b.defined()) y = add(y, b);
   }
@@ -296,11 +301,19 @@ Outs pad_op(const OpContext& c, const Ins& in) {
     if (lo == 0 && hi == 0) continue;
     if (n == 0 || (mode == "reflect" && (lo >= n || hi >= n)))
       c.fail(str_cat(mode, " padding of ", lo, "/", hi, " needs more than ", n, " elements in dim ", d));
-    std::vector<Tensor> parts;
-    for (int64_t i = lo; i >= 1; --i) parts.push_back(y.narrow(d, mode == "edge" ? 0 : i, 1));
-    parts.push_back(y);
-    for (int64_t i = 1; i <= hi; ++i) parts.push_back(y.narrow(d, mode == "edge" ? n - 1 : n - 1 - i, 1));
-    y = concat(parts, d);
+    if (mode == "edge") {  // the first and last slices, broadcast over the pads
+      auto repeat = [&](int64_t at, int64_t count) {
+        Shape s = y.shape();
+        s[static_cast<size_t>(d)] = count;
+        return y.narrow(d, at, 1).expand(s);
+      };
+      y = concat({repeat(0, lo), y, repeat(n - 1, hi)}, d);
+      continue;
+    }
+    // reflect: one gather of indices lo, ..., 1, 0, ..., n-1, n-2, ..., n-1-hi
+    std::vector<int64_t> idx;
+    for (int64_t i = -lo; i < n + hi; ++i) idx.push_back(i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i);
+    y = take(y, d, from_data(idx, Shape{static_cast<int64_t>(idx.size())}));
   }
   return {y};
 }

@@ -21,6 +21,12 @@ Outs reshape_op(const OpContext& c, const Ins& in) {
     if (static_cast<int64_t>(i) >= x.dim()) c.fail(str_cat("shape ", Shape(shape), " copies dim ", i, " of ", x.shape()));
     shape[i] = x.size(static_cast<int64_t>(i));
   }
+  // Sizes from the file: valid ones only, and a product that cannot wrap around (the -1 and the
+  // zeros of allowzero count as 1 here; Tensor::reshape checks the rest).
+  int64_t known = 1;
+  for (int64_t d : shape)
+    if (d < -1 || __builtin_mul_overflow(known, std::max<int64_t>(d, 1), &known))
+      c.fail(str_cat("invalid shape ", Shape(shape), " for input ", x.shape()));
   return {x.reshape(Shape(shape))};
 }
 
@@ -29,9 +35,10 @@ Outs flatten_op(const OpContext& c, const Ins& in) {
   int64_t a = c.i("axis", 1);
   if (a < -x.dim() || a > x.dim()) c.fail(str_cat("axis ", a, " out of range for rank ", x.dim()));
   if (a < 0) a += x.dim();
-  int64_t rows = 1;
+  int64_t rows = 1, cols = 1;
   for (int64_t d = 0; d < a; ++d) rows *= x.size(d);
-  return {x.reshape({rows, rows == 0 ? 0 : x.numel() / rows})};
+  for (int64_t d = a; d < x.dim(); ++d) cols *= x.size(d);  // not numel / rows: rows may be 0
+  return {x.reshape({rows, cols})};
 }
 
 Outs transpose_op(const OpContext& c, const Ins& in) {
@@ -64,8 +71,8 @@ Outs split_op(const OpContext& c, const Ins& in) {
     sizes.assign(static_cast<size_t>(outs), n / outs);
   }
   int64_t total = 0;
-  for (int64_t s : sizes) {
-    if (s < 0) c.fail(str_cat("negative split size ", s));
+  for (int64_t s : sizes) {  // compared with what is left, so file values cannot overflow the sum
+    if (s < 0 || s > n - total) c.fail(str_cat("split sizes ", Shape(sizes), " do not fit dim ", a, " of size ", n));
     total += s;
   }
   if (total != n || static_cast<int64_t>(sizes.size()) != outs)
@@ -77,38 +84,6 @@ Outs split_op(const OpContext& c, const Ins& in) {
     start += s;
   }
   return out;
-}
-
-// x[..., idx, ...] along `a` for a list of in-range indices: an index_select that keeps gradients
-// for floating tensors (embedding rows of x moved to the front).
-Tensor take(const Tensor& x, int64_t a, const Tensor& idx) {
-  const int64_t r = x.dim(), k = idx.dim();
-  Ints front{a};
-  for (int64_t d = 0; d < r; ++d)
-    if (d != a) front.push_back(d);
-  Tensor xf = x.permute(front);
-  Shape rest(xf.shape().begin() + 1, xf.shape().end());
-  Tensor rows;
-  if (is_floating(x.dtype())) {
-    rows = embedding(idx.to(DType::i64), xf.reshape({x.size(a), rest.numel()}));
-  } else {  // integer data (shape arithmetic): gather by value
-    const auto v = xf.contiguous().values<int64_t>();
-    const auto iv = idx.values<int64_t>();
-    std::vector<double> out;
-    for (int64_t i : iv)
-      for (int64_t j = 0; j < rest.numel(); ++j) out.push_back(static_cast<double>(v[static_cast<size_t>(i * rest.numel() + j)]));
-    Shape s = idx.shape();
-    s.push_back(rest.numel());
-    rows = from_vector(out, s, {.dtype = x.dtype()});
-  }
-  Shape s = idx.shape();
-  for (int64_t d : rest) s.push_back(d);
-  rows = rows.reshape(s);  // [idx..., x dims before a..., x dims after a...]
-  Ints perm;
-  for (int64_t d = 0; d < a; ++d) perm.push_back(k + d);
-  for (int64_t d = 0; d < k; ++d) perm.push_back(d);
-  for (int64_t d = a + 1; d < r; ++d) perm.push_back(k + d - 1);
-  return rows.permute(perm);
 }
 
 Outs gather_op(const OpContext& c, const Ins& in) {
@@ -246,7 +221,7 @@ Outs constant_op(const OpContext& c, const Ins&) {
     const auto v = c.floats("value_floats", {});
     return {from_vector(v, {static_cast<int64_t>(v.size())})};
   }
-  if (c.has("value_int")) return {scalar_tensor(static_cast<double>(c.i("value_int")), {.dtype = DType::i64})};
+  if (c.has("value_int")) return {from_data(Ints{c.i("value_int")}, Shape{})};  // exact, not through double
   if (c.has("value_ints")) {
     const auto v = c.ints("value_ints");
     return {from_data(v, Shape{static_cast<int64_t>(v.size())})};
@@ -261,7 +236,8 @@ Outs constant_of_shape(const OpContext& c, const Ins& in) {
   check_size(c, Shape(shape), "the output");
   Tensor v = c.has("value") ? c.tensor("value") : scalar_tensor(0.0);
   if (v.numel() != 1) c.fail("value must hold one element");
-  return {full(Shape(shape), v.item(), {.dtype = v.dtype()})};
+  // The value's bytes broadcast (not v.item(), whose double rounds int64 values above 2^53).
+  return {v.reshape(Shape{}).expand(Shape(shape)).clone()};
 }
 
 Outs cast_op(const OpContext& c, const Ins& in) {
@@ -281,6 +257,39 @@ Outs cast_op(const OpContext& c, const Ins& in) {
 }
 
 }  // namespace
+
+// Embedding rows of x moved to the front for floating tensors, an exact gather by value for
+// integer ones.
+Tensor take(const Tensor& x, int64_t a, const Tensor& idx) {
+  const int64_t r = x.dim(), k = idx.dim();
+  Ints front{a};
+  for (int64_t d = 0; d < r; ++d)
+    if (d != a) front.push_back(d);
+  Tensor xf = x.permute(front);
+  Shape rest(xf.shape().begin() + 1, xf.shape().end());
+  Tensor rows;
+  if (is_floating(x.dtype())) {
+    rows = embedding(idx.to(DType::i64), xf.reshape({x.size(a), rest.numel()}));
+  } else {  // integer data (shape arithmetic): gather by value
+    // Exact: built as int64 (not through double, which rounds above 2^53), then narrowed back.
+    const auto v = xf.contiguous().values<int64_t>();
+    const auto iv = idx.values<int64_t>();
+    std::vector<int64_t> out;
+    for (int64_t i : iv)
+      for (int64_t j = 0; j < rest.numel(); ++j) out.push_back(v[static_cast<size_t>(i * rest.numel() + j)]);
+    Shape s = idx.shape();
+    s.push_back(rest.numel());
+    rows = from_data(out, s).to(x.dtype());
+  }
+  Shape s = idx.shape();
+  for (int64_t d : rest) s.push_back(d);
+  rows = rows.reshape(s);  // [idx..., x dims before a..., x dims after a...]
+  Ints perm;
+  for (int64_t d = 0; d < a; ++d) perm.push_back(k + d);
+  for (int64_t d = 0; d < k; ++d) perm.push_back(d);
+  for (int64_t d = a + 1; d < r; ++d) perm.push_back(k + d - 1);
+  return rows.permute(perm);
+}
 
 void add_shape_ops(OpTable& t) {
   t["Reshape"] = reshape_op;

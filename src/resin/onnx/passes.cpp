@@ -1,8 +1,8 @@
 // Graph rewrites applied at export: BatchNorm folding and dead-node removal.
-#include <cmath>
 #include <map>
 #include <set>
 
+#include "resin/nn/rewrite.h"
 #include "resin/onnx/graph.h"
 
 namespace resin::onnx {
@@ -69,7 +69,7 @@ int64_t fold_batch_norms(Graph& g) {
     auto value = [&](size_t k) { return g.initializers[init[bn.inputs[k]]].second.to_vector(); };
     const auto gamma = value(1), beta = value(2), mean = value(3), var = value(4);
     const int64_t c = w.dim() >= 1 ? w.size(0) : 0;
-    if (w.dtype() != DType::f32 || static_cast<int64_t>(gamma.size()) != c || beta.size() != gamma.size() ||
+    if (w.dtype() != DType::f32 || c == 0 || static_cast<int64_t>(gamma.size()) != c || beta.size() != gamma.size() ||
         mean.size() != gamma.size() || var.size() != gamma.size())
       continue;
     const double eps = float_attr(bn, "epsilon", 1e-5);
@@ -77,14 +77,7 @@ int64_t fold_batch_norms(Graph& g) {
     std::vector<double> bv = has_bias ? g.initializers[init[p.inputs[2]]].second.to_vector()
                                       : std::vector<double>(static_cast<size_t>(c), 0.0);
     if (static_cast<int64_t>(bv.size()) != c) continue;
-    const size_t per = wv.size() / static_cast<size_t>(c);
-    for (size_t o = 0; o < static_cast<size_t>(c); ++o) {
-      // In double, as ONNX Runtime's own fusion does in float: the folded layer differs from
-      // conv-then-BN only by rounding.
-      const double scale = gamma[o] / std::sqrt(var[o] + eps);
-      for (size_t j = 0; j < per; ++j) wv[o * per + j] *= scale;
-      bv[o] = (bv[o] - mean[o]) * scale + beta[o];
-    }
+    nn::fold_batch_norm(wv, bv, gamma, beta, mean, var, eps);
     w = from_vector(wv, w.shape());
     Tensor b = from_vector(bv, {c});
     if (has_bias) {

@@ -64,14 +64,18 @@ Tensor tensor_from_proto(const pb::TensorProto& p, const std::string& what) {
   const size_t esize = dtype_size(dt);
   size_t bytes = 0;
   RESIN_CHECK(!__builtin_mul_overflow(static_cast<size_t>(numel), esize, &bytes), what, ": size overflows");
-  // Every element must be in the file, so allocations are bounded by the input's size.
-  auto check_count = [&](int64_t have) {
-    RESIN_CHECK(have == numel, what, ": ", have, " values stored for shape [", Shape(dims).str(), "] (", numel,
-                " elements)");
-  };
+  // Every element must be in the file, and is counted before anything is allocated, so
+  // allocations are bounded by the input's size.
   if (p.has_raw_data()) {
     RESIN_CHECK(p.raw_data().size() == bytes, what, ": raw data holds ", p.raw_data().size(), " bytes, shape [",
                 Shape(dims).str(), "] of ", dtype_name(dt), " needs ", bytes);
+  } else {
+    int64_t have = p.int32_data_size();  // INT32, BFLOAT16 (16 bits per int32), UINT8, BOOL
+    if (p.data_type() == pb::TensorProto::FLOAT) have = p.float_data_size();
+    if (p.data_type() == pb::TensorProto::DOUBLE) have = p.double_data_size();
+    if (p.data_type() == pb::TensorProto::INT64) have = p.int64_data_size();
+    RESIN_CHECK(have == numel, what, ": ", have, " values stored for shape [", Shape(dims).str(), "] (", numel,
+                " elements)");
   }
   Tensor t = empty(Shape(dims), {.dtype = dt});
   if (p.has_raw_data()) {
@@ -80,29 +84,23 @@ Tensor tensor_from_proto(const pb::TensorProto& p, const std::string& what) {
   }
   switch (p.data_type()) {
     case pb::TensorProto::FLOAT:
-      check_count(p.float_data_size());
       std::copy(p.float_data().begin(), p.float_data().end(), t.data<float>());
       break;
     case pb::TensorProto::DOUBLE:
-      check_count(p.double_data_size());
       std::copy(p.double_data().begin(), p.double_data().end(), t.data<double>());
       break;
     case pb::TensorProto::INT64:
-      check_count(p.int64_data_size());
       std::copy(p.int64_data().begin(), p.int64_data().end(), t.data<int64_t>());
       break;
     case pb::TensorProto::INT32:
-      check_count(p.int32_data_size());
       std::copy(p.int32_data().begin(), p.int32_data().end(), t.data<int32_t>());
       break;
     case pb::TensorProto::BFLOAT16: {
-      check_count(p.int32_data_size());  // the 16 bits of each value, one per int32
       auto* out = t.data<BFloat16>();
       for (int64_t i = 0; i < numel; ++i) out[i].bits = static_cast<uint16_t>(p.int32_data(static_cast<int>(i)));
       break;
     }
     default: {  // UINT8, BOOL: one value per int32
-      check_count(p.int32_data_size());
       auto* out = t.data<uint8_t>();
       for (int64_t i = 0; i < numel; ++i) out[i] = static_cast<uint8_t>(p.int32_data(static_cast<int>(i)));
     }

@@ -95,24 +95,30 @@ struct PadBackward : Node {
 }  // namespace
 
 Tensor Tensor::reshape(const Shape& requested) const {
-  // Resolve a single -1.
+  // Resolve a single -1. The product of the known sizes is checked: sizes from a file (ONNX
+  // Reshape) could otherwise wrap around to this tensor's element count.
   Shape s = requested;
   int64_t infer = -1, known = 1;
+  bool has_zero = false, overflow = false;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == -1) {
       RESIN_CHECK(infer < 0, "reshape: only one dimension can be -1, got ", requested);
       infer = static_cast<int64_t>(i);
     } else {
       RESIN_CHECK(s[i] >= 0, "reshape: invalid size in ", requested);
-      known *= s[i];
+      has_zero = has_zero || s[i] == 0;
+      overflow = overflow || __builtin_mul_overflow(known, s[i], &known);
     }
   }
+  if (has_zero) known = 0;  // the true product, whatever the other sizes
+  RESIN_CHECK(!overflow || has_zero, "reshape: cannot reshape tensor of shape ", shape(), " into ", requested,
+              ": the element count overflows int64");
   if (infer >= 0) {
     RESIN_CHECK(known != 0 && numel() % known == 0, "reshape: cannot reshape ", shape(), " into ", requested);
     s[static_cast<size_t>(infer)] = numel() / known;
   }
-  RESIN_CHECK(s.numel() == numel(), "reshape: cannot reshape tensor of shape ", shape(), " (", numel(),
-              " elements) into ", requested);
+  RESIN_CHECK((infer >= 0 ? known * s[static_cast<size_t>(infer)] : known) == numel(),
+              "reshape: cannot reshape tensor of shape ", shape(), " (", numel(), " elements) into ", requested);
   Tensor src = is_contiguous() ? *this : contiguous();
   Tensor out = make_view(src, s, contiguous_strides(s), src.offset());
   if (autograd::any_requires_grad({this})) {
@@ -170,8 +176,12 @@ Tensor Tensor::transpose(int64_t a, int64_t b) const {
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
-  RESIN_CHECK(start >= 0 && length >= 0 && start + length <= size(d), "narrow: range [", start, ", ",
-              start + length, ") out of bounds for dim ", d, " of size ", size(d));
+  // `length <= size - start`: `start + length` could overflow for a length read from a file.
+  int64_t end = 0;
+  const bool end_fits = !__builtin_add_overflow(start, length, &end);
+  RESIN_CHECK(start >= 0 && length >= 0 && length <= size(d) - start, "narrow: range [", start, ", ",
+              end_fits ? std::to_string(end) : str_cat(start, " + ", length), ") out of bounds for dim ", d,
+              " of size ", size(d));
   Shape s = shape();
   s[d] = length;
   Tensor out = make_view(*this, s, strides(), offset() + start * stride(d));
