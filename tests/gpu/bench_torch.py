@@ -7,7 +7,7 @@ Prints one JSON object per line, in gpu_bench's format:
     default for convolutions) and bf16 autocast.
   fmnist_time_to_target: ResNet-20 (CIFAR-style, option A shortcuts, as resin's zoo) with the
     `resin train` recipe, evaluated after every epoch; seconds to the first test top-1 >= target.
-The networks are defined here (no torchvision needed).
+The networks are defined here and in tests/support/torch_cifar_resnet.py (no torchvision needed).
 """
 import argparse
 import gzip
@@ -19,6 +19,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from torch_cifar_resnet import CifarResNet  # noqa: E402  (shared with bench/compare_pytorch)
 
 
 class Bottleneck(nn.Module):
@@ -51,32 +54,8 @@ def resnet50(classes=1000):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes))
 
 
-class Basic(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.pad = cout - cin
-        self.stride = stride
-
-    def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        s = x
-        if self.stride != 1 or self.pad:  # option A: subsample and zero-pad channels
-            s = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
-        return F.relu(y + s)
-
-
 def resnet20(cin=1, classes=10):
-    layers, c = [nn.Conv2d(cin, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
-    for width, stride in ((16, 1), (32, 2), (64, 2)):
-        for i in range(3):
-            layers.append(Basic(c, width, stride if i == 0 else 1))
-            c = width
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+    return CifarResNet(3, cin, classes)
 
 
 def emit(**kw):
