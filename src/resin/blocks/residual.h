@@ -108,6 +108,8 @@ class Residual : public nn::Module {
   // eval-mode value, deterministic: S(x), or (1 − p)·S(x) without rescaling.
   Tensor shortcut_term(const Tensor& x, bool training);
   Tensor pre_post(const Tensor& x);
+  // The operation after the sum (none, ReLU, BN + ReLU or LayerNorm): y = post(pre_post(x)).
+  Tensor post(const Tensor& z);
   // The formula this configuration computes, e.g. "y = relu(S(x) + F(x))".
   std::string formula() const;
 
@@ -118,7 +120,6 @@ class Residual : public nn::Module {
   Tensor alpha() const;  // undefined unless Mix::learned_scale
 
  private:
-  Tensor post(const Tensor& z);
   ResidualOptions o_;
   nn::ModulePtr branch_, shortcut_, gate_, carry_, post_norm_;
 };

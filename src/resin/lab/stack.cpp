@@ -42,18 +42,7 @@ Tensor residual_split(Residual& r, const Tensor& x, bool through_branch) {
   } else if (o.mix == Mix::learned_scale) {
     f = mul(f, r.alpha());
   }
-  Tensor z = through_branch ? add(s.detach(), f) : add(s, f.detach());
-  switch (o.post) {
-    case Post::none:
-      return z;
-    case Post::relu:
-      return relu(z);
-    case Post::bn_relu:
-      return relu(r.child("post_norm")->forward(z));
-    case Post::ln:
-      return r.child("post_norm")->forward(z);
-  }
-  return z;
+  return r.post(through_branch ? add(s.detach(), f) : add(s, f.detach()));
 }
 
 template <class Block>
