@@ -3,6 +3,8 @@
 // ResNet shape it claims, in both input layouts and for several batch sizes.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/backend/backend.h"
@@ -105,6 +107,40 @@ TEST(Fuse, TheFusedModuleIsASnapshotForInferenceOnly) {
   EXPECT_THROW(fused->train(), Error);
   EXPECT_THROW(fused->forward(randn({2, 3, 8, 8})), Error);  // wrong channel count
   EXPECT_THROW(fused->forward(randn({2, 8})), Error);
+}
+
+// oneDNN's ReLU post-op maps NaN to 0, so a fused plan would hide a NaN behind finite logits. It
+// refuses non-finite inputs and parameters with an error instead; the module itself propagates NaN.
+TEST(Fuse, NonFiniteInputsAndParametersAreRefusedNotHidden) {
+  manual_seed(6);
+  auto net = create_model("resnet20", {.in_channels = 1, .num_classes = 10});
+  net->eval();
+  auto fused = fuse_for_inference(net);
+  ASSERT_TRUE(is_fused_plan(*fused));
+  NoGradGuard ng;
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
+    for (bool cl : {false, true}) {
+      Tensor x = randn({3, 1, 8, 8});
+      x.data<float>()[2 * 64 + 5] = bad;  // sample 2
+      Tensor xi = cl ? x.contiguous(MemoryFormat::channels_last) : x;
+      if (std::isnan(bad)) {
+        Tensor want = net->forward(xi);
+        for (int64_t k = 0; k < 10; ++k) EXPECT_TRUE(std::isnan(want.data<float>()[20 + k])) << "module, logit " << k;
+      }
+      try {
+        fused->forward(xi);
+        ADD_FAILURE() << "a non-finite input ran through the fused plan";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("(sample 2) has a NaN or infinite value"), std::string::npos) << e.what();
+      }
+      EXPECT_NO_THROW(fused->forward(randn({3, 1, 8, 8})));  // the plan still runs finite inputs
+    }
+  for (auto& p : net->parameters())
+    if (p.dim() == 4) {
+      p.data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+      break;
+    }
+  EXPECT_THROW(fuse_for_inference(net), Error);
 }
 
 }  // namespace

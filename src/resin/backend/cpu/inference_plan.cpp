@@ -7,6 +7,9 @@
 // consumer), so the plan holds only the activations alive at one time.
 #include "resin/backend/inference_plan.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <map>
 #include <sstream>
 
@@ -359,10 +362,30 @@ namespace {
 void check_value(const std::vector<Op>& ops, InferencePlan::Value v, const char* what) {
   RESIN_CHECK(v >= 0 && static_cast<size_t>(v) < ops.size(), "InferencePlan::", what, ": unknown value ", v);
 }
+// Index of the first NaN or infinity among n dense floats, or -1. Integer tests on the exponent bits
+// vectorize; the early exit per block keeps a bad value cheap to report.
+int64_t first_non_finite(const float* p, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    uint32_t bad = 0;
+    for (int64_t i = b; i < e; ++i) bad |= (std::bit_cast<uint32_t>(p[i]) & 0x7f800000u) == 0x7f800000u;
+    if (bad)
+      for (int64_t i = b; i < e; ++i)
+        if (!std::isfinite(p[i])) return i;
+  }
+  return -1;
+}
+
+// oneDNN's ReLU post-op maps NaN to 0, so a plan must never see one: a NaN or infinite parameter
+// or input would come out as finite, wrong numbers. Parameters are checked once here, inputs per run.
 Tensor own_copy(const Tensor& t) {
   if (!t.defined()) return t;
   RESIN_CHECK(t.dtype() == DType::f32, "InferencePlan: parameters must be f32, got ", t.dtype());
-  return t.detach().clone();
+  Tensor c = t.detach().clone();
+  RESIN_CHECK(first_non_finite(c.data<float>(), c.numel()) < 0, "InferencePlan: a parameter of shape ", c.shape(),
+              " has a NaN or infinite value; a fused plan would hide it (run the model unfused)");
+  return c;
 }
 }  // namespace
 
@@ -458,6 +481,17 @@ Tensor InferencePlan::run(const Tensor& x) {
   if (it == impl_->compiled.end()) it = impl_->compiled.emplace(key, impl_->compile(x)).first;
   Compiled& c = *it->second;
   impl_->last = &c;
+  {
+    // Scanned in memory order; with the batch dimension outermost the position names the sample.
+    const Tensor dense = x.is_non_overlapping_dense() ? x : x.contiguous();
+    const int64_t bad = first_non_finite(static_cast<const float*>(dense.raw_data()), dense.numel());
+    const bool batch_outer = x.is_contiguous() || x.is_channels_last() || !x.is_non_overlapping_dense();
+    RESIN_CHECK(bad < 0, "InferencePlan::run: the input",
+                batch_outer ? " (sample " + std::to_string(bad / std::max<int64_t>(1, dense.numel() / x.size(0))) + ")"
+                            : std::string(),
+                " has a NaN or infinite value; the fused plan's ReLUs would turn it into finite outputs "
+                "(the unfused model propagates it)");
+  }
   Tensor y = empty(c.out_shape);
   c.in.set_data_handle(x.raw_data());
   c.out.set_data_handle(y.raw_data());
