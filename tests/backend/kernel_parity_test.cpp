@@ -62,6 +62,32 @@ TEST(KernelParity, ConvForwardBackward) {
       }
 }
 
+// Batch statistics of activations whose mean is far larger than their spread: the CPU kernels sum
+// shifted values (x − one element of the channel), partly in f32, and must still give the variance
+// of the f64 reference to 1e-4 (summing x² instead would lose every digit of it), and the mean to 1e-6.
+TEST(KernelParity, BatchNormStatisticsOfALargeMean) {
+  for (const Shape& s : {Shape{8, 32, 6, 5}, Shape{4, 16, 9, 9}, Shape{6, 5, 7, 3}})
+    for (Layout l : {Layout::nchw, Layout::channels_last})
+      for (double offset : {1000.0, -3e4}) {
+        const std::string what = s.str() + "/" + layout_name(l) + "/" + std::to_string(offset);
+        const int64_t C = s[1];
+        const Tensor x0 = add(mul(rnd(s), 0.5), offset);
+        const Tensor x = in_layout(x0, l), g = rnd(Shape{C}), b = rnd(Shape{C});
+        Tensor y = out_like(s, l), m = empty(Shape{C}), v = empty(Shape{C});
+        expect_path(true, what, [&] { cpu().batch_norm_forward_training(x, g, b, y, m, v, 1e-5); });
+        const Tensor x64 = x0.to(DType::f64);
+        Tensor y64 = empty(s, {.dtype = DType::f64}), m64 = empty(Shape{C}, {.dtype = DType::f64}),
+               v64 = empty(Shape{C}, {.dtype = DType::f64});
+        ref().batch_norm_forward_training(x64, g.to(DType::f64), b.to(DType::f64), y64, m64, v64, 1e-5);
+        for (int64_t c = 0; c < C; ++c) {
+          const double want_v = v64.data<double>()[c], want_m = m64.data<double>()[c];
+          EXPECT_NEAR(v.data<float>()[c], want_v, 1e-4 * want_v) << what << " channel " << c;
+          EXPECT_NEAR(m.data<float>()[c], want_m, 1e-6 * std::abs(want_m)) << what << " channel " << c;
+        }
+        // y is not compared: the f32 normalisation x − mean loses digits here by itself (any f32 kernel).
+      }
+}
+
 // The gradient arrives in a different layout than the activation (channels-last x, NCHW gy).
 TEST(KernelParity, ConvMixedLayouts) {
   const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};

@@ -50,37 +50,28 @@ struct Geometry {
   int64_t rows() const { return n * hw; }
 };
 
-// Per-channel moments in double: a[c] = Σ u and b[c] = Σ u·(w − m[c]) over the elements of channel c,
-// where u = src, or src where keep > 0 and 0 elsewhere (keep may be null; m null means 0). Forward:
-// u = w = x gives Σx, Σx²; backward: u = the (masked) gradient, w = x, m = the mean.
+// Per-channel moments: a[c] = Σ u' and b[c] = Σ u'·(w − k[c]) over the elements of channel c, with
+// u' = u − k[c] when kShiftU, else u, and u masked to 0 where keep ≤ 0 when kMasked. Forward: u = w
+// = x and k = one element of each channel give Σ(x − k), Σ(x − k)², the shifted moments (the mean
+// and variance follow without the cancellation of Σx² − (Σx)²/R when |mean| ≫ std); backward: u =
+// the (masked) gradient, w = x, k = the batch mean.
 //
-// Rows (channels-last): per-thread sums over the row's C channels, a loop GCC vectorizes across
-// channels. Planes (NCHW): one sum per plane was a serial chain of dependent additions (a third of
-// the speed of an add, bench/bench_norm), so a plane is summed in 16 interleaved partial sums held in
-// explicit 4-wide double vectors (GCC vector extensions, lowered to what the target has). The order
-// of the additions is fixed by the shape and the thread count alone.
-// Only inlined helpers of this file return these vectors, so the psABI note about passing 32-byte
-// vectors without AVX does not concern any interface.
+// Rows (channels-last): with C a multiple of 16, row_run_sums per 16 channels (f32 partial sums
+// over short runs of rows, in registers, then double); otherwise per-thread double sums over each
+// row's C channels. Planes (NCHW): one double sum per plane was a serial chain of dependent additions
+// (a third of the speed of an add, bench/bench_norm); a plane is summed in 16 interleaved double
+// partials in explicit vectors instead. GCC vector extensions, lowered to what the target has. The
+// order of the additions is fixed by the shape and the thread count alone.
+//
+// Only inlined helpers of this file pass these vectors, so the psABI note about 32-byte vectors
+// without AVX does not concern any interface.
 #pragma GCC diagnostic ignored "-Wpsabi"
 using v4d = double __attribute__((vector_size(32)));
 using v4f = float __attribute__((vector_size(16)));
 using v4i = int32_t __attribute__((vector_size(16)));
 
-template <bool kMasked>
-inline v4d load_u(const float* u, const float* keep, int64_t i) {
-  v4f v;
-  std::memcpy(&v, u + i, sizeof v);
-  if constexpr (kMasked) {
-    v4f k;
-    std::memcpy(&k, keep + i, sizeof k);
-    // A bit mask, not a multiply: a NaN gradient where the ReLU was off must count as 0.
-    v = reinterpret_cast<v4f>(reinterpret_cast<v4i>(v) & (k > 0.0f));
-  }
-  return __builtin_convertvector(v, v4d);
-}
-
-// The scalar form of load_u, with the same bit mask (a `keep > 0 ? u : 0` became a branch on a
-// random mask, 15x slower).
+// u at i, masked as above (bit operations: `keep > 0 ? u : 0` became a branch on a random mask, 15x
+// slower, and a multiply by the mask would let a NaN gradient through where the ReLU was off).
 template <bool kMasked>
 inline float masked(const float* u, const float* keep, int64_t i) {
   if constexpr (kMasked) {
@@ -90,19 +81,55 @@ inline float masked(const float* u, const float* keep, int64_t i) {
   return u[i];
 }
 
-inline v4d load_w(const float* w, int64_t i) {
+template <bool kMasked>
+inline v4f load4(const float* u, const float* keep, int64_t i) {
   v4f v;
-  std::memcpy(&v, w + i, sizeof v);
-  return __builtin_convertvector(v, v4d);
+  std::memcpy(&v, u + i, sizeof v);
+  if constexpr (kMasked) {
+    v4f k;
+    std::memcpy(&k, keep + i, sizeof k);
+    v = reinterpret_cast<v4f>(reinterpret_cast<v4i>(v) & (k > 0.0f));
+  }
+  return v;
 }
 
-template <bool kMasked>
-void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep, const float* w, const float* m,
+// Rows [r0, r1) (a short run), the 16 channels from c0 (one 64-byte line per row): adds the sums
+// into a[c0..c0+16), b[c0..c0+16). Terms are summed in f32 vectors held in registers, the run's
+// partial then added in double: f32 rounding over at most kRowRun terms of shifted (so small)
+// values, double across runs. The caller walks all channel blocks of one run before the next, so
+// the run is read from memory once (a run of rows is a few KiB: the next block finds it in L1).
+constexpr int64_t kRowRun = 32;
+
+template <bool kMasked, bool kShiftU>
+void row_run_sums(const float* u, const float* keep, const float* w, const float* k, int64_t C, int64_t c0,
+                  int64_t r0, int64_t r1, double* a, double* b) {
+  v4f kv[4];
+  std::memcpy(kv, k + c0, sizeof kv);
+  v4f fa[4] = {}, fb[4] = {};
+  for (int64_t r = r0; r < r1; ++r)
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = r * C + c0 + 4 * j;
+      v4f uv = load4<kMasked>(u, keep, i);
+      if constexpr (kShiftU) uv -= kv[j];
+      fa[j] += uv;
+      fb[j] += uv * (load4<false>(w, nullptr, i) - kv[j]);
+    }
+  for (int j = 0; j < 4; ++j)
+    for (int e = 0; e < 4; ++e) a[c0 + 4 * j + e] += fa[j][e], b[c0 + 4 * j + e] += fb[j][e];
+}
+
+template <bool kMasked, bool kShiftU>
+void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep, const float* w, const float* k,
                  std::vector<double>& a, std::vector<double>& b) {
   const int64_t C = g.c;
   a.assign(static_cast<size_t>(C), 0.0);
   b.assign(static_cast<size_t>(C), 0.0);
-  auto mean_of = [m](int64_t c) { return m ? static_cast<double>(m[c]) : 0.0; };
+  auto term = [&](int64_t i, int64_t c, double& p, double& q) {
+    const double kc = k[c];
+    p = masked<kMasked>(u, keep, i);
+    if constexpr (kShiftU) p -= kc;
+    q = p * (static_cast<double>(w[i]) - kc);
+  };
   if (l == Layout::rows) {
     const int nt = omp_get_max_threads();
     std::vector<double> part(static_cast<size_t>(2 * C * nt), 0.0);
@@ -112,13 +139,19 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
       const int64_t R = g.rows(), lo = R * t / T, hi = R * (t + 1) / T;
       double* pa = part.data() + 2 * C * t;
       double* pb = pa + C;
-      for (int64_t r = lo; r < hi; ++r)
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t i = r * C + c;
-          const double uv = masked<kMasked>(u, keep, i);
-          pa[c] += uv;
-          pb[c] += uv * (static_cast<double>(w[i]) - mean_of(c));
-        }
+      if (C % 16 == 0) {
+        for (int64_t r0 = lo; r0 < hi; r0 += kRowRun)
+          for (int64_t c0 = 0; c0 < C; c0 += 16)
+            row_run_sums<kMasked, kShiftU>(u, keep, w, k, C, c0, r0, std::min(hi, r0 + kRowRun), pa, pb);
+      } else {
+        for (int64_t r = lo; r < hi; ++r)
+          for (int64_t c = 0; c < C; ++c) {
+            double p, q;
+            term(r * C + c, c, p, q);
+            pa[c] += p;
+            pb[c] += q;
+          }
+      }
     }
     for (int t = 0; t < nt; ++t)
       for (int64_t c = 0; c < C; ++c) {
@@ -128,27 +161,29 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
   } else {
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; ++c) {
-      const double mc = mean_of(c);
-      const v4d mv = {mc, mc, mc, mc};
+      const double kc = k[c];
+      const v4d kv = {kc, kc, kc, kc};
       v4d sa[4] = {}, sb[4] = {};
       double ta = 0, tb = 0;
       for (int64_t n = 0; n < g.n; ++n) {
         const int64_t base = (n * C + c) * g.hw;
         int64_t i = 0;
         for (; i + 16 <= g.hw; i += 16)
-          for (int k = 0; k < 4; ++k) {
-            const v4d uv = load_u<kMasked>(u, keep, base + i + 4 * k);
-            sa[k] += uv;
-            sb[k] += uv * (load_w(w, base + i + 4 * k) - mv);
+          for (int j = 0; j < 4; ++j) {
+            v4d uv = __builtin_convertvector(load4<kMasked>(u, keep, base + i + 4 * j), v4d);
+            if constexpr (kShiftU) uv -= kv;
+            sa[j] += uv;
+            sb[j] += uv * (__builtin_convertvector(load4<false>(w, nullptr, base + i + 4 * j), v4d) - kv);
           }
         for (; i < g.hw; ++i) {
-          const double uv = masked<kMasked>(u, keep, base + i);
-          ta += uv;
-          tb += uv * (static_cast<double>(w[base + i]) - mc);
+          double p, q;
+          term(base + i, c, p, q);
+          ta += p;
+          tb += q;
         }
       }
-      for (int k = 0; k < 4; ++k)
-        for (int j = 0; j < 4; ++j) ta += sa[k][j], tb += sb[k][j];
+      for (int j = 0; j < 4; ++j)
+        for (int e = 0; e < 4; ++e) ta += sa[j][e], tb += sb[j][e];
       a[static_cast<size_t>(c)] = ta;
       b[static_cast<size_t>(c)] = tb;
     }
@@ -184,15 +219,18 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
     return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
   const float* xp = x.data<float>();
-  std::vector<double> s, q;
-  moment_sums<false>(l, g, xp, nullptr, xp, nullptr, s, q);
+  // The shift: each channel's element [0, c, 0, 0] (in both layouts), close to the channel's values.
+  std::vector<float> k(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) k[static_cast<size_t>(c)] = xp[l == Layout::rows ? c : c * g.hw];
+  std::vector<double> s, q;  // Σ(x − k), Σ(x − k)²
+  moment_sums<false, true>(l, g, xp, nullptr, xp, k.data(), s, q);
   const double count = static_cast<double>(g.rows());
   std::vector<float> m(static_cast<size_t>(C)), scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
   float* mp = mean.data<float>();
   float* vp = var.data<float>();
   for (int64_t c = 0; c < C; ++c) {
     const auto i = static_cast<size_t>(c);
-    const double mu = s[i] / count, v = std::max(q[i] / count - mu * mu, 0.0);
+    const double d = s[i] / count, mu = k[i] + d, v = std::max(q[i] / count - d * d, 0.0);
     mp[c] = static_cast<float>(mu);
     vp[c] = static_cast<float>(v);
     const double k = (gamma.defined() ? gamma.data<float>()[c] : 1.0) / std::sqrt(v + eps);
@@ -220,7 +258,7 @@ void backward_passes(Layout l, const Geometry& g, const float* xp, const float* 
                      const Tensor& gbeta, double eps) {
   const int64_t C = g.c;
   std::vector<double> sg, sgx;  // Σ gy, Σ gy·(x − mean)
-  moment_sums<kMasked>(l, g, gp, yp, xp, mp, sg, sgx);
+  moment_sums<kMasked, false>(l, g, gp, yp, xp, mp, sg, sgx);
   const double count = static_cast<double>(g.rows());
   std::vector<float> ca(static_cast<size_t>(C)), cb(static_cast<size_t>(C)), cd(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
