@@ -86,6 +86,53 @@ TEST(AutogradEngine, GradientsAccumulateAtFanOut) {
   expect_near(x.grad().to_vector(), want);
 }
 
+// add_relu's output feeding several consumers (a residual block's output feeds the next branch and
+// shortcut): the engine hands AddReluBackward the first two gradients unsummed and it adds them in its
+// masking pass. Integer-valued gradients make every sum exact, so any mistake in what is summed or
+// masked shows; hooks, retain_grad and autograd::grad must see the sum (the engine sums first then).
+TEST(AutogradEngine, AddReluTakesItsGradientSumFused) {
+  const Shape s{2, 16, 3, 5};
+  auto ints = [&s](int64_t k) {  // small integers, some zero
+    Tensor t = empty(s);
+    for (int64_t i = 0; i < s.numel(); ++i) t.data<float>()[i] = static_cast<float>((i * k) % 9 - 4);
+    return t;
+  };
+  const Tensor c = ints(7), d = ints(5);
+  for (int consumers : {1, 2, 3})
+    for (int observe = 0; observe < 3; ++observe) {  // 0: nothing, 1: a hook, 2: retain_grad
+      Tensor a = randn(s), b = randn(s);
+      a.set_requires_grad(true);
+      b.set_requires_grad(true);
+      Tensor y = add_relu(a, b);
+      Tensor seen;
+      if (observe == 1) y.register_hook([&seen](const Tensor& g) { seen = g.clone(); return Tensor(); });
+      if (observe == 2) y.retain_grad();
+      Tensor loss = sum(mul(y, c));
+      if (consumers >= 2) loss = add(loss, sum(y));
+      if (consumers >= 3) loss = add(loss, sum(mul(y, d)));
+      loss.backward();
+      const std::string what = std::to_string(consumers) + " consumers, observe " + std::to_string(observe);
+      const float *yp = y.data<float>(), *cp = c.data<float>(), *dp = d.data<float>();
+      const float *ga = a.grad().data<float>(), *gb = b.grad().data<float>();
+      for (int64_t i = 0; i < s.numel(); ++i) {
+        const float g = cp[i] + (consumers >= 2 ? 1.0f : 0.0f) + (consumers >= 3 ? dp[i] : 0.0f);
+        ASSERT_EQ(ga[i], yp[i] > 0 ? g : 0.0f) << what << " at " << i;
+        ASSERT_EQ(gb[i], ga[i]) << what << " at " << i;
+        if (observe == 1) {
+          ASSERT_EQ(seen.data<float>()[i], g) << what << " hook at " << i;
+        }
+        if (observe == 2) {
+          ASSERT_EQ(y.grad().data<float>()[i], g) << what << " retained at " << i;
+        }
+      }
+    }
+  Tensor a = randn(s);
+  a.set_requires_grad(true);
+  Tensor y = add_relu(a, c);
+  const auto g = autograd::grad({add(sum(mul(y, c)), sum(y))}, {y}, {ones(Shape{})});
+  EXPECT_EQ(g[0].to_vector(), add(c, 1.0).to_vector());
+}
+
 TEST(AutogradEngine, DiamondRunsSharedNodeOnce) {
   Tensor x = vec({0.1, 0.7}, true);
   Tensor a = exp(x);

@@ -168,6 +168,33 @@ TEST(KernelParity, FusedBatchNormReluAndAddRelu) {
       expect_path(true, what + " add_relu", [&] { cpu().add_relu(x, b, z); });
       ref().add_relu(x0, b0, z_ref);
       expect_close(z, z_ref, what + " add_relu");
+
+      // add_relu's backward with the gradient sum fused in, and with one gradient. The add and the
+      // mask are exact, so the results must be equal, not close. A NaN gradient where the ReLU was
+      // off stays 0 (the mask is a select, not a product).
+      Tensor gy2_0 = rnd(s);
+      gy2_0.data<float>()[1] = std::numeric_limits<float>::quiet_NaN();
+      const Tensor gy2 = in_layout(gy2_0, l), zl = in_layout(z_ref, ol);
+      for (bool two : {true, false}) {
+        Tensor ga = out_like(s, ol), ga_ref = empty(s);
+        auto run = [&] { cpu().add_relu_backward(zl, gy, two ? gy2 : Tensor(), ga); };
+        if (ol == l)
+          expect_path(true, what + " add_relu bwd", run);  // the native kernel
+        else
+          run();  // mixed layouts: the composition of oneDNN kernels
+        ref().add_relu_backward(z_ref, gy0, two ? gy2_0 : Tensor(), ga_ref);
+        const auto got = ga.to_vector(), want = ga_ref.to_vector(), zv = z_ref.to_vector();
+        for (size_t i = 0; i < got.size(); ++i) {
+          if (std::isnan(want[i])) {
+            EXPECT_TRUE(std::isnan(got[i])) << what << " at " << i;
+          } else {
+            EXPECT_EQ(got[i], want[i]) << what << (two ? " sum" : " single") << " at " << i;
+          }
+          if (zv[i] <= 0) {
+            EXPECT_EQ(got[i], 0.0) << what << " masked at " << i;
+          }
+        }
+      }
     }
 }
 
@@ -195,6 +222,16 @@ TEST(KernelParity, ReluKeepsNaN) {
     Tensor y = empty(s), m = empty(Shape{16}), v = empty(Shape{16});
     be->batch_norm_relu_forward_training(x, ones(Shape{16}), zeros(Shape{16}), y, m, v, 1e-5);
     EXPECT_EQ(nans(y), 18) << name << " batch_norm_relu";
+    // Backward: a NaN gradient passes where the ReLU was on (and at the NaN input) and is 0 where it
+    // was off: PyTorch's threshold_backward selects, it does not multiply by the mask.
+    Tensor ng = full(s, nan), gx = empty(s), xr = relu(x);
+    be->unary_backward(backend::Unary::relu, xr, xr, ng, gx, {});
+    const auto xv = xr.to_vector(), gv = gx.to_vector();
+    for (size_t i = 0; i < gv.size(); ++i)
+      if (xv[i] <= 0)
+        EXPECT_EQ(gv[i], 0.0) << name << " relu backward at " << i;
+      else  // also at the NaN input
+        EXPECT_TRUE(std::isnan(gv[i])) << name << " relu backward at " << i;
   }
 }
 

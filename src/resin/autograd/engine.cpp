@@ -1,5 +1,7 @@
 // The backward engine: Kahn's algorithm over the graph reachable from the roots, with an explicit
 // stack — never recursion — so a 1001-layer network cannot overflow the C++ stack.
+#include <algorithm>
+#include <utility>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
@@ -70,9 +72,21 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
   }
   // 2. Seed the input buffers with the root gradients.
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  // The second gradient delivered to a node that fuses the sum (Node::fuses_gradient_sum), kept
+  // apart until the node runs; a third delivery folds it in first, so the additions happen in the
+  // order they would without fusion.
+  std::unordered_map<Node*, Tensor> second_parts;
   auto deliver = [&](Node* fn, uint32_t slot, const Tensor& g) {
     auto& buf = buffers[fn];
     if (buf.size() < fn->num_outputs()) buf.resize(fn->num_outputs());
+    if (buf[slot].defined() && fn->num_outputs() == 1 && fn->fuses_gradient_sum()) {
+      Tensor& second = second_parts[fn];
+      if (!second.defined()) {
+        second = g;
+        return;
+      }
+      buf[slot] = accumulate(buf[slot], std::exchange(second, Tensor()));  // the order of the unfused sums
+    }
     buf[slot] = accumulate(buf[slot], g);
   };
   for (size_t i = 0; i < roots.size(); ++i) deliver(roots[i].fn.get(), roots[i].input_nr, root_grads[i]);
@@ -87,7 +101,17 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
     std::vector<Tensor> grads = std::move(buffers[n]);
     buffers.erase(n);
     grads.resize(n->num_outputs());
+    Tensor second;
+    if (auto it = second_parts.find(n); it != second_parts.end()) {
+      second = std::move(it->second);
+      second_parts.erase(it);
+    }
     auto& hooks = n->pre_hooks();
+    // Hooks and captures see the summed gradient: then the sum is not fused.
+    const bool observed = (!hooks.empty() && !hooks[0].empty()) ||
+                          (capture && std::any_of(capture->begin(), capture->end(),
+                                                  [n](const CaptureSlot& c) { return c.fn == n; }));
+    if (second.defined() && observed) grads[0] = accumulate(grads[0], std::exchange(second, Tensor()));
     for (uint32_t k = 0; k < grads.size(); ++k) {
       if (!grads[k].defined() && k < n->output_meta().size()) {
         const auto& m = n->output_meta()[k];
@@ -107,7 +131,8 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
     RESIN_CHECK(!(n->released() && n->saves_tensors()), n->name(),
                 ": trying to backward through the graph a second time, but its saved tensors "
                 "were already freed. Pass retain_graph=true to the first backward.");
-    std::vector<Tensor> outs = n->apply(std::move(grads));
+    std::vector<Tensor> outs = second.defined() ? n->apply_sum(std::move(grads), second) : n->apply(std::move(grads));
+    second = Tensor();
     RESIN_CHECK(outs.size() == n->next_edges().size(), n->name(), ": returned ", outs.size(),
                 " gradients for ", n->next_edges().size(), " inputs");
     if (!retain_graph) {
@@ -129,6 +154,11 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
 }  // namespace
 
 Node::Node() : sequence_nr_(g_next_sequence_nr++) {}
+
+std::vector<Tensor> Node::apply_sum(std::vector<Tensor>&& grads, const Tensor& second) {
+  grads[0] = accumulate(grads[0], second);
+  return apply(std::move(grads));
+}
 
 namespace {
 // Nodes whose last reference is being dropped by an enclosing ~Node on this thread.

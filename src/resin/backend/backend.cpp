@@ -62,6 +62,13 @@ void Backend::add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   unary(Unary::relu, y, y, {});
 }
 
+void Backend::add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
+  if (!g2.defined()) return unary_backward(Unary::relu, y, y, g1, gx, {});
+  Tensor g = empty_like(gx);
+  binary(Binary::add, g1, g2, g);
+  unary_backward(Unary::relu, y, y, g, gx, {});
+}
+
 void Backend::batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                                const Tensor& y, const Tensor& mean, const Tensor& var,
                                                double eps) {

@@ -96,6 +96,9 @@ class Backend {
   // backends override them to save a pass over memory.
   // y = relu(a + b); a and b already expanded to y's shape.
   virtual void add_relu(const Tensor& a, const Tensor& b, const Tensor& y);
+  // Backward of add_relu from its output y with the incoming gradient g1 + g2 (g2 may be undefined):
+  // gx = g1 + g2, or 0 where y ≤ 0 (even a NaN sum). The sum is the f32 add of binary().
+  virtual void add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx);
   // y = relu(batch norm of x) with batch statistics (outputs mean/var as above).
   virtual void batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                                 const Tensor& y, const Tensor& mean, const Tensor& var,

@@ -123,16 +123,25 @@ Tensor binary_kernel(Binary op, const Tensor& a, const Tensor& b, const char* na
   return out;
 }
 
-// relu(a + b): the gradient of both inputs is g masked where y = relu(a + b) > 0.
+// relu(a + b): the gradient of both inputs is g masked where y = relu(a + b) > 0. In a residual
+// network y feeds the next block's branch and its shortcut, so g is a sum of two gradients: the
+// node takes both and adds them inside the masking pass (Node::fuses_gradient_sum).
 struct AddReluBackward : Node {
   Tensor y;
   Shape a_shape, b_shape;
   std::string name() const override { return "AddReluBackward"; }
   bool saves_tensors() const override { return true; }
   void release_saved() override { y = Tensor(); }
-  std::vector<Tensor> apply(std::vector<Tensor>&& g) override {
+  bool fuses_gradient_sum() const override { return true; }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override { return masked(g[0], Tensor()); }
+  std::vector<Tensor> apply_sum(std::vector<Tensor>&& g, const Tensor& second) override {
+    return masked(g[0], second);
+  }
+
+ private:
+  std::vector<Tensor> masked(const Tensor& g1, const Tensor& g2) {
     Tensor gm = empty_like(y);
-    be(y).unary_backward(Unary::relu, y, y, g[0], gm, {});
+    be(y).add_relu_backward(y, g1, g2, gm);
     return {needs_input_grad(0) ? sum_to(gm, a_shape) : Tensor(), needs_input_grad(1) ? sum_to(gm, b_shape) : Tensor()};
   }
 };

@@ -114,6 +114,7 @@ class CpuBackend : public RefBackend {
                            const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                            double eps) override;
   void add_relu(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) override;
   void batch_norm_relu_forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                                         const Tensor& mean, const Tensor& var, double eps) override;
   void batch_norm_relu_backward(const Tensor& x, const Tensor& y, const Tensor& gy, const Tensor& mean,

@@ -111,6 +111,20 @@ void CpuBackend::unary(Unary op, const Tensor& x, const Tensor& out, UnaryParams
 
 void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, const Tensor& gy,
                                 const Tensor& gx, UnaryParams p) {
+  // ReLU: oneDNN 2.6 multiplies gy by the 0/1 derivative, which passes a NaN gradient where the ReLU
+  // was off; PyTorch (and resin) select 0 there. The own kernel selects; operands in other layouts
+  // are copied to one dense layout for it (and the result back).
+  if (op == Unary::relu && x.dtype() == DType::f32) {
+    if (kernels::add_relu_backward(x, gy, Tensor(), gx)) return detail::count_native();
+    Tensor xd = empty_like(gx), gd = empty_like(gx), od = empty_like(gx);
+    copy(x, xd);
+    copy(gy, gd);
+    if (kernels::add_relu_backward(xd, gd, Tensor(), od)) {
+      detail::count_native();
+      return copy(od, gx);
+    }
+    return RefBackend::unary_backward(op, x, y, gy, gx, p);
+  }
   std::shared_ptr<EltBwd> e;
   const auto el = eltwise_for(op, p, true);
   if (el && all_f32({&x, &gy, &gx}) && x.numel() > 0 && !has_broadcast(gx))

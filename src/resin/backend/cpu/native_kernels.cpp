@@ -70,12 +70,13 @@ using v4d = double __attribute__((vector_size(32)));
 using v4f = float __attribute__((vector_size(16)));
 using v4i = int32_t __attribute__((vector_size(16)));
 
-// u at i, masked as above (bit operations: `keep > 0 ? u : 0` became a branch on a random mask, 15x
-// slower, and a multiply by the mask would let a NaN gradient through where the ReLU was off).
+// u at i, or 0 where keep ≤ 0 (a NaN keep passes u, as PyTorch's threshold_backward does). Bit
+// operations: a `? :` became a branch on a random mask, 15x slower, and a multiply by the mask would
+// let a NaN gradient through where the ReLU was off.
 template <bool kMasked>
 inline float masked(const float* u, const float* keep, int64_t i) {
   if constexpr (kMasked) {
-    const uint32_t on = 0u - static_cast<uint32_t>(keep[i] > 0.0f);
+    const uint32_t on = 0u - static_cast<uint32_t>(!(keep[i] <= 0.0f));
     return std::bit_cast<float>(std::bit_cast<uint32_t>(u[i]) & on);
   }
   return u[i];
@@ -88,7 +89,7 @@ inline v4f load4(const float* u, const float* keep, int64_t i) {
   if constexpr (kMasked) {
     v4f k;
     std::memcpy(&k, keep + i, sizeof k);
-    v = reinterpret_cast<v4f>(reinterpret_cast<v4i>(v) & (k > 0.0f));
+    v = reinterpret_cast<v4f>(reinterpret_cast<v4i>(v) & ~(k <= 0.0f));
   }
   return v;
 }
@@ -389,6 +390,27 @@ bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) yp[i] = std::max(ap[i] + bp[i], 0.0f);
+  return true;
+}
+
+bool add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
+  for (const Tensor* t : {&y, &g1, &g2, &gx})
+    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != gx.shape() || t->strides() != gx.strides() ||
+                         !t->is_non_overlapping_dense()))
+      return false;
+  const float *yp = y.data<float>(), *ap = g1.data<float>(), *bp = g2.defined() ? g2.data<float>() : nullptr;
+  float* op = gx.data<float>();
+  const int64_t n = gx.numel();
+  if (bp) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = ap[i] + bp[i];
+      op[i] = masked<true>(&g, yp + i, 0);
+    }
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) op[i] = masked<true>(ap, yp, i);
+  }
   return true;
 }
 

@@ -210,6 +210,11 @@ void CpuBackend::add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   Backend::add_relu(a, b, y);
 }
 
+void CpuBackend::add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
+  if (kernels::add_relu_backward(y, g1, g2, gx)) return onednn::detail::count_native();
+  Backend::add_relu_backward(y, g1, g2, gx);
+}
+
 void CpuBackend::layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                                     const Tensor& mean, const Tensor& rstd, double eps) {
   std::shared_ptr<LnFwd> e;
