@@ -133,6 +133,39 @@ TEST(AutogradEngine, AddReluTakesItsGradientSumFused) {
   EXPECT_EQ(g[0].to_vector(), add(c, 1.0).to_vector());
 }
 
+// The engine's side of Node::fuses_gradient_sum, with a probe node (identity forward): apply_sum
+// gets the last delivered gradient apart, once per backward, only when there are several and nothing
+// observes the node's output; the gradient reaching the input is the sum either way.
+struct SumProbe : autograd::Node {
+  int* fused_calls = nullptr;
+  std::string name() const override { return "SumProbe"; }
+  bool fuses_gradient_sum() const override { return true; }
+  std::vector<Tensor> apply(std::vector<Tensor>&& g) override { return {g[0]}; }
+  std::vector<Tensor> apply_sum(std::vector<Tensor>&& g, const Tensor& second) override {
+    ++*fused_calls;
+    return {add(g[0], second)};
+  }
+};
+
+TEST(AutogradEngine, AFusingNodeGetsItsLastGradientApart) {
+  for (int consumers : {1, 2, 3, 4})
+    for (bool hooked : {false, true}) {
+      int fused = 0;
+      Tensor x = vec({1, 2, 3}, true);
+      Tensor y = x.detach().clone();
+      auto probe = std::make_shared<SumProbe>();
+      probe->fused_calls = &fused;
+      autograd::set_history(probe, {&x}, {&y});
+      if (hooked) y.register_hook([](const Tensor&) { return Tensor(); });
+      Tensor loss = sum(mul(y, 1.0));
+      for (int k = 2; k <= consumers; ++k) loss = add(loss, sum(mul(y, static_cast<double>(k))));
+      loss.backward();
+      const double total = consumers * (consumers + 1) / 2.0;  // 1 + 2 + ... + consumers
+      EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{total, total, total})) << consumers;
+      EXPECT_EQ(fused, consumers >= 2 && !hooked ? 1 : 0) << consumers << " consumers, hooked " << hooked;
+    }
+}
+
 TEST(AutogradEngine, DiamondRunsSharedNodeOnce) {
   Tensor x = vec({0.1, 0.7}, true);
   Tensor a = exp(x);

@@ -116,4 +116,14 @@ void expect_path(bool expect_dnnl, const std::string& what, F&& f) {
   }
 }
 
+// Runs f() and checks that exactly one of the CPU backend's own kernels ran and no oneDNN primitive.
+template <class F>
+void expect_native(const std::string& what, F&& f) {
+  const auto before = backend::CpuBackend::cache_stats();
+  f();
+  const auto after = backend::CpuBackend::cache_stats();
+  EXPECT_EQ(after.native, before.native + 1) << what << ": expected one native kernel";
+  EXPECT_EQ(after.executed, before.executed) << what << ": a oneDNN primitive ran";
+}
+
 }  // namespace resin::test

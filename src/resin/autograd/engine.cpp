@@ -72,20 +72,19 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
   }
   // 2. Seed the input buffers with the root gradients.
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
-  // The second gradient delivered to a node that fuses the sum (Node::fuses_gradient_sum), kept
-  // apart until the node runs; a third delivery folds it in first, so the additions happen in the
-  // order they would without fusion.
+  // For a node that fuses the sum (Node::fuses_gradient_sum), the last of several gradients is kept
+  // apart until the node runs; earlier ones are added as they come, so the additions happen in the
+  // order they would without fusion and no more than one extra tensor is held.
   std::unordered_map<Node*, Tensor> second_parts;
   auto deliver = [&](Node* fn, uint32_t slot, const Tensor& g) {
     auto& buf = buffers[fn];
     if (buf.size() < fn->num_outputs()) buf.resize(fn->num_outputs());
     if (buf[slot].defined() && fn->num_outputs() == 1 && fn->fuses_gradient_sum()) {
-      Tensor& second = second_parts[fn];
-      if (!second.defined()) {
-        second = g;
+      const auto d = deps.find(fn);
+      if (d != deps.end() && d->second == 1) {  // this edge is the node's last one
+        second_parts[fn] = g;
         return;
       }
-      buf[slot] = accumulate(buf[slot], std::exchange(second, Tensor()));  // the order of the unfused sums
     }
     buf[slot] = accumulate(buf[slot], g);
   };
@@ -131,7 +130,8 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
     RESIN_CHECK(!(n->released() && n->saves_tensors()), n->name(),
                 ": trying to backward through the graph a second time, but its saved tensors "
                 "were already freed. Pass retain_graph=true to the first backward.");
-    std::vector<Tensor> outs = second.defined() ? n->apply_sum(std::move(grads), second) : n->apply(std::move(grads));
+    std::vector<Tensor> outs =
+        second.defined() ? n->apply_sum(std::move(grads), second) : n->apply(std::move(grads));
     second = Tensor();
     RESIN_CHECK(outs.size() == n->next_edges().size(), n->name(), ": returned ", outs.size(),
                 " gradients for ", n->next_edges().size(), " inputs");

@@ -29,8 +29,8 @@ class Node : public std::enable_shared_from_this<Node> {
   virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;
   // A node with one output whose backward can add two incoming gradients inside its own pass (one
   // pass over memory instead of an add, then the backward) returns true. When two consumers deliver,
-  // the engine then calls apply_sum(grads, second) instead of apply(grads[0] + second); the result
-  // must equal that exactly (the sum is the same f32 addition, just not stored).
+  // the engine then calls apply_sum(grads, second) with the last one apart instead of
+  // apply(grads[0] + second); the result must equal that exactly (the same addition, not stored).
   virtual bool fuses_gradient_sum() const { return false; }
   virtual std::vector<Tensor> apply_sum(std::vector<Tensor>&& grads, const Tensor& second);
   // Saved tensors are dropped after backward unless retain_graph; nodes that save override both.

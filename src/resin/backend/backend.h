@@ -51,7 +51,8 @@ class Backend {
 
   // out = op(x); same shape.
   virtual void unary(Unary op, const Tensor& x, const Tensor& out, UnaryParams p) = 0;
-  // gx = gy * d op(x)/dx. y is the forward output (defined for every op).
+  // gx = gy * d op(x)/dx (ReLU: gy where x > 0, else 0, even for a NaN gy). y is the forward output
+  // (defined for every op).
   virtual void unary_backward(Unary op, const Tensor& x, const Tensor& y, const Tensor& gy,
                               const Tensor& gx, UnaryParams p) = 0;
   // out = a op b. a and b are already expanded (stride 0) to out's shape.

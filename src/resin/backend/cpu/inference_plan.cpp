@@ -474,13 +474,6 @@ Tensor InferencePlan::run(const Tensor& x) {
   // Checked on every call: the compiled forms are keyed by shape and strides only.
   RESIN_CHECK(x.dtype() == DType::f32 && x.device().type == DeviceType::cpu,
               "InferencePlan::run: expected an f32 CPU tensor, got ", x.dtype(), " on ", x.device());
-  const Strides st = normalized_strides(x);
-  std::vector<int64_t> key(x.shape().begin(), x.shape().end());
-  key.insert(key.end(), st.begin(), st.end());
-  auto it = impl_->compiled.find(key);
-  if (it == impl_->compiled.end()) it = impl_->compiled.emplace(key, impl_->compile(x)).first;
-  Compiled& c = *it->second;
-  impl_->last = &c;
   {
     // Scanned in memory order; with the batch dimension outermost the position names the sample.
     const Tensor dense = x.is_non_overlapping_dense() ? x : x.contiguous();
@@ -492,6 +485,13 @@ Tensor InferencePlan::run(const Tensor& x) {
                 " has a NaN or infinite value; the fused plan's ReLUs would turn it into finite outputs "
                 "(the unfused model propagates it)");
   }
+  const Strides st = normalized_strides(x);
+  std::vector<int64_t> key(x.shape().begin(), x.shape().end());
+  key.insert(key.end(), st.begin(), st.end());
+  auto it = impl_->compiled.find(key);
+  if (it == impl_->compiled.end()) it = impl_->compiled.emplace(key, impl_->compile(x)).first;
+  Compiled& c = *it->second;
+  impl_->last = &c;
   Tensor y = empty(c.out_shape);
   c.in.set_data_handle(x.raw_data());
   c.out.set_data_handle(y.raw_data());

@@ -9,8 +9,9 @@
 // call; on these 2-core machines, when another process holds one core, each barrier waits out a
 // scheduler slice (16 ms per call measured for 128x16x32x32 under load, 0.6 ms with one thread), and
 // its NCHW kernel (ncsp_bnorm) is a slow generic loop. These loops have two fork/joins per call and
-// no inner barriers, sum in double, and partition work statically, so results depend only on the
-// thread count (as the exact-resume contract requires).
+// no inner barriers, sum shifted values in double (channels-last: f32 over runs of 32 rows, then
+// double), and partition work statically, so results depend only on the thread count (as the
+// exact-resume contract requires).
 //
 // Layouts: channels-last ([R = N·H·W rows] × C, parallel over rows with per-thread partial sums
 // combined in thread order) and contiguous NCHW (parallel over channels). Anything else returns
@@ -64,7 +65,8 @@ struct Geometry {
 // order of the additions is fixed by the shape and the thread count alone.
 //
 // Only inlined helpers of this file pass these vectors, so the psABI note about 32-byte vectors
-// without AVX does not concern any interface.
+// without AVX does not concern any interface (ignored to the end of the kernels namespace).
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 using v4d = double __attribute__((vector_size(32)));
 using v4f = float __attribute__((vector_size(16)));
@@ -191,6 +193,8 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
   }
 }
 
+#pragma GCC diagnostic pop
+
 // out[i] = f(i, c) over every element, parallel over rows or planes.
 template <class Fn>
 void channel_map(Layout l, const Geometry& g, Fn&& f) {
@@ -220,9 +224,17 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
     return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
   const float* xp = x.data<float>();
-  // The shift: each channel's element [0, c, 0, 0] (in both layouts), close to the channel's values.
+  // The shift: per channel, the mean (in double) of sample 0's first kShiftSpan positions, the same
+  // elements in both layouts. A local mean rather than one element, so that a single outlier cannot
+  // put the shift far from the channel's values (the f32 squares' error grows with (k − mean)²/var).
+  constexpr int64_t kShiftSpan = 64;
+  const int64_t span = std::min(g.hw, kShiftSpan);
   std::vector<float> k(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; ++c) k[static_cast<size_t>(c)] = xp[l == Layout::rows ? c : c * g.hw];
+  for (int64_t c = 0; c < C; ++c) {
+    double t = 0;
+    for (int64_t p = 0; p < span; ++p) t += xp[l == Layout::rows ? p * C + c : c * g.hw + p];
+    k[static_cast<size_t>(c)] = static_cast<float>(t / static_cast<double>(span));
+  }
   std::vector<double> s, q;  // Σ(x − k), Σ(x − k)²
   moment_sums<false, true>(l, g, xp, nullptr, xp, k.data(), s, q);
   const double count = static_cast<double>(g.rows());
@@ -234,9 +246,9 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
     const double d = s[i] / count, mu = k[i] + d, v = std::max(q[i] / count - d * d, 0.0);
     mp[c] = static_cast<float>(mu);
     vp[c] = static_cast<float>(v);
-    const double k = (gamma.defined() ? gamma.data<float>()[c] : 1.0) / std::sqrt(v + eps);
+    const double scale_c = (gamma.defined() ? gamma.data<float>()[c] : 1.0) / std::sqrt(v + eps);
     m[i] = static_cast<float>(mu);
-    scale[i] = static_cast<float>(k);
+    scale[i] = static_cast<float>(scale_c);
     shift[i] = beta.defined() ? beta.data<float>()[c] : 0.0f;
   }
   float* yp = y.data<float>();
@@ -251,8 +263,8 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
 
 namespace {
 
-// The backward passes; kMasked: the gradient counts only where relu_y > 0 (a branch-free select, so
-// the loops vectorize either way).
+// The backward passes; kMasked: the gradient is 0 where relu_y ≤ 0 (a branch-free select, so the
+// loops vectorize either way; a NaN relu_y passes the gradient, as PyTorch's threshold_backward).
 template <bool kMasked>
 void backward_passes(Layout l, const Geometry& g, const float* xp, const float* gp, const float* yp,
                      const float* mp, const float* vp, const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
@@ -394,10 +406,14 @@ bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
 }
 
 bool add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
-  for (const Tensor* t : {&y, &g1, &g2, &gx})
-    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != gx.shape() || t->strides() != gx.strides() ||
-                         !t->is_non_overlapping_dense()))
+  // One memory order for all: strides compared as oneDNN sees them (size-1 dims do not matter).
+  if (!gx.is_non_overlapping_dense()) return false;
+  const Strides order = onednn::normalized_strides(gx);
+  for (const Tensor* t : {&y, &g1, &g2})
+    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != gx.shape() ||
+                         onednn::normalized_strides(*t) != order || !t->is_non_overlapping_dense()))
       return false;
+  if (gx.dtype() != DType::f32) return false;
   const float *yp = y.data<float>(), *ap = g1.data<float>(), *bp = g2.defined() ? g2.data<float>() : nullptr;
   float* op = gx.data<float>();
   const int64_t n = gx.numel();

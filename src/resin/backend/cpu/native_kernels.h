@@ -12,7 +12,7 @@ namespace resin::backend::kernels {
 // relu: y = max(0, batch norm of x).
 bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                          const Tensor& mean, const Tensor& var, double eps, bool relu = false);
-// relu_y defined: the backward of relu(batch norm) with that output, i.e. gy counts where relu_y > 0.
+// relu_y defined: the backward of relu(batch norm) with that output: gy counts unless relu_y ≤ 0.
 bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                          const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                          double eps, const Tensor& relu_y = {});
