@@ -22,11 +22,8 @@
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
 // On a shared machine add RESIN_BENCH_CLOCK=cpu OMP_WAIT_POLICY=passive (see timed()).
 #include <benchmark/benchmark.h>
-#include <omp.h>
-#include <time.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>

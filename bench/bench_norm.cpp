@@ -45,8 +45,16 @@ void set_bytes(benchmark::State& st, const Act& a, int tensors) {
 struct Bn {
   Tensor x, y, gy, gx, gamma, beta, mean, var, ggamma, gbeta;
   Bn(const Act& a, bool cl)
-      : x(act(a, cl)), y(empty_like(x)), gy(act(a, cl)), gx(empty_like(x)), gamma(randn({a.c})),
-        beta(randn({a.c})), mean(empty({a.c})), var(empty({a.c})), ggamma(empty({a.c})), gbeta(empty({a.c})) {}
+      : x(act(a, cl)),
+        y(empty_like(x)),
+        gy(act(a, cl)),
+        gx(empty_like(x)),
+        gamma(randn({a.c})),
+        beta(randn({a.c})),
+        mean(empty({a.c})),
+        var(empty({a.c})),
+        ggamma(empty({a.c})),
+        gbeta(empty({a.c})) {}
 };
 
 // Reads x twice (statistics, then the map) and writes y: at least 2 tensors of traffic.
@@ -80,10 +88,11 @@ const bool registered = [] {
   for (const Act& a : kActs)
     for (bool cl : {true, false}) {
       const std::string tail = std::string(cl ? "/cl/" : "/nchw/") + a.name;
-      for (auto [name, fn] : {std::pair{"bn_relu_fwd", &bm_bn_relu_fwd}, std::pair{"bn_relu_bwd", &bm_bn_relu_bwd},
-                              std::pair{"add_relu", &bm_add_relu}})
-      {
-        auto* b = benchmark::RegisterBenchmark((name + tail).c_str(), fn, a, cl)->Unit(benchmark::kMillisecond);
+      for (auto [name, fn] :
+           {std::pair{"bn_relu_fwd", &bm_bn_relu_fwd}, std::pair{"bn_relu_bwd", &bm_bn_relu_bwd},
+            std::pair{"add_relu", &bm_add_relu}}) {
+        auto* b =
+            benchmark::RegisterBenchmark((name + tail).c_str(), fn, a, cl)->Unit(benchmark::kMillisecond);
         if (resin::bench::cpu_clock()) b->UseManualTime();
       }
     }

@@ -105,7 +105,11 @@ TEST(AutogradEngine, AddReluTakesItsGradientSumFused) {
       b.set_requires_grad(true);
       Tensor y = add_relu(a, b);
       Tensor seen;
-      if (observe == 1) y.register_hook([&seen](const Tensor& g) { seen = g.clone(); return Tensor(); });
+      if (observe == 1)
+        y.register_hook([&seen](const Tensor& g) {
+          seen = g.clone();
+          return Tensor();
+        });
       if (observe == 2) y.retain_grad();
       Tensor loss = sum(mul(y, c));
       if (consumers >= 2) loss = add(loss, sum(y));

@@ -1,6 +1,8 @@
 // models::fuse_for_inference: the fused plan computes the eval-mode forward of the model it was
 // built from (BN folded, ReLU/residual post-ops, option-A shortcuts as a 1x1 conv), for every
 // ResNet shape it claims, in both input layouts and for several batch sizes.
+#include "resin/models/fuse.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/backend/backend.h"
-#include "resin/models/fuse.h"
 #include "resin/models/resnet.h"
 #include "resin/models/zoo.h"
 #include "resin/nn/rewrite.h"
@@ -125,13 +126,15 @@ TEST(Fuse, NonFiniteInputsAndParametersAreRefusedNotHidden) {
       Tensor xi = cl ? x.contiguous(MemoryFormat::channels_last) : x;
       if (std::isnan(bad)) {
         Tensor want = net->forward(xi);
-        for (int64_t k = 0; k < 10; ++k) EXPECT_TRUE(std::isnan(want.data<float>()[20 + k])) << "module, logit " << k;
+        for (int64_t k = 0; k < 10; ++k)
+          EXPECT_TRUE(std::isnan(want.data<float>()[20 + k])) << "module, logit " << k;
       }
       try {
         fused->forward(xi);
         ADD_FAILURE() << "a non-finite input ran through the fused plan";
       } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("(sample 2) has a NaN or infinite value"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("(sample 2) has a NaN or infinite value"), std::string::npos)
+            << e.what();
       }
       EXPECT_NO_THROW(fused->forward(randn({3, 1, 8, 8})));  // the plan still runs finite inputs
     }

@@ -1,10 +1,10 @@
 // The backward engine: Kahn's algorithm over the graph reachable from the roots, with an explicit
 // stack — never recursion — so a 1001-layer network cannot overflow the C++ stack.
 #include <algorithm>
-#include <utility>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/autograd/node.h"

@@ -383,8 +383,8 @@ Tensor own_copy(const Tensor& t) {
   if (!t.defined()) return t;
   RESIN_CHECK(t.dtype() == DType::f32, "InferencePlan: parameters must be f32, got ", t.dtype());
   Tensor c = t.detach().clone();
-  RESIN_CHECK(first_non_finite(c.data<float>(), c.numel()) < 0, "InferencePlan: a parameter of shape ", c.shape(),
-              " has a NaN or infinite value; a fused plan would hide it (run the model unfused)");
+  RESIN_CHECK(first_non_finite(c.data<float>(), c.numel()) < 0, "InferencePlan: a parameter of shape ",
+              c.shape(), " has a NaN or infinite value; a fused plan would hide it (run the model unfused)");
   return c;
 }
 }  // namespace
@@ -480,7 +480,8 @@ Tensor InferencePlan::run(const Tensor& x) {
     const int64_t bad = first_non_finite(static_cast<const float*>(dense.raw_data()), dense.numel());
     const bool batch_outer = x.is_contiguous() || x.is_channels_last() || !x.is_non_overlapping_dense();
     RESIN_CHECK(bad < 0, "InferencePlan::run: the input",
-                batch_outer ? " (sample " + std::to_string(bad / std::max<int64_t>(1, dense.numel() / x.size(0))) + ")"
+                batch_outer ? " (sample " +
+                                  std::to_string(bad / std::max<int64_t>(1, dense.numel() / x.size(0))) + ")"
                             : std::string(),
                 " has a NaN or infinite value; the fused plan's ReLUs would turn it into finite outputs "
                 "(the unfused model propagates it)");

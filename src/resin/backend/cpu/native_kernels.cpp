@@ -16,16 +16,17 @@
 // Layouts: channels-last ([R = N·H·W rows] × C, parallel over rows with per-thread partial sums
 // combined in thread order) and contiguous NCHW (parallel over channels). Anything else returns
 // false and the caller uses oneDNN or the reference loops.
+#include "resin/backend/cpu/native_kernels.h"
+
 #include <omp.h>
 
 #include <algorithm>
 #include <bit>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "resin/backend/cpu/native_kernels.h"
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend::kernels {
@@ -122,8 +123,8 @@ void row_run_sums(const float* u, const float* keep, const float* w, const float
 }
 
 template <bool kMasked, bool kShiftU>
-void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep, const float* w, const float* k,
-                 std::vector<double>& a, std::vector<double>& b) {
+void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep, const float* w,
+                 const float* k, std::vector<double>& a, std::vector<double>& b) {
   const int64_t C = g.c;
   a.assign(static_cast<size_t>(C), 0.0);
   b.assign(static_cast<size_t>(C), 0.0);
@@ -288,7 +289,9 @@ void backward_passes(Layout l, const Geometry& g, const float* xp, const float* 
   if (!gx.defined()) return;
   float* op = gx.data<float>();
   const float *pa = ca.data(), *pb = cb.data(), *pd = cd.data();
-  channel_map(l, g, [&](int64_t i, int64_t c) { op[i] = pa[c] * masked<kMasked>(gp, yp, i) + pb[c] * (xp[i] - mp[c]) + pd[c]; });
+  channel_map(l, g, [&](int64_t i, int64_t c) {
+    op[i] = pa[c] * masked<kMasked>(gp, yp, i) + pb[c] * (xp[i] - mp[c]) + pd[c];
+  });
 }
 
 }  // namespace

@@ -104,8 +104,9 @@ __global__ void unary_backward_kernel(UnaryOp op, Indexer<4> ix, const T* x, con
     int64_t o[4];
     offsets_of(ix, i, o);
     // ReLU selects as PyTorch's threshold_backward: 0 where x ≤ 0 even for a NaN gradient.
-    gx[o[3]] = op == UnaryOp::relu ? (x[o[0]] <= T(0) ? T(0) : gy[o[2]])
-                                   : gy[o[2]] * unary_derivative(op, x[o[0]], y[o[1]], alpha, beta, alpha_is_zero);
+    gx[o[3]] = op == UnaryOp::relu
+                   ? (x[o[0]] <= T(0) ? T(0) : gy[o[2]])
+                   : gy[o[2]] * unary_derivative(op, x[o[0]], y[o[1]], alpha, beta, alpha_is_zero);
   }
 }
 

@@ -121,7 +121,8 @@ void RefBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, cons
       // ReLU selects instead of multiplying, as PyTorch's threshold_backward: 0 where x ≤ 0 even if
       // gy is NaN (gy · 0 would pass the NaN on), gy elsewhere (also where x is NaN).
       if (op == Unary::relu)
-        for (int64_t i = 0; i < n; ++i) gxp[o[3] + i * s[3]] = xp[o[0] + i * s[0]] <= T(0) ? T(0) : gyp[o[2] + i * s[2]];
+        for (int64_t i = 0; i < n; ++i)
+          gxp[o[3] + i * s[3]] = xp[o[0] + i * s[0]] <= T(0) ? T(0) : gyp[o[2] + i * s[2]];
       else
         for (int64_t i = 0; i < n; ++i)
           gxp[o[3] + i * s[3]] =
