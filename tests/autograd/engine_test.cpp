@@ -170,6 +170,23 @@ TEST(AutogradEngine, AFusingNodeGetsItsLastGradientApart) {
     }
 }
 
+// Roots that repeat a tensor deliver to its node before any node runs: with the node also reached
+// through the graph, all three gradients must arrive (1 + 1 from the roots, 2 through mul).
+TEST(AutogradEngine, AFusingNodeKeepsEveryGradientOfRepeatedRoots) {
+  int fused = 0;
+  Tensor x = vec({1, 2}, true);
+  Tensor y = x.detach().clone();
+  auto probe = std::make_shared<SumProbe>();
+  probe->fused_calls = &fused;
+  autograd::set_history(probe, {&x}, {&y});
+  Tensor z = mul(y, 2.0);
+  autograd::run_backward({y, y, z}, {ones({2}, {.dtype = DType::f64}), ones({2}, {.dtype = DType::f64}),
+                                     ones({2}, {.dtype = DType::f64})},
+                         false);
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{4, 4}));
+  EXPECT_EQ(fused, 1);
+}
+
 TEST(AutogradEngine, DiamondRunsSharedNodeOnce) {
   Tensor x = vec({0.1, 0.7}, true);
   Tensor a = exp(x);

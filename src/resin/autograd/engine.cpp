@@ -82,7 +82,10 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
     if (buf[slot].defined() && fn->num_outputs() == 1 && fn->fuses_gradient_sum()) {
       const auto d = deps.find(fn);
       if (d != deps.end() && d->second == 1) {  // this edge is the node's last one
-        second_parts[fn] = g;
+        Tensor& second = second_parts[fn];
+        // Only a root delivered twice can come here with one already set: it is added as usual.
+        if (second.defined()) buf[slot] = accumulate(buf[slot], second);
+        second = g;
         return;
       }
     }
