@@ -109,11 +109,14 @@ void execute(const std::vector<Edge>& roots, const std::vector<Tensor>& root_gra
       second_parts.erase(it);
     }
     auto& hooks = n->pre_hooks();
-    // Hooks and captures see the summed gradient: then the sum is not fused.
-    const bool observed = (!hooks.empty() && !hooks[0].empty()) ||
-                          (capture && std::any_of(capture->begin(), capture->end(),
-                                                  [n](const CaptureSlot& c) { return c.fn == n; }));
-    if (second.defined() && observed) grads[0] = accumulate(grads[0], std::exchange(second, Tensor()));
+    // Hooks and captures see the summed gradient: then the sum is not fused (checked only for the
+    // nodes that hold a second part, not for every node of every backward).
+    auto observed = [&] {
+      return (!hooks.empty() && !hooks[0].empty()) ||
+             (capture && std::any_of(capture->begin(), capture->end(),
+                                     [n](const CaptureSlot& c) { return c.fn == n; }));
+    };
+    if (second.defined() && observed()) grads[0] = accumulate(grads[0], std::exchange(second, Tensor()));
     for (uint32_t k = 0; k < grads.size(); ++k) {
       if (!grads[k].defined() && k < n->output_meta().size()) {
         const auto& m = n->output_meta()[k];

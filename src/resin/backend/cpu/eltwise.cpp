@@ -115,11 +115,11 @@ void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, cons
   // was off; PyTorch (and resin) select 0 there. The own kernel selects; operands in other layouts
   // are copied to one dense layout for it (and the result back).
   if (op == Unary::relu && x.dtype() == DType::f32) {
-    if (kernels::add_relu_backward(x, gy, Tensor(), gx)) return detail::count_native();
+    if (kernels::relu_backward(x, gy, Tensor(), gx)) return detail::count_native();
     Tensor xd = empty_like(gx), gd = empty_like(gx), od = empty_like(gx);
     copy(x, xd);
     copy(gy, gd);
-    if (kernels::add_relu_backward(xd, gd, Tensor(), od)) {
+    if (kernels::relu_backward(xd, gd, Tensor(), od)) {
       detail::count_native();
       return copy(od, gx);
     }

@@ -54,7 +54,7 @@ struct Geometry {
 
 // Per-channel moments: a[c] = Σ u' and b[c] = Σ u'·(w − k[c]) over the elements of channel c, with
 // u' = u − k[c] when kShiftU, else u, and u masked to 0 where keep ≤ 0 when kMasked. Forward: u = w
-// = x and k = one element of each channel give Σ(x − k), Σ(x − k)², the shifted moments (the mean
+// = x and k = a local mean of each channel give Σ(x − k), Σ(x − k)², the shifted moments (the mean
 // and variance follow without the cancellation of Σx² − (Σx)²/R when |mean| ≫ std); backward: u =
 // the (masked) gradient, w = x, k = the batch mean.
 //
@@ -408,7 +408,7 @@ bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
   return true;
 }
 
-bool add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
+bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
   // One memory order for all: strides compared as oneDNN sees them (size-1 dims do not matter).
   if (!gx.is_non_overlapping_dense()) return false;
   const Strides order = onednn::normalized_strides(gx);

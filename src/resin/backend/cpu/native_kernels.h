@@ -19,9 +19,9 @@ bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, 
 // y = max(0, a + b) for f32 tensors of one shape and one dense layout. Every ReLU here keeps NaN.
 bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y);
 // gx = g1 + g2 (g2 may be undefined) unless y ≤ 0, where it is 0 (PyTorch's threshold_backward), for f32
-// tensors of one shape and one dense layout: the backward of add_relu with the engine's gradient sum fused
-// in.
-bool add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx);
+// tensors of one shape and one dense layout: ReLU's backward (y its input or output), and add_relu's with
+// the engine's gradient sum fused in.
+bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx);
 // y = max(0, x), NaN kept (PyTorch's rule; oneDNN 2.6's eltwise ReLU turns NaN into 0), for f32
 // tensors of one shape and one dense layout.
 bool relu(const Tensor& x, const Tensor& y);

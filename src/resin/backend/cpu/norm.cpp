@@ -211,7 +211,7 @@ void CpuBackend::add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
 }
 
 void CpuBackend::add_relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
-  if (kernels::add_relu_backward(y, g1, g2, gx)) return onednn::detail::count_native();
+  if (kernels::relu_backward(y, g1, g2, gx)) return onednn::detail::count_native();
   Backend::add_relu_backward(y, g1, g2, gx);
 }
 
