@@ -5,13 +5,22 @@
 #include <memory>
 
 #include "resin/core/device.h"
+#include "resin/core/shape.h"
 
 namespace resin {
+
+// A storage whose bytes are in oneDNN's blocked nChw16c order instead of the strided order of the
+// tensor that covers it (tensor/packing.h says when and why): the tensor's shape and strides.
+struct Packing {
+  Shape shape;
+  Strides plain;
+};
 
 struct Storage {
   std::shared_ptr<uint8_t> data;  // 64-byte aligned (CPU); deleter returns it to the allocator
   size_t nbytes = 0;
   Device device;
+  std::unique_ptr<Packing> packing;  // set: the bytes are packed (TensorImpl::data() unpacks them)
 
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device::cpu());
 };
@@ -23,6 +32,8 @@ struct AllocatorStats {
   int64_t allocations = 0;
 };
 AllocatorStats allocator_stats();
+// Restores a packed storage's strided bytes in place and clears its packing (tensor/packing.cpp).
+void unpack_storage(Storage& s);
 void reset_peak_bytes();
 
 }  // namespace resin

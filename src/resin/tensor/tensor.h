@@ -152,7 +152,13 @@ class TensorImpl {
   int64_t offset() const { return offset_; }
   DType dtype() const { return dtype_; }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
-  void* data() const { return storage_->data.get() + offset_ * static_cast<int64_t>(dtype_size(dtype_)); }
+  // The first element's address in the strided layout: a packed storage is unpacked first, so every
+  // reader that does not know the packed layout sees the values where the strides say.
+  void* data() const {
+    if (storage_->packing) [[unlikely]]
+      unpack_storage(*storage_);
+    return storage_->data.get() + offset_ * static_cast<int64_t>(dtype_size(dtype_));
+  }
 
   AutogradMeta* autograd() const { return autograd_.get(); }
   AutogradMeta& autograd_mut() {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include "resin/autograd/grad_mode.h"
@@ -16,6 +17,7 @@
 #include "resin/models/fuse.h"
 #include "resin/models/zoo.h"
 #include "resin/optim/optim.h"
+#include "resin/tensor/packing.h"
 #include "resin/tensor/storage_cache.h"
 #include "resin/train/metrics.h"
 #include "resin/train/precision.h"
@@ -98,6 +100,14 @@ BenchResult run_bench(const BenchConfig& c) {
   if (c.channels_last) x = x.contiguous(MemoryFormat::channels_last);
   Tensor labels = randint(0, c.classes, {c.batch_size});
 
+  // Warm-up, then the timed iterations (peak memory and unpacks counted over those only).
+  auto measure = [&](const std::function<void()>& step) {
+    for (int64_t i = 0; i < c.warmup; ++i) step();
+    reset_peak_bytes();
+    const int64_t unpacks = unpack_count();
+    time_iterations(c.reps, step, r);
+    r.unpacks_per_iter = static_cast<double>(unpack_count() - unpacks) / static_cast<double>(c.reps);
+  };
   if (train) {
     model->train();
     optim::Sgd opt(optim::weight_decay_param_groups(model->named_parameters(), 0.01, 5e-4),
@@ -113,9 +123,7 @@ BenchResult run_bench(const BenchConfig& c) {
       opt.zero_grad();
       RESIN_CHECK(std::isfinite(loss.item()), "bench: non-finite loss");
     };
-    for (int64_t i = 0; i < c.warmup; ++i) step();
-    reset_peak_bytes();
-    time_iterations(c.reps, step, r);
+    measure(step);
   } else {
     model->eval();
     NoGradGuard ng;
@@ -129,9 +137,7 @@ BenchResult run_bench(const BenchConfig& c) {
       Tensor y = run->forward(x);
       RESIN_CHECK(y.dim() == 2 && y.size(0) == c.batch_size, "bench: unexpected output shape ", y.shape());
     };
-    for (int64_t i = 0; i < c.warmup; ++i) step();
-    reset_peak_bytes();
-    time_iterations(c.reps, step, r);
+    measure(step);
     if (c.print_plan) std::fprintf(stderr, "%s", r.fused ? models::fused_plan_summary(*run).c_str() : "(not fused)\n");
   }
   r.peak_tensor_mib = static_cast<double>(allocator_stats().peak_bytes) / (1024.0 * 1024.0);
@@ -150,6 +156,7 @@ BenchResult run_bench(const BenchConfig& c) {
 
 std::string to_json(const BenchResult& r) {
   const BenchConfig& c = r.config;
+  // clang-format off
   std::string j = train::to_json(JsonRecord{
       {"model", c.model}, {"mode", c.mode}, {"dtype", c.dtype}, {"batch_size", c.batch_size},
       {"image_size", c.image_size}, {"channels", c.channels}, {"classes", c.classes},
@@ -159,7 +166,8 @@ std::string to_json(const BenchResult& r) {
       {"images_per_s", r.images_per_s},
       {"gflop_per_iter", r.gflop_per_iter}, {"gflops", r.gflops}, {"macs_per_image", r.macs_per_image},
       {"parameters", r.parameters}, {"peak_rss_mib", r.peak_rss_mib}, {"peak_tensor_mib", r.peak_tensor_mib},
-      {"cached_mib", r.cached_mib}, {"load_avg", r.load_avg}});
+      {"cached_mib", r.cached_mib}, {"load_avg", r.load_avg}, {"unpacks_per_iter", r.unpacks_per_iter}});
+  // clang-format on
   std::ostringstream ms;
   ms.precision(6);
   for (size_t i = 0; i < r.seconds.size(); ++i) ms << (i ? ", " : "") << r.seconds[i] * 1e3;
@@ -177,13 +185,15 @@ std::string to_text(const BenchResult& r) {
                 "%s %s %s: batch %lld, %lldx%lldx%lld%s%s, %d threads, %lld+%lld iterations\n"
                 "  median %.2f ms/iter (p10 %.2f, p90 %.2f, min %.2f) = %.1f images/s, %.1f GFLOP/s "
                 "(%.3f GFLOP/iter); CPU %.2f ms/iter\n"
-                "  peak RSS %.0f MiB, peak tensors %.0f MiB, load average %.2f\n",
+                "  peak RSS %.0f MiB, peak tensors %.0f MiB, packed activations unpacked %.1f/iter, load "
+                "average %.2f\n",
                 c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), static_cast<long long>(c.batch_size),
                 static_cast<long long>(c.channels), static_cast<long long>(c.image_size),
                 static_cast<long long>(c.image_size), c.channels_last ? ", channels-last" : "",
                 r.fused ? ", fused plan" : "", r.threads, static_cast<long long>(c.warmup),
                 static_cast<long long>(c.reps), r.median_s * 1e3, r.p10_s * 1e3, r.p90_s * 1e3, r.min_s * 1e3,
-                r.images_per_s, r.gflops, r.gflop_per_iter, r.cpu_median_s * 1e3, r.peak_rss_mib, r.peak_tensor_mib, r.load_avg);
+                r.images_per_s, r.gflops, r.gflop_per_iter, r.cpu_median_s * 1e3, r.peak_rss_mib,
+                r.peak_tensor_mib, r.unpacks_per_iter, r.load_avg);
   return buf;
 }
 

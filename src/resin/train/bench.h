@@ -53,6 +53,7 @@ struct BenchResult {
   int threads = 0;               // OpenMP threads used
   double load_avg = 0;           // 1-minute load average at the end (noise indicator)
   bool fused = false;            // inference ran a fused plan
+  double unpacks_per_iter = 0;   // packed activations a layout-unaware op unpacked (tensor/packing.h)
 };
 
 // Throws resin::Error for unknown models, modes or dtypes and out-of-range sizes.

@@ -118,10 +118,10 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvFwd>();
   e->prim = dnnl::convolution_forward(pd);
-  e->src = Arg(xu, pd.src_desc(), false);
+  e->src = Arg(xu, pd.src_desc(), false, true);
   e->wei = Arg(wu, pd.weights_desc(), false);
   if (b.defined()) e->bias = Arg(bu, pd.bias_desc(), false);
-  e->dst = Arg(yu, pd.dst_desc(), true);
+  e->dst = Arg(yu, pd.dst_desc(), true, true);
   e->bf16 = bf16;
   return e;
 }
@@ -151,9 +151,9 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvBwdData>();
   e->prim = dnnl::convolution_backward_data(pd);
-  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false);
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, true);
   e->wei = Arg(wu, pd.weights_desc(), false);
-  e->diff_src = Arg(gxu, pd.diff_src_desc(), true);
+  e->diff_src = Arg(gxu, pd.diff_src_desc(), true, true);
   e->bf16 = bf16;
   return e;
 }
@@ -184,8 +184,8 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvBwdWeights>();
   e->prim = dnnl::convolution_backward_weights(pd);
-  e->src = Arg(xu, pd.src_desc(), false);
-  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false);
+  e->src = Arg(xu, pd.src_desc(), false, true);
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, true);
   e->diff_wei = Arg(gwu, pd.diff_weights_desc(), true);
   if (gb.defined()) e->diff_bias = Arg(bu, pd.diff_bias_desc(), true);
   e->bf16 = bf16;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "resin/core/autocast.h"
+#include "resin/tensor/packing.h"
 
 namespace resin::backend::onednn {
 
@@ -203,8 +204,17 @@ void* Scratch::get(size_t bytes) {
 
 // ---- staging
 
-Arg::Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output)
+std::optional<memory::desc> packed_md(const memory::desc& user) {
+  const Dims d = user.dims();
+  if (d.size() != 4 || user.data_type() != memory::data_type::f32 || d[1] % 16 != 0) return std::nullopt;
+  return memory::desc(d, memory::data_type::f32, memory::format_tag::aBcd16b);
+}
+
+Arg::Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output, bool activation)
     : user(user_md), want(want_md) {
+  if (activation) packed = packed_md(user);
+  if (packed && !is_output && want != *packed)
+    packed_to_want = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), *packed, engine(), want));
   if (user == want) return;
   if (is_output)
     to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), want, engine(), user));
@@ -225,6 +235,16 @@ int reorder_threads(const memory::desc& md) { return md.get_size() <= kSerialReo
 }  // namespace
 
 memory Arg::in(const Tensor& t, Scratch& s) const {
+  // A strided activation the primitive wants packed is packed in place (one pass, like the reorder),
+  // so that its other readers (backward-weights, the residual add) find it packed too.
+  if (packed && want == *packed && packing_enabled() && !packed_data(t) && can_pack(t)) pack(t);
+  if (float* p = packed ? packed_data(t) : nullptr) {
+    if (!packed_to_want) return wrap(want, p);
+    memory m = wrap(want, s.get(want.get_size()));
+    execute("reorder", *packed_to_want, {{DNNL_ARG_FROM, wrap(*packed, p)}, {DNNL_ARG_TO, m}},
+            reorder_threads(want));
+    return m;
+  }
   if (!to_want) return wrap(want, t);
   memory m = wrap(want, s.get(want.get_size()));
   execute("reorder", *to_want, {{DNNL_ARG_FROM, wrap(user, t)}, {DNNL_ARG_TO, m}}, reorder_threads(want));
@@ -233,12 +253,15 @@ memory Arg::in(const Tensor& t, Scratch& s) const {
 
 memory Arg::out(const Tensor& t, Scratch& s) const {
   if (!to_user) return wrap(want, t);
+  if (packed && want == *packed && packing_enabled())
+    if (float* p = packing_target(t)) return wrap(want, p);
   return wrap(want, s.get(want.get_size()));
 }
 
 void Arg::out_done(const memory& m, const Tensor& t) const {
-  if (to_user)
-    execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}}, reorder_threads(want));
+  if (!to_user) return;
+  if (packed && want == *packed && m.get_data_handle() == packing_target(t)) return mark_packed(t);
+  execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}}, reorder_threads(want));
 }
 
 }  // namespace resin::backend::onednn

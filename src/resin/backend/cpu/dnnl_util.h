@@ -99,12 +99,19 @@ class Scratch {
 
 // A tensor operand whose primitive wants descriptor `want` while the tensor is laid out as
 // `user`. When they differ the operand goes through a scratch buffer and a cached reorder.
+//
+// An activation operand (convolutions' src, dst, diff_dst, diff_src) also knows packed tensors
+// (tensor/packing.h): an input packed as `want` is read as it is, one packed otherwise is reordered
+// from its packed bytes; an output `want`s nChw16c is written straight into its storage and the
+// storage marked packed, instead of being reordered back.
 struct Arg {
   memory::desc user, want;
   std::optional<dnnl::reorder> to_want, to_user;
+  std::optional<memory::desc> packed;  // the packed layout of this activation's dims, when it has one
+  std::optional<dnnl::reorder> packed_to_want;
 
   Arg() = default;
-  Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output);
+  Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output, bool activation = false);
   bool staged() const { return to_want.has_value() || to_user.has_value(); }
 
   // Memory holding the operand in `want`: the tensor itself, or a reordered scratch copy.
@@ -113,6 +120,8 @@ struct Arg {
   memory out(const Tensor& t, Scratch& s) const;
   void out_done(const memory& m, const Tensor& t) const;
 };
+// The packed (nChw16c) descriptor of f32 dims [N, C, H, W] with C % 16 == 0; nullopt for others.
+std::optional<memory::desc> packed_md(const memory::desc& user);
 
 memory wrap(const memory::desc& md, const Tensor& t);
 memory wrap(const memory::desc& md, void* p);

@@ -147,7 +147,8 @@ void CpuBackend::unary_backward(Unary op, const Tensor& x, const Tensor& y, cons
 }
 
 void CpuBackend::binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  if (kernels::binary_scalar(op, a, b, out)) return onednn::detail::count_native();
+  if (kernels::binary_scalar(op, a, b, out) || kernels::binary_packed(op, a, b, out))
+    return onednn::detail::count_native();
   std::shared_ptr<BinaryEntry> e;
   const auto alg = binary_alg(op);
   if (alg && all_f32({&a, &b, &out}) && out.numel() > 0 && !has_broadcast(out) && a.shape() == out.shape() &&

@@ -14,8 +14,10 @@
 // exact-resume contract requires).
 //
 // Layouts: channels-last ([R = N·H·W rows] × C, parallel over rows with per-thread partial sums
-// combined in thread order) and contiguous NCHW (parallel over channels). Anything else returns
-// false and the caller uses oneDNN or the reference loops.
+// combined in thread order), contiguous NCHW (parallel over channels) and packed nChw16c
+// (tensor/packing.h: N·C/16 blocks of H·W rows × 16 channels, walked like channels-last rows). Packed
+// inputs give packed outputs. Anything else returns false and the caller uses oneDNN or the
+// reference loops.
 #include "resin/backend/cpu/native_kernels.h"
 
 #include <omp.h>
@@ -28,12 +30,14 @@
 #include <vector>
 
 #include "resin/backend/cpu/dnnl_util.h"
+#include "resin/tensor/packing.h"
 
 namespace resin::backend::kernels {
 
 namespace {
 
-enum class Layout { none, rows, planes };
+enum class Layout { none, rows, planes, blocks };
+constexpr int64_t kBlock = 16;  // channels per packed block
 
 Layout layout_of(const Tensor& t) {
   if (t.dim() != 4 || t.dtype() != DType::f32) return Layout::none;
@@ -51,6 +55,66 @@ struct Geometry {
   int64_t n, c, hw;
   int64_t rows() const { return n * hw; }
 };
+
+// Whether the operands go packed: some input is packed and every other input and output can be. A
+// strided input among packed ones is packed here (one pass over it), rather than unpacking the
+// others (one pass each, and the outputs, strided, would make the next op unpack or pack again).
+bool packed_together(std::initializer_list<const Tensor*> in, std::initializer_list<const Tensor*> out) {
+  bool any = false;
+  for (const Tensor* t : in)
+    if (t->defined()) {
+      if (packed_data(*t))
+        any = true;
+      else if (!can_pack(*t))
+        return false;
+    }
+  if (!any) return false;
+  for (const Tensor* t : out)
+    if (t->defined() && !packing_target(*t)) return false;
+  for (const Tensor* t : in)
+    if (t->defined() && !packed_data(*t)) pack(*t);
+  return true;
+}
+
+// The operands of a batch-norm kernel in one layout: packed (packed_together; the outputs are written
+// packed and the caller marks them), or all strided in x's layout (reading a packed one unpacks it). Pointers
+// are null for undefined tensors; `l` is none when the operands do not agree.
+struct NormOperands {
+  Layout l = Layout::none;
+  std::vector<const float*> in;
+  std::vector<float*> out;
+};
+
+NormOperands norm_operands(std::initializer_list<const Tensor*> in,
+                           std::initializer_list<const Tensor*> out) {
+  const Tensor& x = **in.begin();
+  auto agree = [&](const Tensor* t) { return !t->defined() || t->shape() == x.shape(); };
+  NormOperands o;
+  if (x.numel() == 0 || !std::all_of(in.begin(), in.end(), agree) ||
+      !std::all_of(out.begin(), out.end(), agree))
+    return o;
+  if (packed_together(in, out)) {
+    o.l = Layout::blocks;
+    for (const Tensor* t : in) o.in.push_back(t->defined() ? packed_data(*t) : nullptr);
+    for (const Tensor* t : out) o.out.push_back(t->defined() ? packing_target(*t) : nullptr);
+    return o;
+  }
+  const Layout l = layout_of(x);
+  auto same = [&](const Tensor* t) { return !t->defined() || layout_of(*t) == l; };
+  if (l == Layout::none || !std::all_of(in.begin(), in.end(), same) ||
+      !std::all_of(out.begin(), out.end(), same))
+    return o;
+  o.l = l;
+  for (const Tensor* t : in) o.in.push_back(t->defined() ? t->data<float>() : nullptr);
+  for (const Tensor* t : out) o.out.push_back(t->defined() ? t->data<float>() : nullptr);
+  return o;
+}
+
+void mark_outputs(const NormOperands& o, std::initializer_list<const Tensor*> out) {
+  if (o.l != Layout::blocks) return;
+  for (const Tensor* t : out)
+    if (t->defined()) mark_packed(*t);
+}
 
 // Per-channel moments: a[c] = Σ u' and b[c] = Σ u'·(w − k[c]) over the elements of channel c, with
 // u' = u − k[c] when kShiftU, else u, and u masked to 0 where keep ≤ 0 when kMasked. Forward: u = w
@@ -134,7 +198,31 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
     if constexpr (kShiftU) p -= kc;
     q = p * (static_cast<double>(w[i]) - kc);
   };
-  if (l == Layout::rows) {
+  if (l == Layout::blocks) {
+    // One sequence of N·C/16·H·W rows of 16 channels, split evenly over the threads, summed in runs
+    // that stay inside one block (a block's rows share their 16 channels).
+    const int nt = omp_get_max_threads();
+    const int64_t CB = C / kBlock, R = g.n * CB * g.hw;
+    std::vector<double> part(static_cast<size_t>(2 * C * nt), 0.0);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
+      double* pa = part.data() + 2 * C * t;
+      double* pb = pa + C;
+      for (int64_t r0 = R * t / T, hi = R * (t + 1) / T; r0 < hi;) {
+        const int64_t blk = r0 / g.hw, first = blk * g.hw, r1 = std::min({hi, r0 + kRowRun, first + g.hw});
+        const int64_t base = first * kBlock, c0 = (blk % CB) * kBlock;
+        row_run_sums<kMasked, kShiftU>(u + base, kMasked ? keep + base : nullptr, w + base, k + c0, kBlock, 0,
+                                       r0 - first, r1 - first, pa + c0, pb + c0);
+        r0 = r1;
+      }
+    }
+    for (int t = 0; t < nt; ++t)
+      for (int64_t c = 0; c < C; ++c) {
+        a[static_cast<size_t>(c)] += part[static_cast<size_t>(2 * C * t + c)];
+        b[static_cast<size_t>(c)] += part[static_cast<size_t>(2 * C * t + C + c)];
+      }
+  } else if (l == Layout::rows) {
     const int nt = omp_get_max_threads();
     std::vector<double> part(static_cast<size_t>(2 * C * nt), 0.0);
 #pragma omp parallel num_threads(nt)
@@ -200,7 +288,15 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
 template <class Fn>
 void channel_map(Layout l, const Geometry& g, Fn&& f) {
   const int64_t C = g.c;
-  if (l == Layout::rows) {
+  if (l == Layout::blocks) {
+    const int64_t CB = C / kBlock;
+#pragma omp parallel for schedule(static)
+    for (int64_t blk = 0; blk < g.n * CB; ++blk) {
+      const int64_t c0 = (blk % CB) * kBlock, base = blk * g.hw * kBlock;
+      for (int64_t p = 0; p < g.hw; ++p)
+        for (int64_t i = 0; i < kBlock; ++i) f(base + p * kBlock + i, c0 + i);
+    }
+  } else if (l == Layout::rows) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < g.rows(); ++r)
       for (int64_t c = 0; c < C; ++c) f(r * C + c, c);
@@ -217,14 +313,16 @@ void channel_map(Layout l, const Geometry& g, Fn&& f) {
 
 bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                          const Tensor& mean, const Tensor& var, double eps, bool relu) {
-  const Layout l = layout_of(x);
-  if (l == Layout::none || layout_of(y) != l || x.shape() != y.shape() || x.numel() == 0) return false;
+  if (x.dim() != 4 || !y.defined()) return false;
   const int64_t C = x.size(1);
   if (!mean.defined() || !var.defined() || !vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) ||
       !vec_ok(beta, C))
     return false;
+  const NormOperands o = norm_operands({&x}, {&y});
+  const Layout l = o.l;
+  if (l == Layout::none) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
-  const float* xp = x.data<float>();
+  const float* xp = o.in[0];
   // The shift: per channel, the mean (in double) of sample 0's first kShiftSpan positions, the same
   // elements in both layouts. A local mean rather than one element, so that a single outlier cannot
   // put the shift far from the channel's values (the f32 squares' error grows with (k − mean)²/var).
@@ -233,7 +331,10 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
   std::vector<float> k(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     double t = 0;
-    for (int64_t p = 0; p < span; ++p) t += xp[l == Layout::rows ? p * C + c : c * g.hw + p];
+    for (int64_t p = 0; p < span; ++p)
+      t += xp[l == Layout::rows     ? p * C + c
+              : l == Layout::blocks ? ((c / kBlock) * g.hw + p) * kBlock + c % kBlock
+                                    : c * g.hw + p];
     k[static_cast<size_t>(c)] = static_cast<float>(t / static_cast<double>(span));
   }
   std::vector<double> s, q;  // Σ(x − k), Σ(x − k)²
@@ -252,13 +353,39 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
     scale[i] = static_cast<float>(scale_c);
     shift[i] = beta.defined() ? beta.data<float>()[c] : 0.0f;
   }
-  float* yp = y.data<float>();
+  float* yp = o.out[0];
   const float *pm = m.data(), *ps = scale.data(), *pt = shift.data();
   // max(v, 0) with v first keeps a NaN (as oneDNN's ReLU and PyTorch do): a diverged channel is not hidden.
   if (relu)
     channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = std::max((xp[i] - pm[c]) * ps[c] + pt[c], 0.0f); });
   else
     channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
+  mark_outputs(o, {&y});
+  return true;
+}
+
+bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                                 const Tensor& var, const Tensor& y, double eps) {
+  if (x.dim() != 4 || !packed_data(x) || !y.defined()) return false;
+  const int64_t C = x.size(1);
+  if (!mean.defined() || !var.defined() || !vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) ||
+      !vec_ok(beta, C) || !packing_target(y) || y.shape() != x.shape())
+    return false;
+  const NormOperands o = norm_operands({&x}, {&y});
+  const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double sc = (gamma.defined() ? gamma.data<float>()[c] : 1.0) /
+                      std::sqrt(static_cast<double>(var.data<float>()[c]) + eps);
+    scale[static_cast<size_t>(c)] = static_cast<float>(sc);
+    shift[static_cast<size_t>(c)] =
+        static_cast<float>((beta.defined() ? beta.data<float>()[c] : 0.0) - mean.data<float>()[c] * sc);
+  }
+  const float* xp = o.in[0];
+  float* yp = o.out[0];
+  const float *ps = scale.data(), *pt = shift.data();
+  channel_map(o.l, g, [&](int64_t i, int64_t c) { yp[i] = xp[i] * ps[c] + pt[c]; });
+  mark_outputs(o, {&y});
   return true;
 }
 
@@ -268,7 +395,7 @@ namespace {
 // loops vectorize either way; a NaN relu_y passes the gradient, as PyTorch's threshold_backward).
 template <bool kMasked>
 void backward_passes(Layout l, const Geometry& g, const float* xp, const float* gp, const float* yp,
-                     const float* mp, const float* vp, const Tensor& gamma, const Tensor& gx, const Tensor& ggamma,
+                     const float* mp, const float* vp, const Tensor& gamma, float* op, const Tensor& ggamma,
                      const Tensor& gbeta, double eps) {
   const int64_t C = g.c;
   std::vector<double> sg, sgx;  // Σ gy, Σ gy·(x − mean)
@@ -286,8 +413,7 @@ void backward_passes(Layout l, const Geometry& g, const float* xp, const float* 
     cb[i] = static_cast<float>(-k * rstd * rstd * sgx[i] / count);
     cd[i] = static_cast<float>(-k * sg[i] / count);
   }
-  if (!gx.defined()) return;
-  float* op = gx.data<float>();
+  if (!op) return;
   const float *pa = ca.data(), *pb = cb.data(), *pd = cd.data();
   channel_map(l, g, [&](int64_t i, int64_t c) {
     op[i] = pa[c] * masked<kMasked>(gp, yp, i) + pb[c] * (xp[i] - mp[c]) + pd[c];
@@ -299,20 +425,20 @@ void backward_passes(Layout l, const Geometry& g, const float* xp, const float* 
 bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                          const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
                          double eps, const Tensor& relu_y) {
-  const Layout l = layout_of(x);
-  if (l == Layout::none || layout_of(gy) != l || gy.shape() != x.shape() || x.numel() == 0) return false;
-  if (relu_y.defined() && (layout_of(relu_y) != l || relu_y.shape() != x.shape())) return false;
-  if (gx.defined() && (layout_of(gx) != l || gx.shape() != x.shape())) return false;
+  if (x.dim() != 4 || !gy.defined()) return false;
   const int64_t C = x.size(1);
   if (!vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) || !vec_ok(ggamma, C) || !vec_ok(gbeta, C) ||
       !mean.defined() || !var.defined())
     return false;
+  const NormOperands o = norm_operands({&x, &gy, &relu_y}, {&gx});
+  if (o.l == Layout::none) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
-  const float *xp = x.data<float>(), *gp = gy.data<float>(), *mp = mean.data<float>(), *vp = var.data<float>();
+  const float *xp = o.in[0], *gp = o.in[1], *mp = mean.data<float>(), *vp = var.data<float>();
   if (relu_y.defined())
-    backward_passes<true>(l, g, xp, gp, relu_y.data<float>(), mp, vp, gamma, gx, ggamma, gbeta, eps);
+    backward_passes<true>(o.l, g, xp, gp, o.in[2], mp, vp, gamma, o.out[0], ggamma, gbeta, eps);
   else
-    backward_passes<false>(l, g, xp, gp, nullptr, mp, vp, gamma, gx, ggamma, gbeta, eps);
+    backward_passes<false>(o.l, g, xp, gp, nullptr, mp, vp, gamma, o.out[0], ggamma, gbeta, eps);
+  mark_outputs(o, {&gx});
   return true;
 }
 
@@ -383,42 +509,96 @@ bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out) {
   return true;
 }
 
+namespace {
+
+// The operands of an elementwise kernel as flat arrays in one memory order, for f32 tensors of one
+// shape: packed (packed_together; the output is written packed and the caller marks it), or all strided in
+// one dense order (strides compared as oneDNN sees them, so size-1 dims do not matter). Null pointers for
+// undefined inputs; `ok` false when neither holds.
+struct FlatOperands {
+  bool ok = false, packed = false;
+  const float* in[3] = {};
+  float* out = nullptr;
+};
+
+FlatOperands flat_operands(std::initializer_list<const Tensor*> in, const Tensor& out) {
+  FlatOperands f;
+  if (out.dtype() != DType::f32) return f;
+  for (const Tensor* t : in)
+    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != out.shape())) return f;
+  if (packed_together(in, {&out})) {
+    f.out = packing_target(out);
+    int k = 0;
+    for (const Tensor* t : in) f.in[k++] = t->defined() ? packed_data(*t) : nullptr;
+    f.ok = f.packed = true;
+    return f;
+  }
+  if (!out.is_non_overlapping_dense()) return f;
+  const Strides order = onednn::normalized_strides(out);
+  for (const Tensor* t : in)
+    if (t->defined() && (onednn::normalized_strides(*t) != order || !t->is_non_overlapping_dense())) return f;
+  int k = 0;
+  for (const Tensor* t : in) f.in[k++] = t->defined() ? t->data<float>() : nullptr;
+  f.out = out.data<float>();
+  f.ok = true;
+  return f;
+}
+
+bool done(const FlatOperands& f, const Tensor& out) {
+  if (f.packed) mark_packed(out);
+  return true;
+}
+
+}  // namespace
+
+bool binary_packed(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (op != Binary::add && op != Binary::sub && op != Binary::mul) return false;
+  if (!packed_data(a) && !packed_data(b)) return false;
+  const FlatOperands f = flat_operands({&a, &b}, out);
+  if (!f.ok) return false;
+  const float *ap = f.in[0], *bp = f.in[1];
+  float* o = f.out;
+  const int64_t n = out.numel();
+  if (op == Binary::add) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = ap[i] + bp[i];
+  } else if (op == Binary::sub) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = ap[i] - bp[i];
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = ap[i] * bp[i];
+  }
+  return done(f, out);
+}
+
 bool relu(const Tensor& x, const Tensor& y) {
-  if (x.dtype() != DType::f32 || y.dtype() != DType::f32 || x.shape() != y.shape() || x.strides() != y.strides() ||
-      !x.is_non_overlapping_dense())
-    return false;
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
+  const FlatOperands f = flat_operands({&x}, y);
+  if (!f.ok) return false;
+  const float* xp = f.in[0];
+  float* yp = f.out;
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) yp[i] = std::max(xp[i], 0.0f);
-  return true;
+  return done(f, y);
 }
 
 bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
-  for (const Tensor* t : {&a, &b, &y})
-    if (t->dtype() != DType::f32 || t->shape() != y.shape() || t->strides() != y.strides() ||
-        !t->is_non_overlapping_dense())
-      return false;
-  const float *ap = a.data<float>(), *bp = b.data<float>();
-  float* yp = y.data<float>();
+  const FlatOperands f = flat_operands({&a, &b}, y);
+  if (!f.ok) return false;
+  const float *ap = f.in[0], *bp = f.in[1];
+  float* yp = f.out;
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) yp[i] = std::max(ap[i] + bp[i], 0.0f);
-  return true;
+  return done(f, y);
 }
 
 bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
-  // One memory order for all: strides compared as oneDNN sees them (size-1 dims do not matter).
-  if (!gx.is_non_overlapping_dense()) return false;
-  const Strides order = onednn::normalized_strides(gx);
-  for (const Tensor* t : {&y, &g1, &g2})
-    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != gx.shape() ||
-                         onednn::normalized_strides(*t) != order || !t->is_non_overlapping_dense()))
-      return false;
-  if (gx.dtype() != DType::f32) return false;
-  const float *yp = y.data<float>(), *ap = g1.data<float>(), *bp = g2.defined() ? g2.data<float>() : nullptr;
-  float* op = gx.data<float>();
+  const FlatOperands f = flat_operands({&y, &g1, &g2}, gx);
+  if (!f.ok) return false;
+  const float *yp = f.in[0], *ap = f.in[1], *bp = f.in[2];
+  float* op = f.out;
   const int64_t n = gx.numel();
   if (bp) {
 #pragma omp parallel for schedule(static)
@@ -430,7 +610,7 @@ bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Te
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) op[i] = masked<true>(ap, yp, i);
   }
-  return true;
+  return done(f, gx);
 }
 
 }  // namespace resin::backend::kernels

@@ -12,6 +12,10 @@ namespace resin::backend::kernels {
 // relu: y = max(0, batch norm of x).
 bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                          const Tensor& mean, const Tensor& var, double eps, bool relu = false);
+// Inference batch norm (running statistics) of a packed x into y (packed): the eval pass of the
+// packed training layouts. Returns false for strided x (oneDNN's kernel is fine there).
+bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                                 const Tensor& var, const Tensor& y, double eps);
 // relu_y defined: the backward of relu(batch norm) with that output: gy counts unless relu_y ≤ 0.
 bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, const Tensor& var,
                          const Tensor& gamma, const Tensor& gx, const Tensor& ggamma, const Tensor& gbeta,
@@ -28,6 +32,10 @@ bool relu(const Tensor& x, const Tensor& y);
 // out = a op s for a and out of one dense layout (any permutation) and b a scalar expanded to
 // a's shape; add, sub, mul, div.
 bool binary_scalar(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+// out = a op b, add, sub or mul, when a or b is packed (tensor/packing.h) and both have out's shape:
+// a gradient sum the engine did not fuse, in the packed layout. Returns false otherwise (oneDNN's
+// binary serves strided operands).
+bool binary_packed(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
 // Sum or mean of a contiguous x over its leading dims: out keeps x's trailing dims (bias gradients).
 bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out);
 

@@ -151,6 +151,8 @@ void CpuBackend::batch_norm_forward_training(const Tensor& x, const Tensor& gamm
 void CpuBackend::batch_norm_forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                               const Tensor& mean, const Tensor& var, const Tensor& y,
                                               double eps) {
+  if (kernels::batch_norm_inference_packed(x, gamma, beta, mean, var, y, eps))
+    return onednn::detail::count_native();
   std::shared_ptr<BnFwd> e;
   if (bn_usable(x, {&gamma, &beta, &mean, &var}, {&x, &y}) && mean.defined() && var.defined()) {
     const auto f = flags_for(gamma.defined(), beta.defined()) | normalization_flags::use_global_stats;
