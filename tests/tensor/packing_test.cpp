@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "resin/resin.h"
 
 namespace resin {
@@ -60,6 +62,30 @@ TEST(Packing, AnotherViewOfAPackedStorageReadsItsValues) {
   for (int64_t p = 0; p < 6; ++p)
     for (int64_t c = 0; c < 16; ++c)
       EXPECT_EQ(got[static_cast<size_t>(p * 16 + c)], want[static_cast<size_t>(c * 6 + p)]) << p << "," << c;
+}
+
+// Threads that read one packed storage at once (the reference backend's parallel loops do) unpack it
+// once and all read the strided values (before the storage's lock, some read a block another thread
+// had just swapped out: wrong values, and a data race under TSan).
+TEST(Packing, ThreadsReadingAPackedStorageAtOnceUnpackItOnce) {
+  const Tensor t = numbered({4, 64, 16, 16}, true);
+  const std::vector<float> want = t.values<float>();
+  double want_sum = 0;
+  for (float v : want) want_sum += v;
+  for (int round = 0; round < 4; ++round) {
+    pack(t);
+    const int64_t unpacks = unpack_count();
+    std::vector<double> sums(8, 0.0);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < sums.size(); ++i)
+      threads.emplace_back([&, i] {
+        const float* p = t.data<float>();
+        for (int64_t j = 0; j < t.numel(); ++j) sums[i] += p[j];
+      });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(unpack_count(), unpacks + 1);
+    for (double s : sums) EXPECT_EQ(s, want_sum) << "round " << round;
+  }
 }
 
 TEST(Packing, OnlyWholeStoragesOfDenseF32ActivationsPack) {

@@ -77,7 +77,8 @@ bool can_pack(const Tensor& t) {
 float* packed_data(const Tensor& t) {
   if (!t.defined()) return nullptr;
   const Storage& s = *t.impl()->storage();
-  if (!s.packing || s.packing->shape != t.shape() || s.packing->plain != t.strides() || t.offset() != 0)
+  if (!s.packed.load(std::memory_order_acquire) || s.packing->shape != t.shape() ||
+      s.packing->plain != t.strides() || t.offset() != 0)
     return nullptr;
   return reinterpret_cast<float*>(s.data.get());
 }
@@ -90,7 +91,10 @@ float* packing_target(const Tensor& t) {
 void mark_packed(const Tensor& t) {
   RESIN_CHECK(packing_target(t) != nullptr, "mark_packed: a tensor of shape ", t.shape(), " and strides ",
               t.strides(), " cannot be packed");
-  t.impl()->storage()->packing = std::make_unique<Packing>(Packing{t.shape(), t.strides()});
+  Storage& s = *t.impl()->storage();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.packing = std::make_unique<Packing>(Packing{t.shape(), t.strides()});
+  s.packed.store(true, std::memory_order_release);
   g_packs.fetch_add(1);
 }
 
@@ -104,8 +108,11 @@ void pack(const Tensor& t) {
 }
 
 void unpack_storage(Storage& s) {
-  const std::unique_ptr<Packing> p = std::move(s.packing);
-  convert_storage(s, p->shape, p->plain, false);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.packed.load(std::memory_order_relaxed)) return;  // another thread unpacked it meanwhile
+  convert_storage(s, s.packing->shape, s.packing->plain, false);
+  s.packing.reset();
+  s.packed.store(false, std::memory_order_release);
   g_unpacks.fetch_add(1);
 }
 

@@ -1,8 +1,10 @@
 // A reference-counted block of device memory. Views share one Storage.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "resin/core/device.h"
 #include "resin/core/shape.h"
@@ -20,7 +22,12 @@ struct Storage {
   std::shared_ptr<uint8_t> data;  // 64-byte aligned (CPU); deleter returns it to the allocator
   size_t nbytes = 0;
   Device device;
-  std::unique_ptr<Packing> packing;  // set: the bytes are packed (TensorImpl::data() unpacks them)
+  // Packed bytes (tensor/packing.h): `packed` is set after `packing`, and cleared after the bytes are
+  // strided again, under `mu`; threads that read the same storage at once (the reference backend's
+  // parallel loops) unpack it once, the others wait for it.
+  std::atomic<bool> packed{false};
+  std::unique_ptr<Packing> packing;
+  std::mutex mu;
 
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device::cpu());
 };

@@ -155,7 +155,7 @@ class TensorImpl {
   // The first element's address in the strided layout: a packed storage is unpacked first, so every
   // reader that does not know the packed layout sees the values where the strides say.
   void* data() const {
-    if (storage_->packing) [[unlikely]]
+    if (storage_->packed.load(std::memory_order_acquire)) [[unlikely]]
       unpack_storage(*storage_);
     return storage_->data.get() + offset_ * static_cast<int64_t>(dtype_size(dtype_));
   }
