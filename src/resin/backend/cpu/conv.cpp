@@ -9,6 +9,9 @@
 // conversion is the Arg's reorder, fused with any layout change. No Winograd (oneDNN 2.6 has no
 // bf16 Winograd). A shape without a fast bf16 kernel keeps its f32 primitive. Which passes run in
 // bf16, and in which layouts: Bf16Policy (cpu_backend.h).
+//
+// Packed activations (tensor/packing.h): an f32 pass whose kernel wants nChw16c activations reads
+// packed inputs as they are (packing strided ones in place) and leaves its outputs packed (Arg).
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -95,6 +98,11 @@ memory::desc act_md(const memory::desc& user, dt t, bool bf16, const char* pass)
   return bf16 && bf16_blocked(pass) ? any_md(m) : m;
 }
 
+// Whether an entry's activations take part in packing (tensor/packing.h): f32 passes only. A bf16
+// pass converts its inputs to bf16 anyway (the conversion reorder does any layout change with it),
+// and packed f32 outputs there measured slower end to end (ResNet-56 bf16 step 550 -> 580-670 ms).
+bool packs(bool bf16) { return !bf16; }
+
 // ---- forward
 
 struct ConvFwd {
@@ -118,10 +126,10 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvFwd>();
   e->prim = dnnl::convolution_forward(pd);
-  e->src = Arg(xu, pd.src_desc(), false, true);
+  e->src = Arg(xu, pd.src_desc(), false, packs(bf16));
   e->wei = Arg(wu, pd.weights_desc(), false);
   if (b.defined()) e->bias = Arg(bu, pd.bias_desc(), false);
-  e->dst = Arg(yu, pd.dst_desc(), true, true);
+  e->dst = Arg(yu, pd.dst_desc(), true, packs(bf16));
   e->bf16 = bf16;
   return e;
 }
@@ -151,9 +159,9 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvBwdData>();
   e->prim = dnnl::convolution_backward_data(pd);
-  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, true);
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, packs(bf16));
   e->wei = Arg(wu, pd.weights_desc(), false);
-  e->diff_src = Arg(gxu, pd.diff_src_desc(), true, true);
+  e->diff_src = Arg(gxu, pd.diff_src_desc(), true, packs(bf16));
   e->bf16 = bf16;
   return e;
 }
@@ -184,8 +192,8 @@ std::shared_ptr<ConvBwdWeights> make_bwd_weights(const Tensor& x, const Tensor& 
   if (bf16 && !is_fast_impl(pd)) return nullptr;
   auto e = std::make_shared<ConvBwdWeights>();
   e->prim = dnnl::convolution_backward_weights(pd);
-  e->src = Arg(xu, pd.src_desc(), false, true);
-  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, true);
+  e->src = Arg(xu, pd.src_desc(), false, packs(bf16));
+  e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, packs(bf16));
   e->diff_wei = Arg(gwu, pd.diff_weights_desc(), true);
   if (gb.defined()) e->diff_bias = Arg(bu, pd.diff_bias_desc(), true);
   e->bf16 = bf16;
