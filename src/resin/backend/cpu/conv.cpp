@@ -11,7 +11,10 @@
 // bf16, and in which layouts: Bf16Policy (cpu_backend.h).
 //
 // Packed activations (tensor/packing.h): an f32 pass whose kernel wants nChw16c activations reads
-// packed inputs as they are (packing strided ones in place) and leaves its outputs packed (Arg).
+// packed inputs as they are and leaves its outputs packed (Arg). Its strided inputs are packed in
+// place only when its output is packed as well (a Winograd layer between packed-aware ops); a
+// direct kernel that happens to want nChw16c between strided ops (DenseNet's concatenations) keeps
+// reordering into scratch, where packing would be undone by the next strided reader.
 #include "resin/backend/cpu/dnnl_util.h"
 
 namespace resin::backend {
@@ -130,6 +133,7 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   e->wei = Arg(wu, pd.weights_desc(), false);
   if (b.defined()) e->bias = Arg(bu, pd.bias_desc(), false);
   e->dst = Arg(yu, pd.dst_desc(), true, packs(bf16));
+  e->src.pack_strided = wants_packed(e->src) && wants_packed(e->dst);
   e->bf16 = bf16;
   return e;
 }
@@ -162,6 +166,7 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, packs(bf16));
   e->wei = Arg(wu, pd.weights_desc(), false);
   e->diff_src = Arg(gxu, pd.diff_src_desc(), true, packs(bf16));
+  e->diff_dst.pack_strided = wants_packed(e->diff_dst) && wants_packed(e->diff_src);
   e->bf16 = bf16;
   return e;
 }

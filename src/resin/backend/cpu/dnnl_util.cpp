@@ -237,7 +237,7 @@ int reorder_threads(const memory::desc& md) { return md.get_size() <= kSerialReo
 memory Arg::in(const Tensor& t, Scratch& s) const {
   // A strided activation the primitive wants packed is packed in place (one pass, like the reorder),
   // so that its other readers (backward-weights, the residual add) find it packed too.
-  if (packed && want == *packed && packing_enabled() && !packed_data(t) && can_pack(t)) pack(t);
+  if (pack_strided && packing_enabled() && !packed_data(t) && can_pack(t)) pack(t);
   if (float* p = packed ? packed_data(t) : nullptr) {
     if (!packed_to_want) return wrap(want, p);
     memory m = wrap(want, s.get(want.get_size()));
@@ -253,14 +253,14 @@ memory Arg::in(const Tensor& t, Scratch& s) const {
 
 memory Arg::out(const Tensor& t, Scratch& s) const {
   if (!to_user) return wrap(want, t);
-  if (packed && want == *packed && packing_enabled())
+  if (wants_packed(*this) && packing_enabled())
     if (float* p = packing_target(t)) return wrap(want, p);
   return wrap(want, s.get(want.get_size()));
 }
 
 void Arg::out_done(const memory& m, const Tensor& t) const {
   if (!to_user) return;
-  if (packed && want == *packed && m.get_data_handle() == packing_target(t)) return mark_packed(t);
+  if (wants_packed(*this) && m.get_data_handle() == packing_target(t)) return mark_packed(t);
   execute("reorder", *to_user, {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, wrap(user, t)}}, reorder_threads(want));
 }
 

@@ -102,13 +102,16 @@ class Scratch {
 //
 // An activation operand (convolutions' src, dst, diff_dst, diff_src) also knows packed tensors
 // (tensor/packing.h): an input packed as `want` is read as it is, one packed otherwise is reordered
-// from its packed bytes; an output `want`s nChw16c is written straight into its storage and the
+// from its packed bytes; an output `want`ing nChw16c is written straight into its storage and the
 // storage marked packed, instead of being reordered back.
 struct Arg {
   memory::desc user, want;
   std::optional<dnnl::reorder> to_want, to_user;
   std::optional<memory::desc> packed;  // the packed layout of this activation's dims, when it has one
   std::optional<dnnl::reorder> packed_to_want;
+  // An input: a strided tensor is packed in place rather than reordered into scratch (set when the
+  // primitive's output is packed too, so the tensor's other readers are likely packed-aware).
+  bool pack_strided = false;
 
   Arg() = default;
   Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output, bool activation = false);
@@ -122,6 +125,8 @@ struct Arg {
 };
 // The packed (nChw16c) descriptor of f32 dims [N, C, H, W] with C % 16 == 0; nullopt for others.
 std::optional<memory::desc> packed_md(const memory::desc& user);
+// Whether an activation Arg's primitive wants its packed layout.
+inline bool wants_packed(const Arg& a) { return a.packed && a.want == *a.packed; }
 
 memory wrap(const memory::desc& md, const Tensor& t);
 memory wrap(const memory::desc& md, void* p);
