@@ -13,8 +13,9 @@
 // The layout, for a tensor of shape [N, C, H, W] with C a multiple of 16: element (n, c, h, w) lives
 // at float index ((n·C/16 + c/16)·H + h)·W·16 + w·16 + c%16 of the storage. Only a whole storage is
 // packed: a 4-D f32 CPU tensor with contiguous or channels-last strides, offset 0, that covers all of
-// its storage (can_pack). Packing and unpacking change the bytes of a storage that other tensor
-// handles may share; like any write, not while another thread reads the same storage.
+// its storage (can_pack). Unpacking on read is safe from several threads at once (it happens once,
+// under the storage's lock); packing changes the bytes of a storage that other tensor handles may
+// share, so, like any write, not while another thread reads that storage.
 #pragma once
 #include <cstdint>
 
