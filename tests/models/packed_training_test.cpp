@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../support/winograd.h"
 #include "resin/models/zoo.h"
 #include "resin/resin.h"
 #include "resin/tensor/packing.h"
@@ -19,8 +20,15 @@ struct Step {
   int64_t packs = 0, unpacks = 0;
 };
 
+// Sets packing on or off for a scope, restoring what it was.
+struct PackingGuard {
+  bool before = packing_enabled();
+  explicit PackingGuard(bool on) { set_packing_enabled(on); }
+  ~PackingGuard() { set_packing_enabled(before); }
+};
+
 Step train_step(nn::Module& net, const Tensor& x, const Tensor& labels, bool packing) {
-  set_packing_enabled(packing);
+  PackingGuard guard(packing);
   for (auto& [name, p] : net.named_parameters()) p.zero_grad();
   Step s;
   const int64_t packs = pack_count(), unpacks = unpack_count();
@@ -28,7 +36,6 @@ Step train_step(nn::Module& net, const Tensor& x, const Tensor& labels, bool pac
   loss.backward();
   s.packs = pack_count() - packs;
   s.unpacks = unpack_count() - unpacks;
-  set_packing_enabled(true);
   s.loss = loss.item();
   for (auto& [name, p] : net.named_parameters()) s.grads.push_back(p.grad().to_vector());
   return s;

@@ -55,9 +55,9 @@ void convert(const Shape& shape, const Strides& plain, const float* from, float*
   });
 }
 
-// Converts a storage's bytes into a fresh block from the storage allocator (its block cache: no fresh
-// pages) and swaps the blocks: one read and one write, like a reorder. Addresses taken before are
-// stale afterwards; kernels take theirs after packing or unpacking their operands.
+// Converts a storage's bytes into a fresh block from the storage allocator (activation-sized blocks
+// come from its block cache: no fresh pages) and swaps the blocks: one read and one write, like a reorder.
+// Addresses taken before are stale afterwards; kernels take theirs after packing or unpacking their operands.
 void convert_storage(Storage& s, const Shape& shape, const Strides& plain, bool to_packed) {
   const std::shared_ptr<Storage> fresh = Storage::allocate(s.nbytes, s.device);
   convert(shape, plain, reinterpret_cast<const float*>(s.data.get()),
@@ -76,8 +76,10 @@ bool can_pack(const Tensor& t) {
 
 float* packed_data(const Tensor& t) {
   if (!t.defined()) return nullptr;
-  const Storage& s = *t.impl()->storage();
-  if (!s.packed.load(std::memory_order_acquire) || s.packing->shape != t.shape() ||
+  Storage& s = *t.impl()->storage();
+  if (!s.packed.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard<std::mutex> lock(s.mu);  // `packing` and `data` change together under it
+  if (!s.packed.load(std::memory_order_relaxed) || s.packing->shape != t.shape() ||
       s.packing->plain != t.strides() || t.offset() != 0)
     return nullptr;
   return reinterpret_cast<float*>(s.data.get());
@@ -111,8 +113,8 @@ void unpack_storage(Storage& s) {
   std::lock_guard<std::mutex> lock(s.mu);
   if (!s.packed.load(std::memory_order_relaxed)) return;  // another thread unpacked it meanwhile
   convert_storage(s, s.packing->shape, s.packing->plain, false);
-  s.packing.reset();
   s.packed.store(false, std::memory_order_release);
+  s.packing.reset();
   g_unpacks.fetch_add(1);
 }
 

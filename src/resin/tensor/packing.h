@@ -14,8 +14,10 @@
 // at float index ((n·C/16 + c/16)·H + h)·W·16 + w·16 + c%16 of the storage. Only a whole storage is
 // packed: a 4-D f32 CPU tensor with contiguous or channels-last strides, offset 0, that covers all of
 // its storage (can_pack). Unpacking on read is safe from several threads at once (it happens once,
-// under the storage's lock); packing changes the bytes of a storage that other tensor handles may
-// share, so, like any write, not while another thread reads that storage.
+// under the storage's lock). Packing changes the bytes of a storage that other tensor handles may
+// share, and the CPU backend's convolutions and packed-aware kernels pack their *inputs* in place:
+// so a tensor handed to such an op counts as written (its raw addresses taken before are stale, and
+// no other thread may read it meanwhile), although its values do not change.
 #pragma once
 #include <cstdint>
 

@@ -133,7 +133,6 @@ std::shared_ptr<ConvFwd> make_fwd(const Tensor& x, const Tensor& w, const Tensor
   e->wei = Arg(wu, pd.weights_desc(), false);
   if (b.defined()) e->bias = Arg(bu, pd.bias_desc(), false);
   e->dst = Arg(yu, pd.dst_desc(), true, packs(bf16));
-  e->src.pack_strided = wants_packed(e->src) && wants_packed(e->dst);
   e->bf16 = bf16;
   return e;
 }
@@ -166,7 +165,6 @@ std::shared_ptr<ConvBwdData> make_bwd_data(const Tensor& gy, const Tensor& w, co
   e->diff_dst = Arg(gyu, pd.diff_dst_desc(), false, packs(bf16));
   e->wei = Arg(wu, pd.weights_desc(), false);
   e->diff_src = Arg(gxu, pd.diff_src_desc(), true, packs(bf16));
-  e->diff_dst.pack_strided = wants_packed(e->diff_dst) && wants_packed(e->diff_src);
   e->bf16 = bf16;
   return e;
 }
@@ -225,7 +223,8 @@ void CpuBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& 
   if (!e) return RefBackend::conv2d_forward(x, w, bias, y, p);
   if (e->bf16) detail::count_bf16();
   Scratch s;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s)}, {DNNL_ARG_WEIGHTS, e->wei.in(w, s)}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e->src.in(x, s, e->dst.writes_packed(y))},
+                                       {DNNL_ARG_WEIGHTS, e->wei.in(w, s)}};
   if (bias.defined()) args.emplace(DNNL_ARG_BIAS, e->bias.in(bias, s));
   memory dst = e->dst.out(y, s);
   args.emplace(DNNL_ARG_DST, dst);
@@ -285,7 +284,7 @@ void CpuBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const T
   auto e = bwd_data_entry(gy, w, gx, p);
   if (!e) return RefBackend::conv2d_backward_data(gy, w, gx, p);
   Scratch s;
-  run_bwd_data(*e, e->diff_dst.in(gy, s), w, gx, s);
+  run_bwd_data(*e, e->diff_dst.in(gy, s, e->diff_src.writes_packed(gx)), w, gx, s);
 }
 
 void CpuBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, const Tensor& gw,
@@ -303,7 +302,7 @@ void CpuBackend::conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor
   auto ew = gw.defined() ? bwd_weights_entry(x, gy, gw, gb, p) : nullptr;
   if (!ed || !ew) return Backend::conv2d_backward(x, gy, w, gx, gw, gb, p);
   Scratch s;
-  const memory gy_d = ed->diff_dst.in(gy, s);
+  const memory gy_d = ed->diff_dst.in(gy, s, ed->diff_src.writes_packed(gx));
   run_bwd_data(*ed, gy_d, w, gx, s);
   run_bwd_weights(*ew, x, ew->diff_dst.want == ed->diff_dst.want ? gy_d : ew->diff_dst.in(gy, s), gw, gb, s);
 }

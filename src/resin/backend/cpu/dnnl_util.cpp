@@ -234,10 +234,14 @@ constexpr size_t kSerialReorderBytes = 128 << 10;
 int reorder_threads(const memory::desc& md) { return md.get_size() <= kSerialReorderBytes ? 1 : 0; }
 }  // namespace
 
-memory Arg::in(const Tensor& t, Scratch& s) const {
-  // A strided activation the primitive wants packed is packed in place (one pass, like the reorder),
-  // so that its other readers (backward-weights, the residual add) find it packed too.
-  if (pack_strided && packing_enabled() && !packed_data(t) && can_pack(t)) pack(t);
+bool Arg::writes_packed(const Tensor& t) const {
+  return wants_packed(*this) && packing_enabled() && packing_target(t) != nullptr;
+}
+
+memory Arg::in(const Tensor& t, Scratch& s, bool pack_strided) const {
+  // Packing in place costs one pass, like the reorder it replaces, and the tensor's other readers
+  // (backward-weights, the residual add) then find it packed too.
+  if (pack_strided && wants_packed(*this) && packing_enabled() && !packed_data(t) && can_pack(t)) pack(t);
   if (float* p = packed ? packed_data(t) : nullptr) {
     if (!packed_to_want) return wrap(want, p);
     memory m = wrap(want, s.get(want.get_size()));
@@ -253,8 +257,7 @@ memory Arg::in(const Tensor& t, Scratch& s) const {
 
 memory Arg::out(const Tensor& t, Scratch& s) const {
   if (!to_user) return wrap(want, t);
-  if (wants_packed(*this) && packing_enabled())
-    if (float* p = packing_target(t)) return wrap(want, p);
+  if (writes_packed(t)) return wrap(want, packing_target(t));
   return wrap(want, s.get(want.get_size()));
 }
 

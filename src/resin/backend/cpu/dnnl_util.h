@@ -109,16 +109,17 @@ struct Arg {
   std::optional<dnnl::reorder> to_want, to_user;
   std::optional<memory::desc> packed;  // the packed layout of this activation's dims, when it has one
   std::optional<dnnl::reorder> packed_to_want;
-  // An input: a strided tensor is packed in place rather than reordered into scratch (set when the
-  // primitive's output is packed too, so the tensor's other readers are likely packed-aware).
-  bool pack_strided = false;
 
   Arg() = default;
   Arg(const memory::desc& user_md, const memory::desc& want_md, bool is_output, bool activation = false);
   bool staged() const { return to_want.has_value() || to_user.has_value(); }
 
-  // Memory holding the operand in `want`: the tensor itself, or a reordered scratch copy.
-  memory in(const Tensor& t, Scratch& s) const;
+  // Memory holding the operand in `want`: the tensor itself, or a reordered scratch copy. With
+  // pack_strided (the caller's output is written packed, so the tensor's other readers are likely
+  // packed-aware too), a strided t that `want`s packing is packed in place instead of copied.
+  memory in(const Tensor& t, Scratch& s, bool pack_strided = false) const;
+  // Whether out(t) writes t packed (this output wants nChw16c, packing is on and t can take it).
+  bool writes_packed(const Tensor& t) const;
   // Memory the primitive writes in `want`: the tensor itself, or scratch that out_done() copies back.
   memory out(const Tensor& t, Scratch& s) const;
   void out_done(const memory& m, const Tensor& t) const;

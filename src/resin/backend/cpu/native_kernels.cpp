@@ -73,6 +73,12 @@ bool packed_together(std::initializer_list<const Tensor*> in, std::initializer_l
     if (t->defined() && !packing_target(*t)) return false;
   for (const Tensor* t : in)
     if (t->defined() && !packed_data(*t)) pack(*t);
+  // Packing one operand unpacks a storage packed for another view of it (two operands viewing one
+  // storage with different strides): then they cannot all be packed.
+  for (const Tensor* t : in)
+    if (t->defined() && !packed_data(*t)) return false;
+  for (const Tensor* t : out)
+    if (t->defined() && !packing_target(*t)) return false;
   return true;
 }
 
@@ -284,7 +290,7 @@ void moment_sums(Layout l, const Geometry& g, const float* u, const float* keep,
 
 #pragma GCC diagnostic pop
 
-// out[i] = f(i, c) over every element, parallel over rows or planes.
+// out[i] = f(i, c) over every element, parallel over rows, planes or packed blocks.
 template <class Fn>
 void channel_map(Layout l, const Geometry& g, Fn&& f) {
   const int64_t C = g.c;
@@ -372,19 +378,20 @@ bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Ten
       !vec_ok(beta, C) || !packing_target(y) || y.shape() != x.shape())
     return false;
   const NormOperands o = norm_operands({&x}, {&y});
+  if (o.l != Layout::blocks) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
   std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
-    const double sc = (gamma.defined() ? gamma.data<float>()[c] : 1.0) /
-                      std::sqrt(static_cast<double>(var.data<float>()[c]) + eps);
-    scale[static_cast<size_t>(c)] = static_cast<float>(sc);
-    shift[static_cast<size_t>(c)] =
-        static_cast<float>((beta.defined() ? beta.data<float>()[c] : 0.0) - mean.data<float>()[c] * sc);
+    scale[static_cast<size_t>(c)] =
+        static_cast<float>((gamma.defined() ? gamma.data<float>()[c] : 1.0) /
+                           std::sqrt(static_cast<double>(var.data<float>()[c]) + eps));
+    shift[static_cast<size_t>(c)] = beta.defined() ? beta.data<float>()[c] : 0.0f;
   }
-  const float* xp = o.in[0];
+  const float *xp = o.in[0], *pm = mean.data<float>();
   float* yp = o.out[0];
   const float *ps = scale.data(), *pt = shift.data();
-  channel_map(o.l, g, [&](int64_t i, int64_t c) { yp[i] = xp[i] * ps[c] + pt[c]; });
+  // (x − mean)·scale + beta, as the training kernel: no cancellation when |mean| ≫ std.
+  channel_map(o.l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
   mark_outputs(o, {&y});
   return true;
 }

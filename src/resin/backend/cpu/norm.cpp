@@ -1,5 +1,6 @@
-// Batch normalisation and layer normalisation: training batch norm of dense NCHW/NHWC tensors on
-// resin's own kernels (native_kernels.h), everything else on oneDNN.
+// Batch normalisation and layer normalisation: training batch norm of dense NCHW/NHWC/packed tensors
+// and inference batch norm of packed ones on resin's own kernels (native_kernels.h), everything else
+// on oneDNN.
 //
 // oneDNN 2.6 flags: use_scale / use_shift (separate scale and shift memories; the older packed
 // use_scale_shift is not used). Backward always runs as prop_kind::backward with use_scale (ones
