@@ -36,7 +36,7 @@ namespace resin::backend::kernels {
 
 namespace {
 
-enum class Layout { none, rows, planes, blocks };
+enum class Layout { none, rows, planes, blocks, flat };
 constexpr int64_t kBlock = 16;  // channels per packed block
 
 Layout layout_of(const Tensor& t) {
@@ -56,10 +56,27 @@ struct Geometry {
   int64_t rows() const { return n * hw; }
 };
 
-// Whether the operands go packed: some input is packed and every other input and output can be. A
-// strided input among packed ones is packed here (one pass over it), rather than unpacking the
-// others (one pass each, and the outputs, strided, would make the next op unpack or pack again).
-bool packed_together(std::initializer_list<const Tensor*> in, std::initializer_list<const Tensor*> out) {
+// How a native kernel's operands are laid out: one of batch norm's layouts (rows: channels-last,
+// planes: contiguous NCHW, blocks: packed nChw16c) or, for elementwise kernels, flat: any one dense
+// order shared by every operand (strides compared as oneDNN sees them, so size-1 dims do not matter).
+// How strided operands must agree is the kernel's choice: batch norm needs rows or planes, an
+// elementwise kernel only one dense order.
+enum class Strided { norm_layout, dense_order };
+
+// The operands of a kernel as raw arrays in one layout. Packed (some input is packed and every operand
+// can be; the outputs are written packed and mark_outputs marks them), or all strided (reading a packed
+// one unpacks it). Null pointers for undefined tensors; `l` is none when the operands do not agree.
+struct Operands {
+  Layout l = Layout::none;
+  std::vector<const float*> in;
+  std::vector<float*> out;
+};
+
+// The packed case. A strided input among packed ones is packed here (one pass over it), rather than
+// unpacking the others (one pass each, and the outputs, strided, would make the next op unpack or
+// pack again).
+bool packed_together(std::initializer_list<const Tensor*> in, std::initializer_list<const Tensor*> out,
+                     Operands& o) {
   bool any = false;
   for (const Tensor* t : in)
     if (t->defined()) {
@@ -75,51 +92,65 @@ bool packed_together(std::initializer_list<const Tensor*> in, std::initializer_l
     if (t->defined() && !packed_data(*t)) pack(*t);
   // Packing one operand unpacks a storage packed for another view of it (two operands viewing one
   // storage with different strides): then they cannot all be packed.
-  for (const Tensor* t : in)
-    if (t->defined() && !packed_data(*t)) return false;
-  for (const Tensor* t : out)
-    if (t->defined() && !packing_target(*t)) return false;
+  for (const Tensor* t : in) {
+    const float* p = t->defined() ? packed_data(*t) : nullptr;
+    if (t->defined() && !p) return false;
+    o.in.push_back(p);
+  }
+  for (const Tensor* t : out) {
+    float* p = t->defined() ? packing_target(*t) : nullptr;
+    if (t->defined() && !p) return false;
+    o.out.push_back(p);
+  }
+  o.l = Layout::blocks;
   return true;
 }
 
-// The operands of a batch-norm kernel in one layout: packed (packed_together; the outputs are written
-// packed and the caller marks them), or all strided in x's layout (reading a packed one unpacks it). Pointers
-// are null for undefined tensors; `l` is none when the operands do not agree.
-struct NormOperands {
-  Layout l = Layout::none;
-  std::vector<const float*> in;
-  std::vector<float*> out;
-};
-
-NormOperands norm_operands(std::initializer_list<const Tensor*> in,
-                           std::initializer_list<const Tensor*> out) {
-  const Tensor& x = **in.begin();
-  auto agree = [&](const Tensor* t) { return !t->defined() || t->shape() == x.shape(); };
-  NormOperands o;
-  if (x.numel() == 0 || !std::all_of(in.begin(), in.end(), agree) ||
-      !std::all_of(out.begin(), out.end(), agree))
-    return o;
-  if (packed_together(in, out)) {
-    o.l = Layout::blocks;
-    for (const Tensor* t : in) o.in.push_back(t->defined() ? packed_data(*t) : nullptr);
-    for (const Tensor* t : out) o.out.push_back(t->defined() ? packing_target(*t) : nullptr);
-    return o;
+// The strided layout every operand shares, or none.
+Layout strided_layout(std::initializer_list<const Tensor*> in, std::initializer_list<const Tensor*> out,
+                      Strided mode) {
+  const Tensor& first = **in.begin();
+  if (mode == Strided::norm_layout) {
+    const Layout l = layout_of(first);
+    auto same = [&](const Tensor* t) { return !t->defined() || layout_of(*t) == l; };
+    const bool all = std::all_of(in.begin(), in.end(), same) && std::all_of(out.begin(), out.end(), same);
+    return all ? l : Layout::none;
   }
-  const Layout l = layout_of(x);
-  auto same = [&](const Tensor* t) { return !t->defined() || layout_of(*t) == l; };
-  if (l == Layout::none || !std::all_of(in.begin(), in.end(), same) ||
-      !std::all_of(out.begin(), out.end(), same))
+  const Strides order = onednn::normalized_strides(first);
+  auto same = [&](const Tensor* t) {
+    return !t->defined() || (t->is_non_overlapping_dense() && onednn::normalized_strides(*t) == order);
+  };
+  const bool all = std::all_of(in.begin(), in.end(), same) && std::all_of(out.begin(), out.end(), same);
+  return all ? Layout::flat : Layout::none;
+}
+
+// The first input is defined; every defined operand must be f32 of its shape.
+Operands operands(std::initializer_list<const Tensor*> in, std::initializer_list<const Tensor*> out,
+                  Strided mode) {
+  const Tensor& first = **in.begin();
+  auto fits = [&](const Tensor* t) {
+    return !t->defined() || (t->dtype() == DType::f32 && t->shape() == first.shape());
+  };
+  Operands o;
+  if (first.numel() == 0 || !std::all_of(in.begin(), in.end(), fits) ||
+      !std::all_of(out.begin(), out.end(), fits))
     return o;
+  if (packed_together(in, out, o)) return o;
+  o = Operands{};
+  const Layout l = strided_layout(in, out, mode);
+  if (l == Layout::none) return o;
   o.l = l;
   for (const Tensor* t : in) o.in.push_back(t->defined() ? t->data<float>() : nullptr);
   for (const Tensor* t : out) o.out.push_back(t->defined() ? t->data<float>() : nullptr);
   return o;
 }
 
-void mark_outputs(const NormOperands& o, std::initializer_list<const Tensor*> out) {
-  if (o.l != Layout::blocks) return;
-  for (const Tensor* t : out)
-    if (t->defined()) mark_packed(*t);
+// Marks the outputs of a packed kernel packed; returns true (the kernel ran).
+bool mark_outputs(const Operands& o, std::initializer_list<const Tensor*> out) {
+  if (o.l == Layout::blocks)
+    for (const Tensor* t : out)
+      if (t->defined()) mark_packed(*t);
+  return true;
 }
 
 // Per-channel moments: a[c] = Σ u' and b[c] = Σ u'·(w − k[c]) over the elements of channel c, with
@@ -324,7 +355,7 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
   if (!mean.defined() || !var.defined() || !vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) ||
       !vec_ok(beta, C))
     return false;
-  const NormOperands o = norm_operands({&x}, {&y});
+  const Operands o = operands({&x}, {&y}, Strided::norm_layout);
   const Layout l = o.l;
   if (l == Layout::none) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
@@ -366,8 +397,7 @@ bool batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& bet
     channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = std::max((xp[i] - pm[c]) * ps[c] + pt[c], 0.0f); });
   else
     channel_map(l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
-  mark_outputs(o, {&y});
-  return true;
+  return mark_outputs(o, {&y});
 }
 
 bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
@@ -377,7 +407,7 @@ bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Ten
   if (!mean.defined() || !var.defined() || !vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) ||
       !vec_ok(beta, C) || !packing_target(y) || y.shape() != x.shape())
     return false;
-  const NormOperands o = norm_operands({&x}, {&y});
+  const Operands o = operands({&x}, {&y}, Strided::norm_layout);
   if (o.l != Layout::blocks) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
   std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
@@ -392,8 +422,7 @@ bool batch_norm_inference_packed(const Tensor& x, const Tensor& gamma, const Ten
   const float *ps = scale.data(), *pt = shift.data();
   // (x − mean)·scale + beta, as the training kernel: no cancellation when |mean| ≫ std.
   channel_map(o.l, g, [&](int64_t i, int64_t c) { yp[i] = (xp[i] - pm[c]) * ps[c] + pt[c]; });
-  mark_outputs(o, {&y});
-  return true;
+  return mark_outputs(o, {&y});
 }
 
 namespace {
@@ -437,7 +466,7 @@ bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, 
   if (!vec_ok(mean, C) || !vec_ok(var, C) || !vec_ok(gamma, C) || !vec_ok(ggamma, C) || !vec_ok(gbeta, C) ||
       !mean.defined() || !var.defined())
     return false;
-  const NormOperands o = norm_operands({&x, &gy, &relu_y}, {&gx});
+  const Operands o = operands({&x, &gy, &relu_y}, {&gx}, Strided::norm_layout);
   if (o.l == Layout::none) return false;
   const Geometry g{x.size(0), C, x.size(2) * x.size(3)};
   const float *xp = o.in[0], *gp = o.in[1], *mp = mean.data<float>(), *vp = var.data<float>();
@@ -445,8 +474,7 @@ bool batch_norm_backward(const Tensor& x, const Tensor& gy, const Tensor& mean, 
     backward_passes<true>(o.l, g, xp, gp, o.in[2], mp, vp, gamma, o.out[0], ggamma, gbeta, eps);
   else
     backward_passes<false>(o.l, g, xp, gp, nullptr, mp, vp, gamma, o.out[0], ggamma, gbeta, eps);
-  mark_outputs(o, {&gx});
-  return true;
+  return mark_outputs(o, {&gx});
 }
 
 // Dense tensors with a scalar: oneDNN 2.6's binary has no jit kernel for a permuted source (the
@@ -516,55 +544,13 @@ bool reduce_leading(Reduce op, const Tensor& x, const Tensor& out) {
   return true;
 }
 
-namespace {
-
-// The operands of an elementwise kernel as flat arrays in one memory order, for f32 tensors of one
-// shape: packed (packed_together; the output is written packed and the caller marks it), or all strided in
-// one dense order (strides compared as oneDNN sees them, so size-1 dims do not matter). Null pointers for
-// undefined inputs; `ok` false when neither holds.
-struct FlatOperands {
-  bool ok = false, packed = false;
-  const float* in[3] = {};
-  float* out = nullptr;
-};
-
-FlatOperands flat_operands(std::initializer_list<const Tensor*> in, const Tensor& out) {
-  FlatOperands f;
-  if (out.dtype() != DType::f32) return f;
-  for (const Tensor* t : in)
-    if (t->defined() && (t->dtype() != DType::f32 || t->shape() != out.shape())) return f;
-  if (packed_together(in, {&out})) {
-    f.out = packing_target(out);
-    int k = 0;
-    for (const Tensor* t : in) f.in[k++] = t->defined() ? packed_data(*t) : nullptr;
-    f.ok = f.packed = true;
-    return f;
-  }
-  if (!out.is_non_overlapping_dense()) return f;
-  const Strides order = onednn::normalized_strides(out);
-  for (const Tensor* t : in)
-    if (t->defined() && (onednn::normalized_strides(*t) != order || !t->is_non_overlapping_dense())) return f;
-  int k = 0;
-  for (const Tensor* t : in) f.in[k++] = t->defined() ? t->data<float>() : nullptr;
-  f.out = out.data<float>();
-  f.ok = true;
-  return f;
-}
-
-bool done(const FlatOperands& f, const Tensor& out) {
-  if (f.packed) mark_packed(out);
-  return true;
-}
-
-}  // namespace
-
 bool binary_packed(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (op != Binary::add && op != Binary::sub && op != Binary::mul) return false;
   if (!packed_data(a) && !packed_data(b)) return false;
-  const FlatOperands f = flat_operands({&a, &b}, out);
-  if (!f.ok) return false;
+  const Operands f = operands({&a, &b}, {&out}, Strided::dense_order);
+  if (f.l == Layout::none) return false;
   const float *ap = f.in[0], *bp = f.in[1];
-  float* o = f.out;
+  float* o = f.out[0];
   const int64_t n = out.numel();
   if (op == Binary::add) {
 #pragma omp parallel for schedule(static)
@@ -576,36 +562,36 @@ bool binary_packed(Binary op, const Tensor& a, const Tensor& b, const Tensor& ou
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) o[i] = ap[i] * bp[i];
   }
-  return done(f, out);
+  return mark_outputs(f, {&out});
 }
 
 bool relu(const Tensor& x, const Tensor& y) {
-  const FlatOperands f = flat_operands({&x}, y);
-  if (!f.ok) return false;
+  const Operands f = operands({&x}, {&y}, Strided::dense_order);
+  if (f.l == Layout::none) return false;
   const float* xp = f.in[0];
-  float* yp = f.out;
+  float* yp = f.out[0];
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) yp[i] = std::max(xp[i], 0.0f);
-  return done(f, y);
+  return mark_outputs(f, {&y});
 }
 
 bool add_relu(const Tensor& a, const Tensor& b, const Tensor& y) {
-  const FlatOperands f = flat_operands({&a, &b}, y);
-  if (!f.ok) return false;
+  const Operands f = operands({&a, &b}, {&y}, Strided::dense_order);
+  if (f.l == Layout::none) return false;
   const float *ap = f.in[0], *bp = f.in[1];
-  float* yp = f.out;
+  float* yp = f.out[0];
   const int64_t n = y.numel();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) yp[i] = std::max(ap[i] + bp[i], 0.0f);
-  return done(f, y);
+  return mark_outputs(f, {&y});
 }
 
 bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Tensor& gx) {
-  const FlatOperands f = flat_operands({&y, &g1, &g2}, gx);
-  if (!f.ok) return false;
+  const Operands f = operands({&y, &g1, &g2}, {&gx}, Strided::dense_order);
+  if (f.l == Layout::none) return false;
   const float *yp = f.in[0], *ap = f.in[1], *bp = f.in[2];
-  float* op = f.out;
+  float* op = f.out[0];
   const int64_t n = gx.numel();
   if (bp) {
 #pragma omp parallel for schedule(static)
@@ -617,7 +603,7 @@ bool relu_backward(const Tensor& y, const Tensor& g1, const Tensor& g2, const Te
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) op[i] = masked<true>(ap, yp, i);
   }
-  return done(f, gx);
+  return mark_outputs(f, {&gx});
 }
 
 }  // namespace resin::backend::kernels
