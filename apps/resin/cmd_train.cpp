@@ -18,7 +18,8 @@ int cmd_train(const std::vector<std::string>& argv) {
                  "processes that split each --batch-size batch and average gradients; see docs/distributed.md.");
   args.option("model", d.model, "network from `resin zoo`", "NAME")
       .option("data", d.data, "fashion-mnist | mnist | cifar10 | cifar100", "NAME")
-      .option("data-dir", "", "dataset directory (default: /usr/share/datasets/fashion-mnist for fashion-mnist)", "DIR")
+      .option("data-dir", "",
+              "dataset directory (default: /usr/share/datasets/fashion-mnist for fashion-mnist)", "DIR")
       .option("out", d.out, "output directory", "DIR")
       .option("epochs", std::to_string(d.epochs), "number of epochs", "N")
       .option("batch-size", std::to_string(d.batch_size), "images per step", "B")
@@ -42,16 +43,23 @@ int cmd_train(const std::vector<std::string>& argv) {
       .flag("skip-nonfinite", "skip steps whose loss or gradients are NaN/Inf instead of stopping")
       .option("clip-grad-norm", "0", "clip the global gradient norm (0: off)", "X")
       .flag("channels-last", "keep activations in NHWC layout")
-      .option("dtype", d.dtype, "f32 | bf16 (bf16 autocast: convolutions and matmuls in bf16 on CPUs with "
-              "AVX512_BF16; weights, optimizer and checkpoints stay f32)", "TYPE")
+      .option("dtype", d.dtype,
+              "f32 | bf16 | f16 (autocast: convolutions and matmuls in bf16 on CPUs with "
+              "AVX512_BF16 or on CUDA, f16 on CUDA; weights, optimizer and checkpoints stay f32)",
+              "TYPE")
+      .option("loss-scale", d.loss_scale, "auto (dynamic for f16) | dynamic | none | S (a static scale)",
+              "MODE")
       .option("device", d.device, "cpu | cuda | cuda:N (needs a build with RESIN_WITH_CUDA)", "DEV")
       .option("log-every", "50", "steps between train records in metrics.jsonl", "N")
       .option("progress", "auto", "auto | bar | lines", "MODE")
       .flag("sync-bn", "data parallel: BatchNorm statistics over all processes (default: per process)")
       .option("bucket-mb", "25", "data parallel: gradient all-reduce bucket size", "MIB")
-      .option("dist-timeout", "60", "data parallel: seconds before a silent process counts as dead "
-                                    "(default: RESIN_DIST_TIMEOUT or 60)", "S")
-      .option("dist-backend", "gloo", "data parallel: gloo (CPU) | nccl (builds with RESIN_WITH_NCCL)", "NAME");
+      .option("dist-timeout", "60",
+              "data parallel: seconds before a silent process counts as dead "
+              "(default: RESIN_DIST_TIMEOUT or 60)",
+              "S")
+      .option("dist-backend", "gloo", "data parallel: gloo (CPU) | nccl (builds with RESIN_WITH_NCCL)",
+              "NAME");
   if (!args.parse(argv)) return 0;
   train::TrainConfig c;
   c.model = args.get("model");
@@ -81,6 +89,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   c.clip_grad_norm = args.get_double("clip-grad-norm", 0);
   c.channels_last = args.get_flag("channels-last");
   c.dtype = args.get("dtype");
+  c.loss_scale = args.get("loss-scale");
   c.device = args.get("device");
   c.log_every = args.get_int("log-every", 1);
   const std::string progress = args.get("progress");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../support/error_of.h"
 #include "multiprocess.h"
 #include "resin/distributed/process_group.h"
 #include "resin/distributed/tcp_store.h"
@@ -14,17 +15,9 @@ namespace resin::distributed {
 namespace {
 
 using resin::testing::describe;
+using resin::testing::error_of;
 using resin::testing::is_worker;
 using resin::testing::run_workers;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(TcpStore, SetGetAcrossConnectionsAndTimeouts) {
   TcpStore server("127.0.0.1", 0, true, std::chrono::seconds(5));

@@ -106,6 +106,8 @@ if [[ $mode == all || $mode == bench ]]; then
     >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
   RESIN_CUDA_TF32=1 timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 >> "$OUT/bench.jsonl" ||
     echo "gpu_bench (TF32) failed or timed out"
+  timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 --dtype bf16 >> "$OUT/bench.jsonl" ||
+    echo "gpu_bench (bf16) failed or timed out"
   PYTHONUNBUFFERED=1 timeout 300 python3 tests/gpu/bench_torch.py --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} \
     --max-seconds "$secs" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
   python3 - "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md" <<'PY'

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 
@@ -137,16 +138,19 @@ std::vector<Hostile> hostile_files() {
       {"header empty", le64(0), "does not start with '{'"},
       {"bad json: unterminated", file_with("{\"x\": {", ""), "invalid JSON"},
       {"bad json: trailing garbage", file_with("{} }", ""), "trailing data"},
-      {"bad json: duplicate key", file_with("{" + ok_entry + "," + ok_entry + "}", data8), "duplicate key \"x\""},
+      {"bad json: duplicate key", file_with("{" + ok_entry + "," + ok_entry + "}", data8),
+       "duplicate key \"x\""},
       {"bad json: float in shape", one(R"("x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]})", data8),
        "shape entries must be integers, got number"},
       {"bad json: invalid utf-8 name", file_with("{\"\xff\":1}", ""), "UTF-8"},
-      {"bad json: deep nesting", file_with("{\"x\":" + std::string(500, '[') + std::string(500, ']') + "}", ""),
-       "nesting deeper"},
-      {"bad json: NUL padding", file_with("{" + ok_entry + "}" + std::string(3, '\0'), data8), "trailing data"},
-      {"unknown dtype", one(R"("x":{"dtype":"F31","shape":[2],"data_offsets":[0,8]})", data8), "unknown dtype \"F31\""},
-      {"unsupported dtype", one(R"("x":{"dtype":"F16","shape":[4],"data_offsets":[0,8]})", data8),
-       "dtype F16 is not supported"},
+      {"bad json: deep nesting",
+       file_with("{\"x\":" + std::string(500, '[') + std::string(500, ']') + "}", ""), "nesting deeper"},
+      {"bad json: NUL padding", file_with("{" + ok_entry + "}" + std::string(3, '\0'), data8),
+       "trailing data"},
+      {"unknown dtype", one(R"("x":{"dtype":"F31","shape":[2],"data_offsets":[0,8]})", data8),
+       "unknown dtype \"F31\""},
+      {"unsupported dtype", one(R"("x":{"dtype":"I16","shape":[4],"data_offsets":[0,8]})", data8),
+       "dtype I16 is not supported"},
       {"dtype not a string", one(R"("x":{"dtype":4,"shape":[2],"data_offsets":[0,8]})", data8),
        "dtype must be a string"},
       {"entry not an object", file_with(R"({"x":[1,2]})", ""), "expected an object"},
@@ -163,30 +167,40 @@ std::vector<Hostile> hostile_files() {
        "data_offsets must be an array [begin, end]"},
       {"negative offset", one(R"("x":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]})", data8),
        "negative data offset"},
-      {"reversed offsets", one(R"("x":{"dtype":"U8","shape":[0],"data_offsets":[8,0]})", data8), "end before"},
-      {"size mismatch", one(R"("x":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]})", std::string(20, 'a')),
+      {"reversed offsets", one(R"("x":{"dtype":"U8","shape":[0],"data_offsets":[8,0]})", data8),
+       "end before"},
+      {"size mismatch",
+       one(R"("x":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]})", std::string(20, 'a')),
        "needs 24 bytes but data_offsets [0, 20] span 20"},
       {"dtype size mismatch", one(R"("x":{"dtype":"F64","shape":[2],"data_offsets":[0,8]})", data8),
        "needs 16 bytes"},
       {"overlapping offsets",
-       file_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                 std::string(12, 'a')),
+       file_with(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+           std::string(12, 'a')),
        "overlaps the previous tensor"},
       {"hole between tensors",
-       file_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})",
-                 std::string(20, 'a')),
+       file_with(
+           R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})",
+           std::string(20, 'a')),
        "hole in the data section: bytes [8, 12)"},
-      {"first tensor not at 0", one(R"("x":{"dtype":"F32","shape":[2],"data_offsets":[4,12]})", std::string(12, 'a')),
+      {"first tensor not at 0",
+       one(R"("x":{"dtype":"F32","shape":[2],"data_offsets":[4,12]})", std::string(12, 'a')),
        "hole in the data section: bytes [0, 4)"},
       {"offsets past the end", one(R"("x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]})", data8),
        "runs past the end of the data section"},
-      {"huge offsets", one(R"("x":{"dtype":"U8","shape":[1],"data_offsets":[9223372036854775806,9223372036854775807]})", data8),
+      {"huge offsets",
+       one(R"("x":{"dtype":"U8","shape":[1],"data_offsets":[9223372036854775806,9223372036854775807]})",
+           data8),
        "hole in the data section"},
-      {"shape overflows", one(R"("x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})", data8),
+      {"shape overflows",
+       one(R"("x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]})", data8),
        "overflows 64-bit size arithmetic"},
-      {"shape x dtype overflows", one(R"("x":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,8]})", data8),
+      {"shape x dtype overflows",
+       one(R"("x":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,8]})", data8),
        "overflows 64-bit size arithmetic"},
-      {"zero dim hides overflow", one(R"("x":{"dtype":"F32","shape":[4611686018427387904,4,0],"data_offsets":[0,0]})", ""),
+      {"zero dim hides overflow",
+       one(R"("x":{"dtype":"F32","shape":[4611686018427387904,4,0],"data_offsets":[0,0]})", ""),
        "overflows 64-bit size arithmetic"},
       {"metadata not an object", file_with(R"({"__metadata__":[1]})", ""), "must be an object of strings"},
       {"metadata value not a string", file_with(R"({"__metadata__":{"epoch":3}})", ""), "must be a string"},
@@ -249,6 +263,7 @@ tensors = [
     ("count", "I32", [], struct.pack("<i", -12345)),
     ("image", "U8", [2, 2], bytes([0, 255, 17, 128])),
     ("half", "BF16", [2], struct.pack("<2H", 0x3f80, 0xc020)),
+    ("f16", "F16", [4], struct.pack("<4e", 1.0, -2.5, 65504.0, 2.0 ** -24)),
 ]
 header, data = {"__metadata__": {"framework": "python", "epoch": "3"}}, b""
 for name, dtype, shape, raw in tensors:
@@ -269,6 +284,8 @@ with open(sys.argv[1], "wb") as f:
   EXPECT_EQ(f.tensors.at("count").values<int32_t>(), (std::vector<int32_t>{-12345}));
   EXPECT_EQ(f.tensors.at("image").values<uint8_t>(), (std::vector<uint8_t>{0, 255, 17, 128}));
   EXPECT_EQ(f.tensors.at("half").to_vector(), (std::vector<double>{1.0, -2.5}));
+  EXPECT_EQ(f.tensors.at("f16").dtype(), DType::f16);
+  EXPECT_EQ(f.tensors.at("f16").to_vector(), (std::vector<double>{1.0, -2.5, 65504.0, std::ldexp(1.0, -24)}));
 }
 
 TEST(SafetensorsPython, ResinWritesPythonReads) {

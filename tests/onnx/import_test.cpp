@@ -1,11 +1,13 @@
 // ONNX import: exported models come back with their state dict and output, train with the same
 // gradients as the original modules, and bad graphs fail with errors that name the op and node.
+#include "../support/error_of.h"
 #include "onnx_test_util.h"
 #include "resin/onnx/ops.h"
 
 namespace resin::onnx {
 namespace {
 
+using resin::testing::error_of;
 using testing::make_model;
 using testing::relative_error;
 
@@ -115,15 +117,6 @@ Graph one_node_graph(const std::string& op, const std::string& name, std::vector
 std::string one_node(const std::string& op, const std::string& name, std::vector<nn::OnnxAttr> attrs = {},
                      std::vector<std::pair<std::string, Tensor>> inits = {}, int64_t opset = 17) {
   return serialize_model(one_node_graph(op, name, std::move(attrs), std::move(inits), opset));
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(OnnxImport, UnsupportedOpsAndFailingNodesAreNamed) {

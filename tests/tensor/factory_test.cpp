@@ -189,6 +189,93 @@ TEST(TensorDtype, BFloat16RoundsToNearestEven) {
   EXPECT_EQ(static_cast<float>(BFloat16(3.0f)), 3.0f);
 }
 
+TEST(TensorDtype, Float16RoundsToNearestEven) {
+  auto h = [](float f) { return Float16(f).bits; };
+  EXPECT_EQ(h(1.0f), 0x3c00);
+  EXPECT_EQ(h(-2.0f), 0xc000);
+  EXPECT_EQ(h(65504.0f), 0x7bff);  // the largest finite
+  // 1 + 2^-11 lies halfway between 1 (even) and 1 + 2^-10: ties go to even; 1 + 3 * 2^-11 rounds up.
+  EXPECT_EQ(h(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
+  EXPECT_EQ(h(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
+  // 65520 is halfway between 65504 and 2^16 (odd mantissa below): rounds to infinity; just below stays.
+  EXPECT_EQ(h(65520.0f), 0x7c00);
+  EXPECT_EQ(h(std::nextafter(65520.0f, 0.0f)), 0x7bff);
+  EXPECT_EQ(h(std::numeric_limits<float>::max()), 0x7c00);
+  EXPECT_EQ(h(-std::numeric_limits<float>::infinity()), 0xfc00);
+  // Subnormals: 2^-24 is the smallest; 2^-25 is a tie with 0 (even); just above it rounds up.
+  EXPECT_EQ(h(std::ldexp(1.0f, -24)), 0x0001);
+  EXPECT_EQ(h(std::ldexp(1.0f, -25)), 0x0000);
+  EXPECT_EQ(h(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
+  EXPECT_EQ(h(3 * std::ldexp(1.0f, -25)), 0x0002);                      // 1.5 units: tie, to even 2
+  EXPECT_EQ(h(std::ldexp(1.0f, -14) - std::ldexp(1.0f, -25)), 0x0400);  // rounds up into the smallest normal
+  EXPECT_EQ(h(-0.0f), 0x8000);
+  EXPECT_TRUE(std::isnan(static_cast<float>(Float16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(
+      std::isnan(static_cast<float>(Float16(bits_to_float(0x7f800001)))));  // signalling NaN stays NaN
+  // Every half value converts to float and back unchanged (NaNs: to some NaN).
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    Float16 v;
+    v.bits = static_cast<uint16_t>(b);
+    const float f = static_cast<float>(v);
+    if (std::isnan(f)) {
+      EXPECT_EQ(b & 0x7c00u, 0x7c00u) << b;
+      EXPECT_TRUE(std::isnan(static_cast<float>(Float16(f)))) << b;
+    } else {
+      ASSERT_EQ(Float16(f).bits, b) << "half bits " << b << " -> " << f;
+    }
+  }
+}
+
+#if defined(__FLT16_MAX__)
+// The compiler's _Float16 (IEEE binary16, round to nearest even) as an independent oracle: every
+// float whose bits step by a prime stride across the whole range, plus the neighbours of every
+// half value and of every midpoint between two.
+TEST(TensorDtype, Float16AgreesWithTheCompilersFloat16) {
+  auto check = [](float f) {
+    if (std::isnan(f)) return;
+    const _Float16 ref = static_cast<_Float16>(f);
+    uint16_t rb;
+    std::memcpy(&rb, &ref, 2);
+    ASSERT_EQ(Float16(f).bits, rb) << "float " << f;
+    ASSERT_EQ(static_cast<float>(Float16(f)), static_cast<float>(ref)) << "float " << f;
+  };
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += 65521) check(bits_to_float(static_cast<uint32_t>(u)));
+  for (uint32_t b = 0; b < 0x7c00; ++b) {
+    Float16 lo, hi;
+    lo.bits = static_cast<uint16_t>(b);
+    hi.bits = static_cast<uint16_t>(b + 1);
+    const float a = static_cast<float>(lo), mid = (a + static_cast<float>(hi)) / 2;  // exact in float
+    for (float f : {a, mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)}) {
+      check(f);
+      check(-f);
+    }
+  }
+}
+#endif
+
+TEST(TensorDtype, Float16Tensors) {
+  const std::vector<double> v = {1.0, 0.1, 70000.0, -3e-8, 65504.0, -0.0};
+  const Tensor h = from_vector(v, {6}).to(DType::f16);
+  EXPECT_EQ(h.dtype(), DType::f16);
+  EXPECT_EQ(dtype_size(DType::f16), 2u);
+  EXPECT_EQ(dtype_from_name("float16"), DType::f16);
+  EXPECT_STREQ(dtype_name(DType::f16), "f16");
+  const std::vector<double> back = h.to(DType::f32).to_vector();
+  for (size_t i = 0; i < v.size(); ++i)
+    EXPECT_EQ(back[i], static_cast<float>(Float16(static_cast<float>(v[i])))) << v[i];
+  EXPECT_TRUE(std::isinf(back[2]));
+  // Uniform samples stay below the upper bound once rounded to f16 (1 - 2^-12 rounds to 1).
+  const Tensor u = rand(Shape{4096}, {.dtype = DType::f16});
+  for (double x : u.to_vector()) ASSERT_LT(x, 1.0);
+  // f16 tensors are storage-only, like bf16: ops ask for a conversion.
+  try {
+    (void)relu(h);
+    FAIL() << "relu on an f16 tensor should throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("storage-only"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TensorDtype, Conversions) {
   Tensor f = from_vector({1.5, -2.75, 3.0, 1.0 + 3.0 / 256}, {4});
   Tensor d = f.to(DType::f64);
@@ -216,10 +303,10 @@ TEST(TensorDtype, Conversions) {
 }
 
 TEST(TensorDtype, Names) {
-  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::i32, DType::u8})
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i64, DType::i32, DType::u8})
     EXPECT_EQ(dtype_from_name(dtype_name(t)), t);
   EXPECT_EQ(dtype_from_name("float32"), DType::f32);
-  EXPECT_THROW(dtype_from_name("f16"), Error);
+  EXPECT_THROW(dtype_from_name("f8"), Error);
   EXPECT_EQ(dtype_size(DType::bf16), 2u);
 }
 

@@ -1,4 +1,6 @@
 // End-to-end tests of the trainer on real Fashion-MNIST subsets (dataset-fashion-mnist).
+#include "resin/train/trainer.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -8,7 +10,7 @@
 #include "resin/io/atomic_file.h"
 #include "resin/io/json.h"
 #include "resin/train/checkpoint.h"
-#include "resin/train/trainer.h"
+#include "resin/train/precision.h"
 
 using namespace resin;
 namespace fs = std::filesystem;
@@ -272,6 +274,127 @@ TEST(Trainer, SkipNonfiniteSkipsAndCountsAcrossResume) {
     if (str(rec, "kind") == "train") train_steps.push_back(num(rec, "step"));
   EXPECT_EQ(train_steps, (std::vector<double>{4, 8, 12, 16}));
   fs::remove_all(dir);
+}
+
+namespace {
+void overflow(const Tensor& p) { p.grad().data<float>()[0] = std::numeric_limits<float>::infinity(); }
+
+double scaler_entry(const fs::path& ckpt, const std::string& key) {
+  return train::load_checkpoint(ckpt.string()).optim.at("loss_scaler." + key).item();
+}
+}  // namespace
+
+// Scaling by powers of two is exact, so a dynamic loss scale that never overflows trains the same
+// weights bit for bit as no scaling at all: the unscaled gradients are the plain ones.
+TEST(Trainer, DynamicLossScalingWithoutOverflowTrainsBitwiseLikeNone) {
+  auto plain = fresh_dir("scale_none"), scaled = fresh_dir("scale_dynamic");
+  train::TrainConfig a = small_config(plain);
+  a.model = "mlp:width=16,depth=3";
+  a.epochs = 1;
+  train::run_training(a);
+  train::TrainConfig b = small_config(scaled);
+  b.model = "mlp:width=16,depth=3";
+  b.epochs = 1;
+  b.loss_scale = "dynamic";
+  train::run_training(b);
+  EXPECT_TRUE(io::read_file((plain / "weights.safetensors").string()) ==
+              io::read_file((scaled / "weights.safetensors").string()));
+  EXPECT_EQ(scaler_entry(scaled / "last.ckpt", "scale"), 65536.0);
+  EXPECT_EQ(scaler_entry(scaled / "last.ckpt", "growth_tracker"), 16.0);
+  fs::remove_all(plain);
+  fs::remove_all(scaled);
+}
+
+TEST(Trainer, DynamicLossScalingSkipsOverflowStepsAndResumesExactly) {
+  auto straight = fresh_dir("overflow_straight"), split = fresh_dir("overflow_split");
+  auto config = [](const fs::path& out) {
+    train::TrainConfig c = small_config(out);
+    c.model = "mlp:width=16,depth=3";
+    c.epochs = 1;
+    c.loss_scale = "dynamic";
+    c.after_backward = [](int64_t step, const std::vector<std::pair<std::string, Tensor>>& named) {
+      if (step == 3 || step == 10) overflow(named[named.size() / 2].second);
+    };
+    return c;
+  };
+  const train::TrainResult r = train::run_training(config(straight));
+  EXPECT_EQ(r.steps, 16);
+  EXPECT_EQ(r.skipped_steps, 0) << "overflow steps are loss scaling at work, not --skip-nonfinite skips";
+  EXPECT_EQ(scaler_entry(straight / "last.ckpt", "scale"), 16384.0);
+  EXPECT_EQ(scaler_entry(straight / "last.ckpt", "overflow_steps"), 2.0);
+  EXPECT_EQ(scaler_entry(straight / "last.ckpt", "growth_tracker"), 6.0);  // steps 11..16
+  std::vector<double> scales;
+  for (const auto& rec : read_jsonl(straight / "metrics.jsonl"))
+    if (str(rec, "kind") == "train") scales.push_back(num(rec, "loss_scale"));
+  EXPECT_EQ(scales, (std::vector<double>{32768, 32768, 16384, 16384}));  // logged every 4 steps
+
+  train::TrainConfig c = config(split);
+  c.checkpoint_every = 4;
+  c.max_steps = 9;  // the checkpoint at step 8 holds the scale after one overflow
+  train::run_training(c);
+  EXPECT_EQ(scaler_entry(split / "last.ckpt", "scale"), 32768.0);
+  c.max_steps = 0;
+  c.resume = true;
+  train::run_training(c);
+  EXPECT_TRUE(io::read_file((straight / "weights.safetensors").string()) ==
+              io::read_file((split / "weights.safetensors").string()));
+  EXPECT_EQ(scaler_entry(split / "last.ckpt", "scale"), 16384.0);
+  fs::remove_all(straight);
+  fs::remove_all(split);
+}
+
+// Non-finite gradients at every step are not an overflow that a smaller scale cures: once the
+// dynamic scale is down to 1 (16 halvings from 2^16), the trainer stops as for any non-finite gradient.
+TEST(Trainer, PersistentNonFiniteGradientsStopOnceTheScaleReachesOne) {
+  auto dir = fresh_dir("overflow_forever");
+  train::TrainConfig c = small_config(dir);
+  c.model = "mlp:width=16,depth=3";
+  c.loss_scale = "dynamic";
+  c.after_backward = [](int64_t, const std::vector<std::pair<std::string, Tensor>>& named) {
+    overflow(named.front().second);
+  };
+  try {
+    train::run_training(c);
+    FAIL() << "expected training to stop";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite gradient at step 17"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, LossScaleAndDtypeFlagsAreChecked) {
+  EXPECT_EQ(train::loss_scaler_for("auto", DType::f32), std::nullopt);
+  EXPECT_EQ(train::loss_scaler_for("auto", DType::bf16), std::nullopt);
+  EXPECT_TRUE(train::loss_scaler_for("auto", DType::f16)->dynamic());
+  EXPECT_EQ(train::loss_scaler_for("none", DType::f16), std::nullopt);
+  const auto fixed = train::loss_scaler_for("1024", DType::f32);
+  EXPECT_FALSE(fixed->dynamic());
+  EXPECT_EQ(fixed->scale_value(), 1024.0);
+  for (const char* bad : {"", "0", "-2", "1e40", "inf", "nan", "12abc", "Dynamic"}) {
+    try {
+      train::loss_scaler_for(bad, DType::f16);
+      ADD_FAILURE() << "accepted --loss-scale '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--loss-scale expects auto, dynamic, none or a positive number"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(train::autocast_type("f16", "cuda"), DType::f16);
+  EXPECT_EQ(train::autocast_type("f16", "cuda:1"), DType::f16);
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> refused = {
+      {{"f16", "cpu"}, "--dtype f16 runs on CUDA devices only"},
+      {{"f8", "cpu"}, "--dtype expects f32, bf16 or f16"},
+      {{"f32", "tpu"}, "--device expects cpu, cuda or cuda:N"},
+  };
+  for (const auto& [args, want] : refused) {
+    try {
+      train::autocast_type(args.first, args.second);
+      ADD_FAILURE() << args.first << " on " << args.second << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Trainer, ResumeAfterAKillBeforeTheFirstCheckpointStartsOver) {

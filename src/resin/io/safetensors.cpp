@@ -18,9 +18,9 @@ namespace {
 constexpr const char* kMetadataKey = "__metadata__";
 
 bool dtype_from_safetensors(const std::string& name, DType* out) {
-  static const std::pair<const char*, DType> kTable[] = {{"F32", DType::f32}, {"F64", DType::f64},
-                                                         {"BF16", DType::bf16}, {"I64", DType::i64},
-                                                         {"I32", DType::i32}, {"U8", DType::u8}};
+  static const std::pair<const char*, DType> kTable[] = {
+      {"F32", DType::f32}, {"F64", DType::f64}, {"BF16", DType::bf16}, {"F16", DType::f16},
+      {"I64", DType::i64}, {"I32", DType::i32}, {"U8", DType::u8}};
   for (const auto& [n, t] : kTable)
     if (name == n) {
       *out = t;
@@ -30,8 +30,8 @@ bool dtype_from_safetensors(const std::string& name, DType* out) {
 }
 
 bool is_other_safetensors_dtype(const std::string& name) {
-  static const char* kOthers[] = {"BOOL", "F16", "I8", "I16", "U16", "U32", "U64", "F8_E5M2", "F8_E4M3",
-                                  "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+  static const char* kOthers[] = {"BOOL",    "I8",      "I16",     "U16",     "U32", "U64", "F8_E5M2",
+                                  "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",  "C64"};
   for (const char* n : kOthers)
     if (name == n) return true;
   return false;
@@ -69,8 +69,9 @@ Entry parse_entry(const std::string& name, const JsonValue& v, const std::string
   e.name = name;
   if (!dtype_from_safetensors(dt->string, &e.dtype)) {
     RESIN_CHECK(!is_other_safetensors_dtype(dt->string), where, ": dtype ", dt->string,
-                " is not supported by resin (supported: F32 F64 BF16 I64 I32 U8)");
-    RESIN_FAIL(where, ": unknown dtype ", json_quote(dt->string), " (supported: F32 F64 BF16 I64 I32 U8)");
+                " is not supported by resin (supported: F32 F64 BF16 F16 I64 I32 U8)");
+    RESIN_FAIL(where, ": unknown dtype ", json_quote(dt->string),
+               " (supported: F32 F64 BF16 F16 I64 I32 U8)");
   }
   RESIN_CHECK(shape->kind == JsonValue::Kind::array, where, ": shape must be an array, got ",
               json_kind_name(shape->kind));
@@ -117,6 +118,8 @@ const char* safetensors_dtype_name(DType t) {
     case DType::i64: return "I64";
     case DType::i32: return "I32";
     case DType::u8: return "U8";
+    case DType::f16:
+      return "F16";
   }
   return "?";
 }

@@ -251,7 +251,12 @@ Outs cast_op(const OpContext& c, const Ins& in) {
     case 7: t = DType::i64; break;
     case 11: t = DType::f64; break;
     case 16: t = DType::bf16; break;
-    default: c.fail(str_cat("casting to ONNX type ", to, " is not supported (FLOAT, DOUBLE, INT64, INT32, UINT8, BFLOAT16)"));
+    case 10:
+      t = DType::f16;
+      break;
+    default:
+      c.fail(str_cat("casting to ONNX type ", to,
+                     " is not supported (FLOAT, DOUBLE, INT64, INT32, UINT8, BFLOAT16, FLOAT16)"));
   }
   return {x.to(t)};
 }

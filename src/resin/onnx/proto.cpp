@@ -28,13 +28,15 @@ DType dtype_from_onnx(int32_t t, const std::string& what) {
     case pb::TensorProto::UINT8:
     case pb::TensorProto::BOOL: return DType::u8;
     case pb::TensorProto::BFLOAT16: return DType::bf16;
+    case pb::TensorProto::FLOAT16:
+      return DType::f16;
     default: break;
   }
   const std::string name = pb::TensorProto::DataType_IsValid(t)
                                ? pb::TensorProto::DataType_Name(static_cast<pb::TensorProto::DataType>(t))
                                : std::to_string(t);
   RESIN_FAIL(what, ": element type ", name,
-             " is not supported (resin holds FLOAT, DOUBLE, INT64, INT32, UINT8, BOOL, BFLOAT16)");
+             " is not supported (resin holds FLOAT, DOUBLE, INT64, INT32, UINT8, BOOL, BFLOAT16, FLOAT16)");
 }
 
 int32_t dtype_to_onnx(DType t) {
@@ -45,6 +47,8 @@ int32_t dtype_to_onnx(DType t) {
     case DType::i32: return pb::TensorProto::INT32;
     case DType::u8: return pb::TensorProto::UINT8;
     case DType::bf16: return pb::TensorProto::BFLOAT16;
+    case DType::f16:
+      return pb::TensorProto::FLOAT16;
   }
   return pb::TensorProto::UNDEFINED;
 }
@@ -70,7 +74,7 @@ Tensor tensor_from_proto(const pb::TensorProto& p, const std::string& what) {
     RESIN_CHECK(p.raw_data().size() == bytes, what, ": raw data holds ", p.raw_data().size(), " bytes, shape [",
                 Shape(dims).str(), "] of ", dtype_name(dt), " needs ", bytes);
   } else {
-    int64_t have = p.int32_data_size();  // INT32, BFLOAT16 (16 bits per int32), UINT8, BOOL
+    int64_t have = p.int32_data_size();  // INT32, BFLOAT16 and FLOAT16 (16 bits per int32), UINT8, BOOL
     if (p.data_type() == pb::TensorProto::FLOAT) have = p.float_data_size();
     if (p.data_type() == pb::TensorProto::DOUBLE) have = p.double_data_size();
     if (p.data_type() == pb::TensorProto::INT64) have = p.int64_data_size();
@@ -95,9 +99,10 @@ Tensor tensor_from_proto(const pb::TensorProto& p, const std::string& what) {
     case pb::TensorProto::INT32:
       std::copy(p.int32_data().begin(), p.int32_data().end(), t.data<int32_t>());
       break;
-    case pb::TensorProto::BFLOAT16: {
-      auto* out = t.data<BFloat16>();
-      for (int64_t i = 0; i < numel; ++i) out[i].bits = static_cast<uint16_t>(p.int32_data(static_cast<int>(i)));
+    case pb::TensorProto::BFLOAT16:
+    case pb::TensorProto::FLOAT16: {  // the 16 bits of each value, one per int32 (BFloat16 and Float16 alike)
+      auto* out = static_cast<uint16_t*>(t.raw_data());
+      for (int64_t i = 0; i < numel; ++i) out[i] = static_cast<uint16_t>(p.int32_data(static_cast<int>(i)));
       break;
     }
     default: {  // UINT8, BOOL: one value per int32

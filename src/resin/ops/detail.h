@@ -32,8 +32,10 @@ inline void check_defined(const Tensor& t, const char* op, const char* what) {
 
 inline void check_floating(const Tensor& t, const char* op) {
   RESIN_CHECK(t.defined(), op, ": input is undefined");
-  RESIN_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor (f32, f64 or bf16), got ", t.dtype());
-  RESIN_CHECK(t.dtype() != DType::bf16, op, ": bf16 tensors are storage-only; convert with .to(DType::f32)");
+  RESIN_CHECK(
+      t.dtype() == DType::f32 || t.dtype() == DType::f64, op,
+      ": expected a floating tensor (f32 or f64), got ", t.dtype(),
+      is_floating(t.dtype()) ? " (bf16 and f16 tensors are storage-only: convert with .to(DType::f32))" : "");
 }
 
 inline void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {

@@ -127,13 +127,9 @@ double clip_impl(const std::vector<Tensor>& params, double max_norm, double norm
   bool any_f64 = false;
   for (const auto& g : grads) any_f64 |= g.dtype() == DType::f64;
   const double coef = any_f64 ? clip_coef<double>(max_norm, total) : clip_coef<float>(max_norm, total);
-  // Multiplying by a coefficient of exactly 1 changes nothing; skip the copies then.
-  if (coef >= 1.0) return total;
-  for (const auto& p : params) {
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
-    p.set_grad(g.dtype() == DType::f64 ? scaled<double>(g, coef) : scaled<float>(g, coef));
-  }
+  // Multiplying by a coefficient of exactly 1 changes nothing; skip the copies then (a NaN
+  // coefficient scales: the gradients become NaN, as torch's).
+  if (!(coef >= 1.0)) scale_grads(params, coef);
   return total;
 }
 
@@ -150,6 +146,15 @@ bool grad_finite(const Tensor& g) {
 }
 
 }  // namespace
+
+void scale_grads(const std::vector<Tensor>& params, double coef) {
+  NoGradGuard no_grad;
+  for (const auto& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    p.set_grad(g.dtype() == DType::f64 ? scaled<double>(g, coef) : scaled<float>(g, coef));
+  }
+}
 
 double grad_norm(const std::vector<Tensor>& params, double norm_type) {
   NoGradGuard no_grad;

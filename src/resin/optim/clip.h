@@ -34,6 +34,10 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
 double clip_grad_norm(const std::vector<std::pair<std::string, Tensor>>& named, double max_norm,
                       double norm_type = 2.0, bool error_if_nonfinite = false);
 
+// Replaces every defined gradient g by g·coef (coef rounded to g's dtype, one product per element),
+// a new tensor: the old one is never written, since it may be shared.
+void scale_grads(const std::vector<Tensor>& params, double coef);
+
 // Names of the parameters whose gradient holds a NaN or an infinity (empty when all are finite).
 std::vector<std::string> nonfinite_grads(const std::vector<std::pair<std::string, Tensor>>& named);
 // True when every defined gradient is finite.

@@ -66,7 +66,8 @@ Tensor fill_with(const Shape& s, TensorOptions o, F&& value_at) {
     T* p = t.data<T>();
     const int64_t n = t.numel();
     for (int64_t i = 0; i < n; ++i) {
-      if constexpr (std::is_same_v<T, BFloat16>) p[i] = BFloat16(static_cast<float>(value_at(i)));
+      if constexpr (is_half_float_v<T>)
+        p[i] = T(static_cast<float>(value_at(i)));
       else p[i] = static_cast<T>(value_at(i));
     }
   });
@@ -107,8 +108,20 @@ Tensor randn(const Shape& s, TensorOptions o, Generator* g) {
 Tensor rand(const Shape& s, TensorOptions o, Generator* g) { return uniform(s, 0.0, 1.0, o, g); }
 
 namespace {
+// The largest 16-bit float (sign-magnitude bits) below hi.
+template <class H>
+double half_below(double hi) {
+  H b(static_cast<float>(hi));
+  if (static_cast<float>(b) >= hi) {  // step one ulp towards -inf
+    const float f = static_cast<float>(b);
+    b.bits = static_cast<uint16_t>(f > 0.0f ? b.bits - 1 : (b.bits == 0 ? 0x8001 : b.bits + 1));
+  }
+  return static_cast<float>(b);
+}
+
 // The largest value of dtype t below hi. lo + (hi - lo) * u with u < 1 can still round to hi, in
-// double and far more often once narrowed to f32 (u > 1 - 2^-25) or bf16 (u > 1 - 2^-9).
+// double and far more often once narrowed to f32 (u > 1 - 2^-25) or bf16 (u > 1 - 2^-9) and f16 (u > 1 -
+// 2^-12).
 double largest_below(double hi, DType t) {
   switch (t) {
     case DType::f64: return std::nextafter(hi, -INFINITY);
@@ -116,14 +129,10 @@ double largest_below(double hi, DType t) {
       float f = static_cast<float>(hi);
       return f >= hi ? std::nextafter(f, -INFINITY) : f;
     }
-    case DType::bf16: {
-      BFloat16 b(static_cast<float>(hi));
-      if (static_cast<float>(b) >= hi) {  // step one bf16 ulp towards -inf
-        const float f = static_cast<float>(b);
-        b.bits = static_cast<uint16_t>(f > 0.0f ? b.bits - 1 : (b.bits == 0 ? 0x8001 : b.bits + 1));
-      }
-      return static_cast<float>(b);
-    }
+    case DType::bf16:
+      return half_below<BFloat16>(hi);
+    case DType::f16:
+      return half_below<Float16>(hi);
     default: return hi;  // integer dtypes truncate
   }
 }

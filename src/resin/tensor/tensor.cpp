@@ -88,7 +88,7 @@ std::vector<T> Tensor::values() const {
     loop.run(
         [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
           for (int64_t i = 0; i < n; ++i) {
-            if constexpr (std::is_same_v<S, BFloat16>) {
+            if constexpr (is_half_float_v<S>) {
               out[off[0] + i * st[0]] = static_cast<T>(static_cast<float>(src[off[1] + i * st[1]]));
             } else {
               out[off[0] + i * st[0]] = static_cast<T>(src[off[1] + i * st[1]]);

@@ -98,17 +98,22 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path) {
   return c;
 }
 
-void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model, optim::Optimizer& opt,
-                            optim::LrScheduler& sched) {
+void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model,
+                            optim::Optimizer& opt, optim::LrScheduler& sched, optim::LossScaler* scaler) {
   try {
     model.load_state_dict(ck.model, true);
-    std::map<std::string, Tensor> opt_state, sched_state;
+    std::map<std::string, Tensor> opt_state, sched_state, scaler_state;
+    const std::string kSched = "scheduler.", kScaler = "loss_scaler.";
     for (auto& [k, v] : ck.optim) {
-      if (k.rfind("scheduler.", 0) == 0) sched_state[k.substr(10)] = v;
+      if (k.rfind(kSched, 0) == 0)
+        sched_state[k.substr(kSched.size())] = v;
+      else if (k.rfind(kScaler, 0) == 0)
+        scaler_state[k.substr(kScaler.size())] = v;
       else opt_state[k] = v;
     }
     opt.load_state_dict(opt_state);
     sched.load_state_dict(sched_state);
+    if (scaler && !scaler_state.empty()) scaler->load_state_dict(scaler_state);
     default_generator().set_state(ck.info.rng_state);
   } catch (const Error& e) {
     RESIN_FAIL("checkpoint ", path, ": cannot restore the training state: ", e.what());

@@ -1,6 +1,7 @@
 // Checkpoints. A training checkpoint is ONE safetensors file (written atomically) holding
 //   model.<torchvision name>   every parameter and buffer
-//   optim.<key>                optimizer state (momentum buffers, step counts)
+//   optim.<key>                optimizer state (momentum buffers, step counts), optim.scheduler.*
+//                              (the schedule's step), optim.loss_scaler.* (optim/loss_scaler.h)
 // and, in the metadata, everything else a resumed run needs: format version, model name and
 // shape arguments, epoch, global step, scheduler step, generator state, best accuracy so far.
 // Weights alone (`weights.safetensors`) use torchvision's names with no prefix, so they load in
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "resin/nn/module.h"
+#include "resin/optim/loss_scaler.h"
 #include "resin/optim/lr_schedule.h"
 #include "resin/optim/optimizer.h"
 
@@ -46,11 +48,14 @@ Checkpoint load_checkpoint(const std::string& path);
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source);
 
 // What --resume does with a loaded checkpoint: loads the weights (strict) into `model`, the
-// optim.* state into `opt` and its optim.scheduler.* entries into `sched`, and the generator state
-// into default_generator(). Throws resin::Error naming `path` on any mismatch; the objects may then
-// be partly loaded and must be discarded.
-void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model, optim::Optimizer& opt,
-                            optim::LrScheduler& sched);
+// optim.* state into `opt`, its optim.scheduler.* entries into `sched`, its optim.loss_scaler.*
+// entries into `scaler` (when given and the checkpoint has them: a run resumed with loss scaling
+// that had none starts the scaler afresh; without a scaler they are not needed), and the generator
+// state into default_generator(). Throws resin::Error naming `path` on any mismatch; the objects may
+// then be partly loaded and must be discarded.
+void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model,
+                            optim::Optimizer& opt, optim::LrScheduler& sched,
+                            optim::LossScaler* scaler = nullptr);
 
 void save_weights(const std::string& path, const nn::Module& model);
 std::map<std::string, Tensor> load_weights(const std::string& path);

@@ -1,20 +1,47 @@
 #include "resin/train/precision.h"
 
+#include <cerrno>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+
 #include "resin/backend/backend.h"
 #include "resin/core/error.h"
 
 namespace resin::train {
 
 DType autocast_type(const std::string& dtype, const std::string& device) {
-  RESIN_CHECK(dtype == "f32" || dtype == "bf16", "--dtype expects f32 or bf16, got '", dtype, "'");
+  RESIN_CHECK(dtype == "f32" || dtype == "bf16" || dtype == "f16", "--dtype expects f32, bf16 or f16, got '",
+              dtype, "'");
+  const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
+  RESIN_CHECK(cuda || device == "cpu", "--device expects cpu, cuda or cuda:N, got '", device, "'");
   if (dtype == "f32") return DType::f32;
-  RESIN_CHECK(device == "cpu",
-              "--dtype bf16 is CPU-only (bf16 autocast of the oneDNN backend), got --device ", device);
-  RESIN_CHECK(backend::bf16_compute_supported(),
+  if (dtype == "f16") {
+    RESIN_CHECK(cuda,
+                "--dtype f16 runs on CUDA devices only (oneDNN 2.6 has no fast f16 kernels for this CPU); "
+                "use --dtype bf16 on CPUs with AVX512_BF16, or f32");
+    return DType::f16;
+  }
+  RESIN_CHECK(cuda || backend::bf16_compute_supported(),
               "--dtype bf16 needs a CPU with native bf16 (AVX512_BF16 or AMX); oneDNN reports ",
               backend::cpu_isa_name(),
               " here, where bf16 would be emulated and slower than f32. Use --dtype f32.");
   return DType::bf16;
+}
+
+std::optional<optim::LossScaler> loss_scaler_for(const std::string& loss_scale, DType compute) {
+  if (loss_scale == "auto") return compute == DType::f16 ? std::optional(optim::LossScaler()) : std::nullopt;
+  if (loss_scale == "none") return std::nullopt;
+  if (loss_scale == "dynamic") return optim::LossScaler();
+  const char* s = loss_scale.c_str();
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s, &end);
+  RESIN_CHECK(!loss_scale.empty() && end == s + loss_scale.size() && errno == 0 && std::isfinite(v) &&
+                  v > 0 && v <= FLT_MAX,
+              "--loss-scale expects auto, dynamic, none or a positive number (a static scale), got '",
+              loss_scale, "'");
+  return optim::LossScaler({.init_scale = v, .dynamic = false});
 }
 
 }  // namespace resin::train

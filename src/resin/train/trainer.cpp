@@ -37,16 +37,31 @@ namespace fs = std::filesystem;
 std::string to_json(const TrainConfig& c) {
   std::string ms;
   for (size_t i = 0; i < c.milestones.size(); ++i) ms += (i ? "," : "") + std::to_string(c.milestones[i]);
-  return train::to_json(JsonRecord{{"model", c.model}, {"data", c.data}, {"data_dir", c.data_dir}, {"epochs", c.epochs},
-                                   {"batch_size", c.batch_size}, {"lr", c.lr}, {"momentum", c.momentum},
-                                   {"weight_decay", c.weight_decay}, {"nesterov", c.nesterov}, {"schedule", c.schedule},
-                                   {"milestones", ms}, {"warmup_epochs", c.warmup_epochs},
-                                   {"label_smoothing", c.label_smoothing}, {"augment", c.augment},
-                                   {"seed", static_cast<int64_t>(c.seed)}, {"threads", c.threads},
-                                   {"train_subset", c.train_subset}, {"test_subset", c.test_subset},
-                                   {"clip_grad_norm", c.clip_grad_norm}, {"channels_last", c.channels_last},
-                                   {"world_size", static_cast<int64_t>(c.dist.world_size)}, {"sync_bn", c.sync_bn},
-                                   {"device", c.device}, {"dtype", c.dtype}});
+  return train::to_json(JsonRecord{{"model", c.model},
+                                   {"data", c.data},
+                                   {"data_dir", c.data_dir},
+                                   {"epochs", c.epochs},
+                                   {"batch_size", c.batch_size},
+                                   {"lr", c.lr},
+                                   {"momentum", c.momentum},
+                                   {"weight_decay", c.weight_decay},
+                                   {"nesterov", c.nesterov},
+                                   {"schedule", c.schedule},
+                                   {"milestones", ms},
+                                   {"warmup_epochs", c.warmup_epochs},
+                                   {"label_smoothing", c.label_smoothing},
+                                   {"augment", c.augment},
+                                   {"seed", static_cast<int64_t>(c.seed)},
+                                   {"threads", c.threads},
+                                   {"train_subset", c.train_subset},
+                                   {"test_subset", c.test_subset},
+                                   {"clip_grad_norm", c.clip_grad_norm},
+                                   {"channels_last", c.channels_last},
+                                   {"world_size", static_cast<int64_t>(c.dist.world_size)},
+                                   {"sync_bn", c.sync_bn},
+                                   {"device", c.device},
+                                   {"dtype", c.dtype},
+                                   {"loss_scale", c.loss_scale}});
 }
 
 namespace {
@@ -243,6 +258,7 @@ TrainResult run_training(const TrainConfig& c) {
               c.device, ": data parallelism and --sync-bn run on the CPU only");
   const Device device = training_device(c.device);
   const DType compute = autocast_type(c.dtype, c.device);
+  std::optional<optim::LossScaler> scaler = loss_scaler_for(c.loss_scale, compute);
   const auto t_start = std::chrono::steady_clock::now();
   // ---- data parallelism: join the job first, so every later failure can be agreed on
   const int world = c.dist.world_size;
@@ -320,7 +336,7 @@ TrainResult run_training(const TrainConfig& c) {
     Checkpoint& ck = *resumed;
     RESIN_CHECK(ck.info.model_name == c.model, "--resume: ", last_path, " holds a ", ck.info.model_name,
                 ", not a ", c.model);
-    restore_training_state(ck, last_path, *model, opt, sched);
+    restore_training_state(ck, last_path, *model, opt, sched, scaler ? &*scaler : nullptr);
     start_epoch = ck.info.epoch;
     step = ck.info.step;
     best = ck.info.best_top1;
@@ -363,6 +379,8 @@ TrainResult run_training(const TrainConfig& c) {
                           best,     default_generator().state(), to_json(c)};
       auto state = opt.state_dict();
       for (auto& [k, v] : sched.state_dict()) state["scheduler." + k] = v;
+      if (scaler)
+        for (auto& [k, v] : scaler->state_dict()) state["loss_scaler." + k] = v;
       save_checkpoint(path, info, *model, state);
     });
     if (path == last_path) saved_step = step;
@@ -381,6 +399,11 @@ TrainResult run_training(const TrainConfig& c) {
       std::printf("data parallel: %d processes (%s), %lld images each per step, %lld gradient buckets%s\n", world,
                   comm->backend().c_str(), static_cast<long long>(c.batch_size / world),
                   static_cast<long long>(ddp->num_buckets()), c.sync_bn ? ", synchronized BatchNorm" : "");
+    if (compute != DType::f32)
+      std::printf("mixed precision: %s autocast, f32 weights\n", dtype_name(compute));
+    if (scaler)
+      std::printf("loss scaling: %s, scale %g\n", scaler->dynamic() ? "dynamic" : "static",
+                  scaler->scale_value());
     std::fflush(stdout);
   }
 
@@ -424,12 +447,16 @@ TrainResult run_training(const TrainConfig& c) {
                     ". Lower --lr, add --clip-grad-norm, or pass --skip-nonfinite.");
         skip = true;
       }
+      bool overflow = false;
       if (!skip) {
         arrival.reset();
-        loss.backward();
+        (scaler ? scaler->scale(loss) : loss).backward();
         if (ddp) ddp->synchronize_gradients();  // every rank now holds the averaged gradients
         if (c.after_backward) c.after_backward(step + 1, named);
-        auto bad = optim::nonfinite_grads(named);
+        // Overflow of a scaled loss: skip the step and back off. At a scale <= 1 no scaling is to
+        // blame, so that is an ordinary non-finite gradient.
+        overflow = scaler && !scaler->unscale(named) && scaler->dynamic() && scaler->scale_value() > 1;
+        auto bad = overflow ? std::vector<std::string>{} : optim::nonfinite_grads(named);
         if (!bad.empty()) {
           const std::string first = arrival.first(named, bad);
           RESIN_CHECK(c.skip_nonfinite, "non-finite gradient at step ", step + 1, " (epoch ", epoch + 1, ", batch ",
@@ -440,7 +467,10 @@ TrainResult run_training(const TrainConfig& c) {
           skip = true;
         }
       }
-      if (skip) {
+      if (scaler) scaler->update();
+      if (overflow) {
+        opt.zero_grad();
+      } else if (skip) {
         opt.zero_grad();
         ++skipped;
         if (lead)
@@ -465,10 +495,20 @@ TrainResult run_training(const TrainConfig& c) {
         window = all_reduce_meter(*comm, window);
         window_images = window.count();
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
-        metrics->write({{"kind", std::string("train")}, {"epoch", epoch + 1}, {"step", step}, {"loss", window.loss()},
-                       {"top1", window.top1()}, {"top5", window.top5()}, {"lr", lr},
+        JsonRecord rec{{"kind", std::string("train")},
+                       {"epoch", epoch + 1},
+                       {"step", step},
+                       {"loss", window.loss()},
+                       {"top1", window.top1()},
+                       {"top5", window.top5()},
+                       {"lr", lr},
                        {"images_per_s", static_cast<double>(window_images) / std::max(secs, 1e-9)},
-                       {"skipped_steps", skipped}});
+                       {"skipped_steps", skipped}};
+        if (scaler) {
+          rec.emplace_back("loss_scale", scaler->scale_value());
+          rec.emplace_back("overflow_steps", scaler->overflow_steps());
+        }
+        metrics->write(rec);
         window = RunningMeter();
         window_images = 0;
         t_window = std::chrono::steady_clock::now();

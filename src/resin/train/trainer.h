@@ -68,7 +68,8 @@ struct TrainConfig {
   bool skip_nonfinite = false;            // skip steps with non-finite loss/gradients instead of stopping
   double clip_grad_norm = 0.0;            // 0: no clipping
   bool channels_last = false;             // keep activations NHWC (see docs/performance.md)
-  std::string dtype = "f32";              // f32 | bf16: autocast of forward passes (train/precision.h)
+  std::string dtype = "f32";              // f32 | bf16 | f16: autocast of forward passes (train/precision.h)
+  std::string loss_scale = "auto";        // auto | dynamic | none | a static scale (train/precision.h)
   std::string device = "cpu";             // cpu | cuda | cuda:N (model, batches and optimizer state live there)
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar

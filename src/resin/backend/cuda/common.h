@@ -81,5 +81,12 @@ OutProxy contiguous_out(const Tensor& t);
 Tensor dense_on_device(const Tensor& t);
 // A copy of t in the given strides (t itself when they match).
 Tensor with_strides(const Tensor& t, const Strides& st);
+// A copy of t in type ct and the given strides, converted by one kernel (t itself when both match).
+Tensor converted(const Tensor& t, DType ct, const Strides& st);
+
+// The type cuDNN convolutions and cuBLAS matmuls on operands of type t compute in: under bf16 or
+// f16 autocast (core/autocast.h) and for f32 operands, the autocast type (f32 accumulation, results
+// converted back to f32); else t.
+DType autocast_compute(DType t);
 
 }  // namespace resin::backend::cuda

@@ -1,5 +1,6 @@
 // Convolution on cuDNN (its v7-style API, still shipped by cuDNN 9 in libcudnn_cnn): forward,
-// backward data, backward filter, with the algorithm chosen once per geometry and cached.
+// backward data, backward filter, with the algorithm chosen once per geometry and cached. Under bf16
+// or f16 autocast (core/autocast.h) f32 operands are converted for the call and results converted back.
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -20,7 +21,9 @@ namespace cuda {
 cudnnDataType_t cudnn_type(DType t) {
   if (t == DType::f32) return CUDNN_DATA_FLOAT;
   if (t == DType::f64) return CUDNN_DATA_DOUBLE;
-  RESIN_FAIL("cuDNN kernels take f32 or f64 tensors, got ", t);
+  if (t == DType::bf16) return CUDNN_DATA_BFLOAT16;
+  if (t == DType::f16) return CUDNN_DATA_HALF;
+  RESIN_FAIL("cuDNN kernels take f32, f64, bf16 or f16 tensors, got ", t);
 }
 
 TensorDesc::TensorDesc(DType t, const Shape& s, Layout l) {
@@ -65,19 +68,25 @@ bool env_on(const char* name) {
   return e && std::strcmp(e, "1") == 0;
 }
 
+// t: the operands' type. bf16/f16 convolutions accumulate in f32 (cuDNN's BFLOAT16_CONFIG and
+// PSEUDO_HALF_CONFIG) on tensor cores.
 class ConvDesc {
  public:
   ConvDesc(DType t, const Conv2dParams& p) {
+    const bool half = t == DType::bf16 || t == DType::f16;
     check_cudnn(cudnnCreateConvolutionDescriptor(&d_), "cudnnCreateConvolutionDescriptor");
-    check_cudnn(cudnnSetConvolution2dDescriptor(d_, static_cast<int>(p.pad_h), static_cast<int>(p.pad_w),
-                                                static_cast<int>(p.stride_h), static_cast<int>(p.stride_w),
-                                                static_cast<int>(p.dilation_h), static_cast<int>(p.dilation_w),
-                                                CUDNN_CROSS_CORRELATION, cudnn_type(t)),
-                "cudnnSetConvolution2dDescriptor");
+    check_cudnn(
+        cudnnSetConvolution2dDescriptor(d_, static_cast<int>(p.pad_h), static_cast<int>(p.pad_w),
+                                        static_cast<int>(p.stride_h), static_cast<int>(p.stride_w),
+                                        static_cast<int>(p.dilation_h), static_cast<int>(p.dilation_w),
+                                        CUDNN_CROSS_CORRELATION, cudnn_type(half ? DType::f32 : t)),
+        "cudnnSetConvolution2dDescriptor");
     check_cudnn(cudnnSetConvolutionGroupCount(d_, static_cast<int>(p.groups)), "cudnnSetConvolutionGroupCount");
     // FMA math keeps f32 convolutions in f32 (no TF32 tensor cores) unless asked.
     static const bool tf32 = env_on("RESIN_CUDA_TF32");
-    check_cudnn(cudnnSetConvolutionMathType(d_, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+    check_cudnn(cudnnSetConvolutionMathType(d_, half   ? CUDNN_TENSOR_OP_MATH
+                                                : tf32 ? CUDNN_DEFAULT_MATH
+                                                       : CUDNN_FMA_MATH),
                 "cudnnSetConvolutionMathType");
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
@@ -252,6 +261,21 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor& 
   RESIN_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), op, ": dtype mismatch");
 }
 
+// An operand of a convolution computing in ct, in layout l: t itself, or a converted copy.
+Tensor operand(const Tensor& t, DType ct, Layout l) { return converted(t, ct, layout_strides(t.shape(), l)); }
+
+// Where cuDNN writes an output computed in ct: the proxy's work tensor, or (under autocast) a ct
+// tensor in the same layout that land() converts into it.
+Tensor compute_out(const OutProxy& o, DType ct, Layout l) {
+  const Tensor& w = o.work;
+  return w.dtype() == ct
+             ? w
+             : empty_strided(w.shape(), layout_strides(w.shape(), l), {.dtype = ct, .device = w.device()});
+}
+void land(const Tensor& out, const OutProxy& o) {
+  if (!out.is_same(o.work)) cuda_backend().copy(out, o.work);
+}
+
 }  // namespace
 
 ConvAlgoCacheStats CudaBackend::conv_cache_stats() {
@@ -265,20 +289,23 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, const Tensor&
   check_conv("conv2d", x, w, y);
   if (y.numel() == 0) return;
   const Layout l = layout_of(x);
-  const Tensor xl = to_layout(x, l), wl = to_layout(w, l);
+  const DType ct = autocast_compute(x.dtype());
+  const Tensor xl = operand(x, ct, l), wl = operand(w, ct, l);
   const OutProxy yo = layout_out(y, l);
+  const Tensor yc = compute_out(yo, ct, l);
   auto& ctx = enter(x);
-  const TensorDesc xd(x.dtype(), x.shape(), l), yd(y.dtype(), y.shape(), l);
-  const FilterDesc wd(w.dtype(), w.shape(), l);
-  const ConvDesc cd(x.dtype(), p);
-  const ConvCall call{ctx.cudnn, x.dtype(), xd, wd, cd, yd, ptr(xl), ptr(wl), ptr(yo.work)};
-  run(ConvKind::fwd, call, cache_key(ConvKind::fwd, x.dtype(), l, x.shape(), w.shape(), y.shape(), p, ctx.device),
+  const TensorDesc xd(ct, x.shape(), l), yd(ct, y.shape(), l);
+  const FilterDesc wd(ct, w.shape(), l);
+  const ConvDesc cd(ct, p);
+  const ConvCall call{ctx.cudnn, ct, xd, wd, cd, yd, ptr(xl), ptr(wl), ptr(yc)};
+  run(ConvKind::fwd, call, cache_key(ConvKind::fwd, ct, l, x.shape(), w.shape(), y.shape(), p, ctx.device),
       x.device());
-  if (bias.defined()) {
+  land(yc, yo);
+  if (bias.defined()) {  // added in y's own type (f32 under autocast)
     const Tensor b = dense_on_device(bias);
-    const TensorDesc bd(b.dtype(), Shape{1, b.numel(), 1, 1}, Layout::nchw);
-    check_cudnn(cudnnAddTensor(ctx.cudnn, blend_one(x.dtype()), bd.get(), ptr(b), blend_one(x.dtype()), yd.get(),
-                               ptr(yo.work)),
+    const TensorDesc bd(b.dtype(), Shape{1, b.numel(), 1, 1}, Layout::nchw), yt(y.dtype(), y.shape(), l);
+    check_cudnn(cudnnAddTensor(ctx.cudnn, blend_one(y.dtype()), bd.get(), ptr(b), blend_one(y.dtype()),
+                               yt.get(), ptr(yo.work)),
                 "conv2d bias");
   }
   yo.finish();
@@ -293,14 +320,17 @@ void CudaBackend::conv2d_backward_data(const Tensor& gy, const Tensor& w, const 
   if (gy.numel() == 0) {  // no output positions: nothing flows back
     fill(gxo.work, 0.0);
   } else {
-    const Tensor gyl = to_layout(gy, l), wl = to_layout(w, l);
+    const DType ct = autocast_compute(gx.dtype());
+    const Tensor gyl = operand(gy, ct, l), wl = operand(w, ct, l);
+    const Tensor gxc = compute_out(gxo, ct, l);
     auto& ctx = enter(gx);
-    const TensorDesc xd(gx.dtype(), gx.shape(), l), yd(gy.dtype(), gy.shape(), l);
-    const FilterDesc wd(w.dtype(), w.shape(), l);
-    const ConvDesc cd(gx.dtype(), p);
-    const ConvCall call{ctx.cudnn, gx.dtype(), xd, wd, cd, yd, ptr(gxo.work), ptr(wl), ptr(gyl)};
+    const TensorDesc xd(ct, gx.shape(), l), yd(ct, gy.shape(), l);
+    const FilterDesc wd(ct, w.shape(), l);
+    const ConvDesc cd(ct, p);
+    const ConvCall call{ctx.cudnn, ct, xd, wd, cd, yd, ptr(gxc), ptr(wl), ptr(gyl)};
     run(ConvKind::bwd_data, call,
-        cache_key(ConvKind::bwd_data, gx.dtype(), l, gx.shape(), w.shape(), gy.shape(), p, ctx.device), gx.device());
+        cache_key(ConvKind::bwd_data, ct, l, gx.shape(), w.shape(), gy.shape(), p, ctx.device), gx.device());
+    land(gxc, gxo);
   }
   gxo.finish();
 }
@@ -318,14 +348,18 @@ void CudaBackend::conv2d_backward_weights(const Tensor& x, const Tensor& gy, con
     if (empty_batch) {
       fill(gwo.work, 0.0);
     } else {
-      const Tensor xl = to_layout(x, l), gyl = to_layout(gy, l);
+      const DType ct = autocast_compute(x.dtype());
+      const Tensor xl = operand(x, ct, l), gyl = operand(gy, ct, l);
+      const Tensor gwc = compute_out(gwo, ct, l);
       auto& ctx = enter(x);
-      const TensorDesc xd(x.dtype(), x.shape(), l), yd(gy.dtype(), gy.shape(), l);
-      const FilterDesc wd(gw.dtype(), gw.shape(), l);
-      const ConvDesc cd(x.dtype(), p);
-      const ConvCall call{ctx.cudnn, x.dtype(), xd, wd, cd, yd, ptr(xl), ptr(gwo.work), ptr(gyl)};
+      const TensorDesc xd(ct, x.shape(), l), yd(ct, gy.shape(), l);
+      const FilterDesc wd(ct, gw.shape(), l);
+      const ConvDesc cd(ct, p);
+      const ConvCall call{ctx.cudnn, ct, xd, wd, cd, yd, ptr(xl), ptr(gwc), ptr(gyl)};
       run(ConvKind::bwd_filter, call,
-          cache_key(ConvKind::bwd_filter, x.dtype(), l, x.shape(), gw.shape(), gy.shape(), p, ctx.device), x.device());
+          cache_key(ConvKind::bwd_filter, ct, l, x.shape(), gw.shape(), gy.shape(), p, ctx.device),
+          x.device());
+      land(gwc, gwo);
     }
     gwo.finish();
   }

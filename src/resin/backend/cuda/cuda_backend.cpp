@@ -4,6 +4,7 @@
 
 #include "resin/backend/cuda/common.h"
 #include "resin/backend/ref/ref_backend.h"
+#include "resin/core/autocast.h"
 
 namespace resin::backend {
 
@@ -42,11 +43,18 @@ OutProxy contiguous_out(const Tensor& t) {
   return OutProxy(t, !t.defined() || t.is_contiguous(), t.defined() ? contiguous_strides(t.shape()) : Strides{});
 }
 
-Tensor with_strides(const Tensor& t, const Strides& st) {
-  if (!t.defined() || t.strides() == st) return t;
-  Tensor out = empty_strided(t.shape(), st, {.dtype = t.dtype(), .device = t.device()});
+Tensor with_strides(const Tensor& t, const Strides& st) { return converted(t, t.dtype(), st); }
+
+Tensor converted(const Tensor& t, DType ct, const Strides& st) {
+  if (!t.defined() || (t.strides() == st && t.dtype() == ct)) return t;
+  Tensor out = empty_strided(t.shape(), st, {.dtype = ct, .device = t.device()});
   cuda_backend().copy(t, out);
   return out;
+}
+
+DType autocast_compute(DType t) {
+  const DType a = autocast_dtype();
+  return t == DType::f32 && (a == DType::bf16 || a == DType::f16) ? a : t;
 }
 
 }  // namespace cuda

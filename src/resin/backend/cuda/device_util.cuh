@@ -1,5 +1,5 @@
-// Device-side helpers shared by the .cu files: strided offsets, launch geometry, bf16 bits, and
-// the check after every launch.
+// Device-side helpers shared by the .cu files: strided offsets, launch geometry, bf16 and f16 bits,
+// and the check after every launch.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -65,6 +65,37 @@ __device__ __forceinline__ Bf16 float_to_bf16(float f) {
   if ((u & 0x7fffffffu) > 0x7f800000u) return Bf16{static_cast<uint16_t>((u >> 16) | 0x40)};
   u += 0x7fffu + ((u >> 16) & 1u);
   return Bf16{static_cast<uint16_t>(u >> 16)};
+}
+
+// resin's Float16 conversions (core/dtype.h), bit for bit: round to nearest even, ±inf beyond the
+// range, NaN a quiet NaN with the payload's top bits.
+struct F16 {
+  uint16_t bits;
+};
+__device__ __forceinline__ float f16_to_float(F16 h) {
+  const uint32_t sign = static_cast<uint32_t>(h.bits & 0x8000u) << 16, e = (h.bits >> 10) & 0x1fu,
+                 m = h.bits & 0x3ffu;
+  if (e == 0x1f) return __uint_as_float(sign | 0x7f800000u | (m << 13));
+  if (e != 0) return __uint_as_float(sign | ((e + 112) << 23) | (m << 13));
+  return __uint_as_float(sign | __float_as_uint(static_cast<float>(m) * 5.9604644775390625e-08f));
+}
+__device__ __forceinline__ F16 float_to_f16(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const auto sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return F16{static_cast<uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu))};
+  if (a >= 0x47800000u) return F16{static_cast<uint16_t>(sign | 0x7c00u)};
+  if (a >= 0x38800000u) {
+    uint32_t v = a - 0x38000000u;
+    v += 0xfffu + ((v >> 13) & 1u);
+    return F16{static_cast<uint16_t>(sign | (v >> 13))};
+  }
+  if (a > 0x33000000u) {
+    const uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e, k = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    return F16{static_cast<uint16_t>(sign | (k + (rem > half || (rem == half && (k & 1u)))))};
+  }
+  return F16{sign};
 }
 
 }  // namespace resin::backend::cuda

@@ -1,4 +1,4 @@
-// Batch norm on cuDNN and matmul on cuBLAS.
+// Batch norm on cuDNN and matmul on cuBLAS (bf16/f16 under autocast: core/autocast.h).
 #include <algorithm>
 
 #include "resin/backend/cuda/cuda_backend.h"
@@ -156,7 +156,13 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
   // cuBLAS is column-major. The output decides the orientation: a column-major C is computed as
   // C = op(A) op(B); a row-major C as its column-major transpose C^T = op(B)^T op(A)^T.
-  const Operand oa = as_blas(a), ob = as_blas(b);
+  // Under bf16/f16 autocast, A and B are converted (row-major copies) and C stays f32: cuBLAS
+  // multiplies bf16/f16 with f32 accumulation and output.
+  const DType ct = autocast_compute(out.dtype());
+  auto in_compute = [&](const Tensor& t) {
+    return converted(t, ct, t.dtype() == ct ? t.strides() : contiguous_strides(t.shape()));
+  };
+  const Operand oa = as_blas(in_compute(a)), ob = as_blas(in_compute(b));
   Operand oc = as_blas(out);
   Tensor result = out;
   if (!oc.t.is_same(out)) {  // out is not a BLAS matrix: compute into a dense temporary
@@ -165,6 +171,7 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
   const bool f64 = out.dtype() == DType::f64;
   const cudaDataType_t type = f64 ? CUDA_R_64F : CUDA_R_32F;
+  const cudaDataType_t ab_type = ct == DType::bf16 ? CUDA_R_16BF : ct == DType::f16 ? CUDA_R_16F : type;
   const cublasComputeType_t compute = f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
   auto& ctx = enter(out);
   auto trans = [](bool row_major_operand, bool row_major_view) {
@@ -173,19 +180,20 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   cublasStatus_t s;
   if (!oc.row_major) {
     // Column-major view: A is M x K, B is K x N; a row-major operand is its own transpose.
-    s = cublasGemmStridedBatchedEx(ctx.cublas, trans(oa.row_major, false), trans(ob.row_major, false), blas_int(M, "M"),
-                                   blas_int(N, "N"), blas_int(K, "K"), blend_one(out.dtype()), ptr(oa.t), type,
-                                   blas_int(oa.ld, "lda"), oa.batch_stride, ptr(ob.t), type, blas_int(ob.ld, "ldb"),
-                                   ob.batch_stride, blend_zero(out.dtype()), ptr(oc.t), type, blas_int(oc.ld, "ldc"),
-                                   oc.batch_stride, blas_int(B, "batch"), compute, CUBLAS_GEMM_DEFAULT);
+    s = cublasGemmStridedBatchedEx(
+        ctx.cublas, trans(oa.row_major, false), trans(ob.row_major, false), blas_int(M, "M"),
+        blas_int(N, "N"), blas_int(K, "K"), blend_one(out.dtype()), ptr(oa.t), ab_type,
+        blas_int(oa.ld, "lda"), oa.batch_stride, ptr(ob.t), ab_type, blas_int(ob.ld, "ldb"), ob.batch_stride,
+        blend_zero(out.dtype()), ptr(oc.t), type, blas_int(oc.ld, "ldc"), oc.batch_stride,
+        blas_int(B, "batch"), compute, CUBLAS_GEMM_DEFAULT);
   } else {
     // Row-major C: C^T (N x M, column-major) = B^T (N x K) A^T (K x M); a row-major operand read
     // column-major is already the transpose, so it goes in untransposed.
-    s = cublasGemmStridedBatchedEx(ctx.cublas, trans(ob.row_major, true), trans(oa.row_major, true), blas_int(N, "N"),
-                                   blas_int(M, "M"), blas_int(K, "K"), blend_one(out.dtype()), ptr(ob.t), type,
-                                   blas_int(ob.ld, "ldb"), ob.batch_stride, ptr(oa.t), type, blas_int(oa.ld, "lda"),
-                                   oa.batch_stride, blend_zero(out.dtype()), ptr(oc.t), type, blas_int(oc.ld, "ldc"),
-                                   oc.batch_stride, blas_int(B, "batch"), compute, CUBLAS_GEMM_DEFAULT);
+    s = cublasGemmStridedBatchedEx(
+        ctx.cublas, trans(ob.row_major, true), trans(oa.row_major, true), blas_int(N, "N"), blas_int(M, "M"),
+        blas_int(K, "K"), blend_one(out.dtype()), ptr(ob.t), ab_type, blas_int(ob.ld, "ldb"), ob.batch_stride,
+        ptr(oa.t), ab_type, blas_int(oa.ld, "lda"), oa.batch_stride, blend_zero(out.dtype()), ptr(oc.t), type,
+        blas_int(oc.ld, "ldc"), oc.batch_stride, blas_int(B, "batch"), compute, CUBLAS_GEMM_DEFAULT);
   }
   check_cublas(s, "matmul");
   if (!result.is_same(out)) copy(result, out);

@@ -128,13 +128,18 @@ __global__ void where_kernel(Indexer<4> ix, const T* cond, const T* a, const T* 
   }
 }
 
-// Conversions as the reference backend's convert<D>(S): through float for bf16, static_cast otherwise.
+// Conversions as the reference backend's convert<D>(S): through float for bf16 and f16, static_cast
+// otherwise.
 template <class D, class S>
 __device__ __forceinline__ D convert(S v) {
   if constexpr (std::is_same_v<S, Bf16>) {
     return convert<D>(bf16_to_float(v));
+  } else if constexpr (std::is_same_v<S, F16>) {
+    return convert<D>(f16_to_float(v));
   } else if constexpr (std::is_same_v<D, Bf16>) {
     return float_to_bf16(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<D, F16>) {
+    return float_to_f16(static_cast<float>(v));
   } else {
     return static_cast<D>(v);
   }
@@ -173,6 +178,8 @@ void dispatch_all(ScalarType t, F&& f) {
     case ScalarType::i64: return f(int64_t{});
     case ScalarType::i32: return f(int32_t{});
     case ScalarType::u8: return f(uint8_t{});
+    case ScalarType::f16:
+      return f(F16{});
   }
 }
 

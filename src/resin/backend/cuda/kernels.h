@@ -15,7 +15,7 @@ namespace resin::backend::cuda {
 constexpr int kMaxDims = 8;
 
 // Same order as resin::DType.
-enum class ScalarType : int { f32, f64, bf16, i64, i32, u8 };
+enum class ScalarType : int { f32, f64, bf16, i64, i32, u8, f16 };  // DType's order (scalar_type casts)
 
 template <int N>
 struct Indexer {
@@ -44,7 +44,8 @@ void launch_binary(cudaStream_t s, BinaryOp op, ScalarType t, const Indexer<3>& 
 // operands: cond (same type as out), a, b, out
 void launch_where(cudaStream_t s, ScalarType t, const Indexer<4>& ix, const void* cond, const void* a, const void* b,
                   void* out);
-// operands: src, dst; any pair of types (bf16 rounds to nearest even, as resin's BFloat16).
+// operands: src, dst; any pair of types (bf16 and f16 round to nearest even, as resin's BFloat16 and
+// Float16).
 void launch_copy(cudaStream_t s, ScalarType src_t, ScalarType dst_t, const Indexer<2>& ix, const void* src,
                  void* dst);
 // Writes the elem_size-byte pattern (1, 2, 4 or 8) to every element of a strided tensor.

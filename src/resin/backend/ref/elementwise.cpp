@@ -87,10 +87,10 @@ T binary_value(Binary op, T a, T b) {
 
 template <class D, class S>
 inline D convert(S v) {
-  if constexpr (std::is_same_v<S, BFloat16>) {
+  if constexpr (is_half_float_v<S>) {
     return convert<D>(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<D, BFloat16>) {
-    return BFloat16(static_cast<float>(v));
+  } else if constexpr (is_half_float_v<D>) {
+    return D(static_cast<float>(v));
   } else {
     return static_cast<D>(v);
   }
