@@ -90,6 +90,27 @@ TEST(Autocast, GuardNestsAndRejectsOtherTypes) {
   EXPECT_EQ(autocast_dtype(), DType::f32);
   EXPECT_THROW(AutocastGuard(DType::f64), resin::Error);
   EXPECT_EQ(autocast_dtype(), DType::f32);
+  AutocastGuard f16(DType::f16);  // accepted (the CUDA backend computes in it)
+  EXPECT_EQ(autocast_dtype(), DType::f16);
+}
+
+// The CPU has no fast f16 kernels in oneDNN 2.6: under f16 autocast, convolutions and matmuls
+// compute exactly as without it.
+TEST(Autocast, F16OnTheCpuComputesInF32) {
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  const Tensor x = rnd({2, 16, 6, 6}), w = rnd({16, 16, 3, 3}), a = rnd({2, 5, 7}), b = rnd({2, 7, 3});
+  Tensor y32 = empty({2, 16, 6, 6}), y = empty({2, 16, 6, 6}), m32 = empty({2, 5, 3}), m = empty({2, 5, 3});
+  cpu().conv2d_forward(x, w, Tensor(), y32, p);
+  cpu().matmul(a, b, m32);
+  const int64_t before = bf16_count();
+  {
+    AutocastGuard autocast(DType::f16);
+    cpu().conv2d_forward(x, w, Tensor(), y, p);
+    cpu().matmul(a, b, m);
+  }
+  EXPECT_EQ(bf16_count(), before);
+  EXPECT_EQ(y.to_vector(), y32.to_vector());
+  EXPECT_EQ(m.to_vector(), m32.to_vector());
 }
 
 TEST(Autocast, ConvolutionPassesComputeInBf16WithinTheBound) {
