@@ -360,6 +360,14 @@ TEST(Trainer, PersistentNonFiniteGradientsStopOnceTheScaleReachesOne) {
     EXPECT_NE(std::string(e.what()).find("non-finite gradient at step 17"), std::string::npos) << e.what();
   }
   fs::remove_all(dir);
+  // With --skip-nonfinite those steps are skipped and counted, and the scale stays at 1.
+  c.skip_nonfinite = true;
+  const train::TrainResult r = train::run_training(c);
+  EXPECT_EQ(r.steps, 32);
+  EXPECT_EQ(r.skipped_steps, 16);
+  EXPECT_EQ(scaler_entry(dir / "last.ckpt", "scale"), 1.0);
+  EXPECT_EQ(scaler_entry(dir / "last.ckpt", "overflow_steps"), 16.0);
+  fs::remove_all(dir);
 }
 
 TEST(Trainer, LossScaleAndDtypeFlagsAreChecked) {

@@ -467,7 +467,9 @@ TrainResult run_training(const TrainConfig& c) {
           skip = true;
         }
       }
-      if (scaler) scaler->update();
+      // The scale moves on taken steps (growth) and overflows (back-off); a step skipped for a
+      // non-finite loss or an ordinary non-finite gradient leaves it.
+      if (scaler && (overflow || !skip)) scaler->update();
       if (overflow) {
         opt.zero_grad();
       } else if (skip) {
