@@ -9,8 +9,10 @@
 // inputs, element by element,
 //   |got - want| <= (u_out + 2 K 2^-24) * A,   A = sum_k |x_k| |w_k|
 // with u_out = 2^-8 (bf16) or 2^-11 (f16) for convolutions and 0 for matmuls (f32 output). The
-// check doubles it for the accumulation order of tensor-core kernels. A second check against the
-// f32 result on unrounded inputs proves the rounding happened.
+// check doubles it for matmuls (accumulation order of tensor-core kernels) and allows 8 times it for
+// convolutions: cuDNN may choose a Winograd or FFT algorithm, whose transforms round intermediate
+// values too. A bias is added in f32 after the conversion back (|b| joins A). A second check against
+// the f32 result on unrounded inputs proves the rounding happened.
 #include "gpu_util.h"
 #include "resin/core/autocast.h"
 #include "resin/models/zoo.h"
@@ -27,10 +29,10 @@ Tensor rounded(const Tensor& t, DType ct) { return t.to(ct).to(DType::f32); }
 double unit(DType ct) { return ct == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11); }
 
 void expect_autocast_result(const Tensor& got, const Tensor& want, const Tensor& a, const Tensor& f32_result,
-                            double u_out, int64_t k, const std::string& what) {
+                            double u_out, int64_t k, double slack, const std::string& what) {
   const std::vector<double> g = got.to_vector(), w = want.to_vector(), av = a.to_vector(),
                             f = f32_result.to_vector();
-  const double tol = 2 * (u_out + 2.0 * static_cast<double>(k) * std::ldexp(1.0, -24));
+  const double tol = slack * (u_out + 2.0 * static_cast<double>(k) * std::ldexp(1.0, -24));
   size_t bad = 0;
   double max_a = 0, max_diff = 0;
   for (size_t i = 0; i < g.size(); ++i) {
@@ -41,6 +43,8 @@ void expect_autocast_result(const Tensor& got, const Tensor& want, const Tensor&
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << g.size() << " elements beyond the bound";
   EXPECT_GT(max_diff, 1e-5 * max_a) << what << ": no rounding visible against f32 (autocast did nothing?)";
 }
+
+constexpr double kConvSlack = 8.0;
 
 struct ConvCase {
   const char* name;
@@ -81,16 +85,17 @@ TEST(CudaAutocast, ConvolutionPassesComputeInTheAutocastType) {
         const int64_t k_fwd = c.c / c.p.groups * c.kh * c.kw, k_bd = c.o / c.p.groups * c.kh * c.kw;
         const int64_t k_bw = ys[0] * ys[2] * ys[3];
 
+        const Tensor b0 = rnd(Shape{c.o}), b = on_gpu(b0);
         Tensor y = gpu_out(ys, l), y32 = gpu_out(ys, l);
         Tensor y_ref = empty(ys, {.dtype = DType::f64}), y_abs = empty(ys, {.dtype = DType::f64});
-        gpu().conv2d_forward(x, w, Tensor(), y32, c.p);
+        gpu().conv2d_forward(x, w, b, y32, c.p);
         {
           AutocastGuard guard(ct);
-          gpu().conv2d_forward(x, w, Tensor(), y, c.p);
+          gpu().conv2d_forward(x, w, b, y, c.p);
         }
-        ref().conv2d_forward(xr, wr, Tensor(), y_ref, c.p);
-        ref().conv2d_forward(xa, wa, Tensor(), y_abs, c.p);
-        expect_autocast_result(y, y_ref, y_abs, y32, unit(ct), k_fwd, what + " fwd");
+        ref().conv2d_forward(xr, wr, b0.to(DType::f64), y_ref, c.p);
+        ref().conv2d_forward(xa, wa, abs(b0.to(DType::f64)), y_abs, c.p);
+        expect_autocast_result(y, y_ref, y_abs, y32, unit(ct), k_fwd, kConvSlack, what + " fwd + bias");
 
         Tensor gx = gpu_out(xs, l), gx32 = gpu_out(xs, l);
         Tensor gx_ref = empty(xs, {.dtype = DType::f64}), gx_abs = empty(xs, {.dtype = DType::f64});
@@ -101,7 +106,7 @@ TEST(CudaAutocast, ConvolutionPassesComputeInTheAutocastType) {
         }
         ref().conv2d_backward_data(gyr, wr, gx_ref, c.p);
         ref().conv2d_backward_data(gya, wa, gx_abs, c.p);
-        expect_autocast_result(gx, gx_ref, gx_abs, gx32, unit(ct), k_bd, what + " bwd_data");
+        expect_autocast_result(gx, gx_ref, gx_abs, gx32, unit(ct), k_bd, kConvSlack, what + " bwd_data");
 
         Tensor gw = gpu_out(ws, Layout::nchw), gw32 = gpu_out(ws, Layout::nchw);
         Tensor gb = gpu_out(Shape{c.o}, Layout::nchw), gb32 = gpu_out(Shape{c.o}, Layout::nchw);
@@ -113,7 +118,7 @@ TEST(CudaAutocast, ConvolutionPassesComputeInTheAutocastType) {
         }
         ref().conv2d_backward_weights(xr, gyr, gw_ref, Tensor(), c.p);
         ref().conv2d_backward_weights(xa, gya, gw_abs, Tensor(), c.p);
-        expect_autocast_result(gw, gw_ref, gw_abs, gw32, unit(ct), k_bw, what + " bwd_weights");
+        expect_autocast_result(gw, gw_ref, gw_abs, gw32, unit(ct), k_bw, kConvSlack, what + " bwd_weights");
         // The bias gradient sums the f32 gradient itself: no rounding.
         expect_near_ref(gb, gb32, what + " bwd_bias");
       }
@@ -142,7 +147,7 @@ TEST(CudaAutocast, MatmulComputesInTheAutocastTypeWithF32Output) {
                a_abs = empty({c.B, c.M, c.N}, {.dtype = DType::f64});
         ref().matmul(ar, br, want);
         ref().matmul(abs(ar), abs(br), a_abs);
-        expect_autocast_result(out, want, a_abs, out32, 0.0, c.K, what);
+        expect_autocast_result(out, want, a_abs, out32, 0.0, c.K, 2.0, what);
       }
 }
 

@@ -139,10 +139,11 @@ TEST(CudaKernelParityElementwise, ReduceMaxPropagatesNaN) {
   EXPECT_FALSE(std::isnan(v[2]));
 }
 
-// Every dtype pair, across layouts; bf16 rounds to nearest even exactly as the host BFloat16.
+// Every dtype pair, across layouts; bf16 and f16 round to nearest even exactly as the host's
+// BFloat16 and Float16.
 TEST(CudaKernelParityElementwise, CopyConvertsEveryDtypePair) {
   RESIN_REQUIRE_GPU();
-  const DType all[] = {DType::f32, DType::f64, DType::bf16, DType::i64, DType::i32, DType::u8};
+  const DType all[] = {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i64, DType::i32, DType::u8};
   const Shape s{3, 4, 5, 2};
   // Values every dtype holds exactly or rounds predictably: integers 0..199 scaled, plus fractions.
   Tensor base = add(mul(rand(s, {}, &gen()), 200.0), 0.0);
@@ -156,6 +157,41 @@ TEST(CudaKernelParityElementwise, CopyConvertsEveryDtypePair) {
     }
 }
 
+// The device's f16 conversions bit for bit against the host's Float16: every half value to f32,
+// and f32 values across the range, at the midpoints between neighbouring halves (ties to even), next
+// to them, through the subnormals and the overflow boundary.
+TEST(CudaKernelParityElementwise, F16ConversionsMatchTheHostBitForBit) {
+  RESIN_REQUIRE_GPU();
+  Tensor halves = empty({65536}, {.dtype = DType::f16});
+  auto* hb = static_cast<uint16_t*>(halves.raw_data());
+  for (uint32_t b = 0; b < 65536; ++b) hb[b] = static_cast<uint16_t>(b);
+  Tensor up = on_gpu(halves), widened = gpu_out({65536}, Layout::nchw);
+  gpu().copy(up, widened);
+  const std::vector<double> got = widened.to_vector(), want = halves.to(DType::f32).to_vector();
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::isnan(got[i]) && std::isnan(want[i]))) ASSERT_EQ(got[i], want[i]) << "half bits " << i;
+
+  std::vector<double> floats;
+  for (uint32_t b = 0; b < 0x7c00; ++b) {
+    Float16 lo, hi;
+    lo.bits = static_cast<uint16_t>(b);
+    hi.bits = static_cast<uint16_t>(b + 1);
+    const float a = static_cast<float>(lo), mid = (a + static_cast<float>(hi)) / 2;
+    for (float f : {a, mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f)}) {
+      floats.push_back(f);
+      floats.push_back(-f);
+    }
+  }
+  for (double f : {65520.0, 1e10, std::ldexp(1.0, -25), std::ldexp(1.0, -26), 0.0}) floats.push_back(f);
+  const Tensor f32 = from_vector(floats, {static_cast<int64_t>(floats.size())});
+  Tensor narrowed = on_gpu(zeros(f32.shape(), {.dtype = DType::f16}));
+  gpu().copy(on_gpu(f32), narrowed);
+  const Tensor back = narrowed.to(Device::cpu()), host = f32.to(DType::f16);
+  const auto* gb = static_cast<const uint16_t*>(back.raw_data());
+  const auto* wb = static_cast<const uint16_t*>(host.raw_data());
+  for (size_t i = 0; i < floats.size(); ++i) ASSERT_EQ(gb[i], wb[i]) << "float " << floats[i];
+}
+
 TEST(CudaKernelParityElementwise, CopyBetweenHostAndDevice) {
   RESIN_REQUIRE_GPU();
   const Tensor x = rnd({5, 6, 7});
@@ -167,7 +203,7 @@ TEST(CudaKernelParityElementwise, CopyBetweenHostAndDevice) {
 
 TEST(CudaKernelParityElementwise, Fill) {
   RESIN_REQUIRE_GPU();
-  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::i32, DType::u8})
+  for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i64, DType::i32, DType::u8})
     for (Layout l : {Layout::nchw, Layout::strided}) {
       Tensor t = on_gpu(zeros({3, 4, 5}, {.dtype = dt}), l);
       gpu().fill(t, 3.25);

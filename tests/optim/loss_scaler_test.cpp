@@ -3,6 +3,7 @@
 // GradScaler to run as an oracle).
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <limits>
 
@@ -86,6 +87,18 @@ TEST(LossScaler, GrowsAfterGrowthIntervalFiniteStepsInARow) {
   EXPECT_EQ(s.growth_tracker(), 0);
   for (int i = 0; i < 3; ++i) s.update();
   EXPECT_EQ(s.scale_value(), 32.0);
+  // Backing off stops at f32's smallest normal value.
+  LossScaler low({.init_scale = 4 * static_cast<double>(FLT_MIN)});
+  Tiny m;
+  for (int i = 0; i < 4; ++i) {
+    m.zero();
+    low.scale(m.loss()).backward();
+    m.b.grad().data<float>()[0] = std::numeric_limits<float>::infinity();
+    EXPECT_FALSE(low.unscale(m.named()));
+    low.update();
+  }
+  EXPECT_EQ(low.scale_value(), static_cast<double>(FLT_MIN));
+  EXPECT_EQ(low.overflow_steps(), 4);
   // Near f32's largest value the scale stops growing (a larger one would be inf in f32).
   LossScaler top({.init_scale = 0x1p127, .growth_interval = 1});
   top.update();
@@ -153,6 +166,7 @@ TEST(LossScaler, BadOptionsAreRefused) {
       {{.init_scale = 0}, "initial scale"},
       {{.init_scale = std::numeric_limits<double>::quiet_NaN()}, "initial scale"},
       {{.init_scale = 1e39}, "initial scale"},
+      {{.init_scale = 1e-39}, "initial scale"},  // f32-subnormal: 1/S would overflow f32
       {{.growth_factor = 1.0}, "growth_factor"},
       {{.backoff_factor = 1.0}, "backoff_factor"},
       {{.backoff_factor = 0.0}, "backoff_factor"},

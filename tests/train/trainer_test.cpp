@@ -343,6 +343,25 @@ TEST(Trainer, DynamicLossScalingSkipsOverflowStepsAndResumesExactly) {
   fs::remove_all(split);
 }
 
+// A static --loss-scale is the run's setting, not state: a resumed run uses the one it is given.
+TEST(Trainer, AStaticLossScaleIsTheResumedRunsOwn) {
+  auto dir = fresh_dir("static_scale");
+  train::TrainConfig c = small_config(dir);
+  c.model = "mlp:width=16,depth=3";
+  c.epochs = 1;
+  c.loss_scale = "1024";
+  c.checkpoint_every = 4;
+  c.max_steps = 5;
+  train::run_training(c);
+  EXPECT_EQ(scaler_entry(dir / "last.ckpt", "scale"), 1024.0);
+  c.loss_scale = "2048";
+  c.max_steps = 0;
+  c.resume = true;
+  train::run_training(c);
+  EXPECT_EQ(scaler_entry(dir / "last.ckpt", "scale"), 2048.0);
+  fs::remove_all(dir);
+}
+
 // Non-finite gradients at every step are not an overflow that a smaller scale cures: once the
 // dynamic scale is down to 1 (16 halvings from 2^16), the trainer stops as for any non-finite gradient.
 TEST(Trainer, PersistentNonFiniteGradientsStopOnceTheScaleReachesOne) {

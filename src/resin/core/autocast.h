@@ -14,7 +14,7 @@
 // Where it acts: the oneDNN CPU backend under bf16, where oneDNN runs bf16 natively
 // (backend::bf16_compute_supported(): AVX512_BF16 or AMX); the CUDA backend under bf16 and f16
 // (cuDNN convolutions and cuBLAS matmuls on bf16/f16 copies with f32 accumulation, f32 results).
-// f16 has a narrow exponent range (largest 65504, gradients below 6e-8 vanish): train with a loss
+// f16 has a narrow exponent range (largest 65504, smallest subnormal 2^-24 ≈ 6e-8): train with a loss
 // scaler (optim/loss_scaler.h; `resin train --dtype f16` does). Elsewhere (f16 on the CPU, f64
 // tensors, the reference backend) the ops compute exactly as without the guard: autocast may lower
 // precision, it never changes results beyond that rounding.

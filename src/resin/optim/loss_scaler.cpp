@@ -34,8 +34,8 @@ int64_t count_entry(const std::map<std::string, Tensor>& state, const char* key)
 }  // namespace
 
 LossScaler::LossScaler(LossScalerOptions o) : o_(o), scale_(o.init_scale) {
-  RESIN_CHECK(std::isfinite(o.init_scale) && o.init_scale > 0 && o.init_scale <= FLT_MAX,
-              "LossScaler: the initial scale must be a positive number up to f32's largest, got ",
+  RESIN_CHECK(std::isfinite(o.init_scale) && o.init_scale >= FLT_MIN && o.init_scale <= FLT_MAX,
+              "LossScaler: the initial scale must be a positive number within f32's normal range, got ",
               o.init_scale);
   RESIN_CHECK(std::isfinite(o.growth_factor) && o.growth_factor > 1,
               "LossScaler: growth_factor must be > 1, got ", o.growth_factor);
@@ -59,8 +59,9 @@ void LossScaler::update() {
   found_inf_ = false;
   if (!o_.dynamic) return;
   if (overflow) {
-    // Halving stops at the smallest normal double: far below any scale that could still help.
-    scale_ = std::max(scale_ * o_.backoff_factor, DBL_MIN);
+    // Backing off stops at f32's smallest normal value: below it, S in f32 (the loss's type) would
+    // lose precision and 1/S overflow.
+    scale_ = std::max(scale_ * o_.backoff_factor, static_cast<double>(FLT_MIN));
     growth_tracker_ = 0;
     ++overflow_steps_;
     return;
@@ -87,8 +88,9 @@ void LossScaler::load_state_dict(const std::map<std::string, Tensor>& state) {
   RESIN_CHECK(it->second.defined() && it->second.numel() == 1,
               "LossScaler::load_state_dict: scale must be a scalar, got shape ", it->second.shape());
   const double s = it->second.item();
-  RESIN_CHECK(std::isfinite(s) && s > 0 && s <= FLT_MAX,
-              "LossScaler::load_state_dict: scale must be a positive number up to f32's largest, got ", s);
+  RESIN_CHECK(std::isfinite(s) && s >= FLT_MIN && s <= FLT_MAX,
+              "LossScaler::load_state_dict: scale must be a positive number within f32's normal range, got ",
+              s);
   const int64_t tracker = count_entry(state, "growth_tracker");
   const int64_t overflows = count_entry(state, "overflow_steps");
   RESIN_CHECK(tracker < o_.growth_interval, "LossScaler::load_state_dict: growth_tracker ", tracker,

@@ -1,10 +1,10 @@
 // Loss scaling for f16 mixed precision, with torch.amp.GradScaler's dynamic algorithm.
 //
-// f16 gradients smaller than 2^-24 flush to zero. Multiplying the loss by a scale S before backward
-// multiplies every gradient by S, which lifts them into f16's range; dividing the (f32) parameter
-// gradients by S afterwards restores their values. Too large an S overflows instead: a step whose
-// gradients hold inf or NaN is skipped, and a dynamic scaler halves S; after `growth_interval`
-// finite steps in a row it doubles S. Powers of two keep the scaling exact.
+// f16 values below 2^-24 (its smallest subnormal) round to zero or to 2^-24: small gradients vanish.
+// Multiplying the loss by a scale S before backward multiplies every gradient by S, which lifts them into
+// f16's range; dividing the (f32) parameter gradients by S afterwards restores their values. Too large an S
+// overflows instead: a step whose gradients hold inf or NaN is skipped, and a dynamic scaler halves S; after
+// `growth_interval` finite steps in a row it doubles S. Powers of two keep the scaling exact.
 //
 //   optim::LossScaler scaler;                 // dynamic, S = 65536
 //   scaler.scale(loss).backward();
@@ -35,7 +35,7 @@ struct LossScalerOptions {
 
 class LossScaler {
  public:
-  // Throws resin::Error for a non-positive or non-finite scale, growth_factor <= 1, backoff_factor
+  // Throws resin::Error for a scale outside f32's normal range, growth_factor <= 1, backoff_factor
   // outside (0, 1) or growth_interval < 1.
   explicit LossScaler(LossScalerOptions o = {});
 
@@ -46,8 +46,8 @@ class LossScaler {
   bool unscale(const std::vector<std::pair<std::string, Tensor>>& named);
   // Adjusts S after a step by what the last unscale() found (a step without unscale() counts as
   // finite). Dynamic only: overflow multiplies S by backoff_factor and restarts the count; the
-  // growth_interval-th finite step in a row multiplies S by growth_factor. Never below the smallest
-  // positive double or above f32's largest value (a scale that large would overflow any loss).
+  // growth_interval-th finite step in a row multiplies S by growth_factor. S stays within f32's
+  // normal range (a larger one would overflow any loss, a smaller one make 1/S overflow).
   void update();
 
   double scale_value() const { return scale_; }

@@ -113,7 +113,8 @@ void restore_training_state(const Checkpoint& ck, const std::string& path, nn::M
     }
     opt.load_state_dict(opt_state);
     sched.load_state_dict(sched_state);
-    if (scaler && !scaler_state.empty()) scaler->load_state_dict(scaler_state);
+    // A static scale is the run's --loss-scale, not state: it stays as given.
+    if (scaler && scaler->dynamic() && !scaler_state.empty()) scaler->load_state_dict(scaler_state);
     default_generator().set_state(ck.info.rng_state);
   } catch (const Error& e) {
     RESIN_FAIL("checkpoint ", path, ": cannot restore the training state: ", e.what());

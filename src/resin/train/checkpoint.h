@@ -49,8 +49,9 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& source)
 
 // What --resume does with a loaded checkpoint: loads the weights (strict) into `model`, the
 // optim.* state into `opt`, its optim.scheduler.* entries into `sched`, its optim.loss_scaler.*
-// entries into `scaler` (when given and the checkpoint has them: a run resumed with loss scaling
-// that had none starts the scaler afresh; without a scaler they are not needed), and the generator
+// entries into a dynamic `scaler` (when given and the checkpoint has them: a run resumed with loss
+// scaling that had none starts the scaler afresh; a static scaler keeps the scale it was given;
+// without a scaler they are not needed), and the generator
 // state into default_generator(). Throws resin::Error naming `path` on any mismatch; the objects may
 // then be partly loaded and must be discarded.
 void restore_training_state(const Checkpoint& ck, const std::string& path, nn::Module& model,

@@ -253,7 +253,12 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
   }
   RESIN_CHECK(!no_memory || last != CUDNN_STATUS_NOT_SUPPORTED,
               "convolution: out of GPU memory for the workspace of every algorithm cuDNN offered");
-  check_cudnn(last, "convolution (no algorithm accepted the configuration)");
+  check_cudnn(
+      last,
+      c.dtype == DType::bf16
+          ? "bf16 convolution (no algorithm accepted the configuration; cuDNN's bf16 kernels need a GPU "
+            "of compute capability 8.0 or newer)"
+          : "convolution (no algorithm accepted the configuration)");
 }
 
 void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor& y) {
@@ -261,8 +266,11 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor& 
   RESIN_CHECK(x.dtype() == w.dtype() && x.dtype() == y.dtype(), op, ": dtype mismatch");
 }
 
-// An operand of a convolution computing in ct, in layout l: t itself, or a converted copy.
-Tensor operand(const Tensor& t, DType ct, Layout l) { return converted(t, ct, layout_strides(t.shape(), l)); }
+// An operand of a convolution computing in ct, in layout l: t itself (in_layout ignores the strides
+// of size-1 dims), or a converted copy.
+Tensor operand(const Tensor& t, DType ct, Layout l) {
+  return t.dtype() == ct ? to_layout(t, l) : converted(t, ct, layout_strides(t.shape(), l));
+}
 
 // Where cuDNN writes an output computed in ct: the proxy's work tensor, or (under autocast) a ct
 // tensor in the same layout that land() converts into it.

@@ -160,7 +160,12 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   // multiplies bf16/f16 with f32 accumulation and output.
   const DType ct = autocast_compute(out.dtype());
   auto in_compute = [&](const Tensor& t) {
-    return converted(t, ct, t.dtype() == ct ? t.strides() : contiguous_strides(t.shape()));
+    if (t.dtype() == ct) return t;
+    if (t.size(0) > 1 && t.stride(0) == 0) {  // a broadcast batch: convert one matrix, keep the stride 0
+      const Tensor one = t.narrow(0, 0, 1);
+      return converted(one, ct, contiguous_strides(one.shape())).expand(t.shape());
+    }
+    return converted(t, ct, contiguous_strides(t.shape()));
   };
   const Operand oa = as_blas(in_compute(a)), ob = as_blas(in_compute(b));
   Operand oc = as_blas(out);
