@@ -455,8 +455,10 @@ TrainResult run_training(const TrainConfig& c) {
         if (c.after_backward) c.after_backward(step + 1, named);
         // Overflow of a scaled loss: skip the step and back off. At a scale <= 1 no scaling is to
         // blame, so that is an ordinary non-finite gradient.
-        overflow = scaler && !scaler->unscale(named) && scaler->dynamic() && scaler->scale_value() > 1;
-        auto bad = overflow ? std::vector<std::string>{} : optim::nonfinite_grads(named);
+        const bool unscaled = scaler && scaler->unscale(named);  // every gradient finite, now unscaled
+        overflow = scaler && !unscaled && scaler->dynamic() && scaler->scale_value() > 1;
+        // unscale() has checked every gradient already; names are needed only for a non-finite one.
+        auto bad = overflow || unscaled ? std::vector<std::string>{} : optim::nonfinite_grads(named);
         if (!bad.empty()) {
           const std::string first = arrival.first(named, bad);
           RESIN_CHECK(c.skip_nonfinite, "non-finite gradient at step ", step + 1, " (epoch ", epoch + 1, ", batch ",
