@@ -21,7 +21,7 @@ TEST(TrainerDevice, UnusableDeviceFailsBeforeWritingAnything) {
   struct Case {
     std::string device, message;
   };
-  std::vector<Case> cases = {{"tpu", "unknown device 'tpu' (expected cpu, cuda or cuda:N)"}};
+  std::vector<Case> cases = {{"tpu", "unknown device 'tpu' (expected cpu, cuda or cuda:N;"}};
   if (!cuda::is_available())
     cases.push_back({"cuda", cuda::built() ? "no CUDA device" : "resin was built without CUDA"});
   else

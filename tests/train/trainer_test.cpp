@@ -412,7 +412,7 @@ TEST(Trainer, LossScaleAndDtypeFlagsAreChecked) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> refused = {
       {{"f16", "cpu"}, "--dtype f16 runs on CUDA devices only"},
       {{"f8", "cpu"}, "--dtype expects f32, bf16 or f16"},
-      {{"f32", "tpu"}, "--device expects cpu, cuda or cuda:N"},
+      {{"f32", "tpu"}, "unknown device 'tpu' (expected cpu, cuda or cuda:N"},
   };
   for (const auto& [args, want] : refused) {
     try {

@@ -1,6 +1,8 @@
 // The CUDA entry points of a build without RESIN_WITH_CUDA: no devices, and a clear error for
 // anything that needs one. The real implementation is backend/cuda/runtime.cpp.
 #ifndef RESIN_WITH_CUDA
+#include <cstring>
+
 #include "resin/core/cuda.h"
 #include "resin/core/error.h"
 
@@ -24,7 +26,11 @@ void empty_cache() {}
 
 namespace raw {
 std::shared_ptr<uint8_t> allocate(size_t, int) { no_cuda(); }
-void copy(void*, Device, const void*, Device, size_t) { no_cuda(); }
+void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) {
+  // Between host devices (cpu and the placement check cpu:1) a copy is a memcpy.
+  if (dst_device.type != DeviceType::cpu || src_device.type != DeviceType::cpu) no_cuda();
+  if (nbytes > 0) std::memcpy(dst, src, nbytes);
+}
 void fill(void*, int, size_t, const void*, size_t) { no_cuda(); }
 }  // namespace raw
 

@@ -9,7 +9,8 @@
 namespace resin {
 
 Device parse_device(const std::string& s) {
-  if (s == "cpu") return Device::cpu();
+  if (s == "cpu" || s == "cpu:0") return Device::cpu();
+  if (s == "cpu:1") return Device::placement_check();
   if (s == "cuda") return Device::cuda(0);
   if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() <= 8) {
     const std::string n = s.substr(5);
@@ -20,7 +21,7 @@ Device parse_device(const std::string& s) {
     const bool digits = std::isdigit(static_cast<unsigned char>(n[0])) != 0;
     if (digits && end && *end == '\0' && errno == 0 && i >= 0) return Device::cuda(static_cast<int>(i));
   }
-  RESIN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N)");
+  RESIN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N; cpu:1 checks device placement on the CPU)");
 }
 
 }  // namespace resin

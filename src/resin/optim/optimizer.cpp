@@ -97,8 +97,6 @@ void Optimizer::check_group(const ParamGroup& g, size_t index) const {
     RESIN_CHECK(p.is_leaf(), who, ": can't optimize a non-leaf tensor (", label, " of group ", index, ")");
     RESIN_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64, who, ": ", label, " of group ", index,
                 " has dtype ", p.dtype(), "; optimizers update f32 or f64 parameters");
-    RESIN_CHECK(p.device() == Device::cpu(), who, ": ", label, " of group ", index, " is on ", p.device(),
-                "; optimizers update CPU parameters only");
     RESIN_CHECK(p.is_non_overlapping_dense(), who, ": ", label, " of group ", index,
                 " is not dense in memory (strides ", p.strides(), " for shape ", p.shape(), ")");
   }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "resin/backend/backend.h"
+#include "resin/core/device.h"
 #include "resin/core/error.h"
 
 namespace resin::train {
@@ -13,8 +14,7 @@ namespace resin::train {
 DType autocast_type(const std::string& dtype, const std::string& device) {
   RESIN_CHECK(dtype == "f32" || dtype == "bf16" || dtype == "f16", "--dtype expects f32, bf16 or f16, got '",
               dtype, "'");
-  const bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
-  RESIN_CHECK(cuda || device == "cpu", "--device expects cpu, cuda or cuda:N, got '", device, "'");
+  const bool cuda = parse_device(device).type == DeviceType::cuda;  // throws naming the accepted forms
   if (dtype == "f32") return DType::f32;
   if (dtype == "f16") {
     RESIN_CHECK(cuda,
