@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "resin/cli/args.h"
+#include "resin/core/cuda.h"
 #include "resin/core/error.h"
 #include "resin/io/atomic_file.h"
 #include "resin/lab/experiment.h"
@@ -41,6 +42,7 @@ std::string rerun_command(const std::string& name, const cli::Args& args, const 
   if (args.has("seeds")) c += " --seeds " + args.get("seeds");
   if (args.has("threads")) c += " --threads " + args.get("threads");
   if (args.has("data-dir")) c += " --data-dir " + args.get("data-dir");
+  if (args.has("device")) c += " --device " + args.get("device");
   return c + " --out " + out;
 }
 
@@ -75,6 +77,8 @@ int cmd_lab(const std::vector<std::string>& argv) {
       .option("out", "", "output directory (default runs/lab/<name>; for `all`, runs/lab)", "DIR")
       .option("threads", "0", "compute threads (0: all cores)", "T")
       .option("data-dir", "", "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)", "DIR")
+      .option("device", "cpu", "where the trained experiments train: cpu | cuda | cuda:N (the others run on the CPU)",
+              "DEV")
       .flag("deterministic", "with `all`: only the experiments that do not train");
   if (argv.empty() || argv[0].rfind("--", 0) == 0 || argv[0] == "-h") {
     if (!args.parse(argv)) return 0;  // --help
@@ -91,6 +95,8 @@ int cmd_lab(const std::vector<std::string>& argv) {
   base.seeds = args.get_int("seeds", 0, 1000);
   base.threads = args.get_int("threads", 0, 1024);
   base.fashion_mnist = args.get("data-dir");
+  base.device = parse_device(args.get("device"));
+  cuda::check_device(base.device);  // built without CUDA, no GPU, no such index: say so before any run
   if (name != "all") {
     RESIN_CHECK(!args.get_flag("deterministic"), "resin lab: --deterministic goes with `all`");
     const lab::Experiment& e = lab::find_experiment(name);  // throws listing the names

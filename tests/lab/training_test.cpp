@@ -2,6 +2,7 @@
 // on a tiny synthetic Fashion-MNIST (IDX files written here), so the test takes seconds.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -152,4 +153,42 @@ TEST(LabTraining, TrainedExperimentEndToEndOnTinyData) {
   const io::JsonValue j = io::parse_json(io::read_file(ctx.out_dir + "/metrics.json"), "metrics.json");
   EXPECT_EQ(j.find("verdicts")->array.size(), e.criteria.size());
   EXPECT_TRUE(j.find("metrics")->find("train_loss C=1 d=64") != nullptr);
+  EXPECT_EQ(j.find("device")->string, "cpu");
+
+  // The same run on the placement-check device (core/device.h): every model, batch and label must
+  // be moved there (a tensor left behind is a device-mismatch error), and the numbers are the CPU's.
+  Context on = ctx;
+  on.out_dir = dir.file("out-cpu1");
+  on.device = Device::placement_check();
+  const RunSummary moved = run_experiment(e, on);
+  EXPECT_EQ(moved.metrics, s.metrics);
+  const io::JsonValue jm = io::parse_json(io::read_file(on.out_dir + "/metrics.json"), "metrics.json");
+  EXPECT_EQ(jm.find("device")->string, "cpu:1");
+  EXPECT_NE(io::read_file(on.out_dir + "/report.md").find("Device: cpu:1"), std::string::npos);
+}
+
+// Every trained experiment's quick protocol on the placement-check device, on tiny data: none may
+// leave a tensor on the CPU (what `resin lab <name> --device cuda` needs), and each judges every
+// criterion.
+TEST(LabTraining, EveryTrainedExperimentRunsOnAnotherDevice) {
+  resin::testing::TempDir dir;
+  const std::string data = dir.file("fmnist");
+  std::filesystem::create_directories(data);
+  write_fake_split(data, "train", 6000, 1);
+  write_fake_split(data, "t10k", 500, 2);
+  for (const Experiment& e : experiments()) {
+    if (!e.trains) continue;
+    SCOPED_TRACE(e.name);
+    Context ctx{.out_dir = dir.file("out/" + e.name), .quick = true, .threads = 1, .fashion_mnist = data,
+                .command = "resin lab " + e.name + " --quick --device cpu:1", .device = Device::placement_check()};
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      const RunSummary s = run_experiment(e, ctx);
+      EXPECT_EQ(s.judgements.size(), e.criteria.size());
+    } catch (const std::exception& x) {
+      ADD_FAILURE() << e.name << ": " << x.what();
+    }
+    std::fprintf(stderr, "%s on cpu:1: %.1f s\n", e.name.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
 }

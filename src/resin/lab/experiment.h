@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "resin/core/device.h"
 #include "resin/lab/svg.h"
 
 namespace resin::lab {
@@ -57,6 +58,9 @@ struct Context {
   int64_t threads = 0;          // OpenMP threads (0: leave as is)
   std::string fashion_mnist{};  // directory of the Fashion-MNIST IDX files ("" = the Debian default)
   std::string command{};        // the command line that re-runs this experiment (for the report)
+  // Where the trained experiments train and analyse their models (data stay in host memory; batches
+  // are moved per step). The deterministic experiments compute on the CPU whatever this says.
+  Device device = Device::cpu();
   // Seed i of the run: 1000·(i + 1), the same in every mode, so a quick run's seeds are a prefix of a
   // full run's.
   uint64_t seed(int64_t i) const { return 1000u * static_cast<uint64_t>(i + 1); }

@@ -37,10 +37,14 @@ std::string criterion_text(const Experiment& e, const std::string& id) {
   return "";
 }
 
+// The device the experiment computed on: --device for the trained ones, the CPU for the others.
+Device compute_device(const Experiment& e, const Context& ctx) { return e.trains ? ctx.device : Device::cpu(); }
+
 std::string metrics_json(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info) {
   std::ostringstream o;
   o << "{\n  \"experiment\": " << io::json_quote(e.name) << ",\n  \"date\": " << io::json_quote(info.date)
     << ",\n  \"machine\": " << io::json_quote(info.machine)
+    << ",\n  \"device\": " << io::json_quote(compute_device(e, ctx).str())
     << ",\n  \"command\": " << io::json_quote(ctx.command)
     << ",\n  \"quick\": " << (ctx.quick ? "true" : "false") << ",\n  \"seeds\": [";
   for (size_t i = 0; i < r.seed_list().size(); ++i) o << (i ? ", " : "") << r.seed_list()[i];
@@ -132,6 +136,7 @@ std::string report_markdown(const Experiment& e, const Context& ctx, const Resul
   if (r.seed_list().empty()) o << "none (deterministic)";
   for (size_t i = 0; i < r.seed_list().size(); ++i) o << (i ? ", " : "") << r.seed_list()[i];
   o << "\n- Command: `" << ctx.command << "`\n- Date: " << info.date << "\n- Machine: " << info.machine
+    << "\n- Device: " << compute_device(e, ctx)
     << "\n- Wall time: " << fmt(std::round(info.seconds * 10) / 10) << " s\n\n";
   o << "## Verdicts\n\n| id | criterion | verdict | measured |\n|---|---|---|---|\n";
   for (const Judgement& j : r.judgements())

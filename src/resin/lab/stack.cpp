@@ -139,8 +139,16 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
   return x;
 }
 
+Device BlockStack::device() const {
+  for (const auto* part : {&stem, &blocks, &head})
+    for (const auto& [_, m] : *part)
+      if (!m->named_parameters().empty()) return m->device();
+  return Device::cpu();
+}
+
 Tensor run_stem(const BlockStack& s, const Tensor& input) {
-  Tensor h = s.prepare ? s.prepare(input) : input;
+  const Tensor x = input.to(s.device());
+  Tensor h = s.prepare ? s.prepare(x) : x;
   for (const auto& [_, m] : s.stem) h = m->forward(h);
   return h;
 }

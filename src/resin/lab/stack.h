@@ -45,6 +45,9 @@ struct BlockStack {
   std::function<Tensor(const Tensor&)> prepare{};  // applied to the input first (e.g. flatten); may be empty
   std::vector<NamedModule> stem{}, blocks{}, head{};  // each run in order; names label tables and plots
   size_t size() const { return blocks.size(); }
+  // The device of the first module with parameters (the CPU when none has any): run_stem moves its
+  // input there, so host data can be fed to a model on a GPU.
+  Device device() const;
 };
 
 // LabNet: prepare = its input flattening, stem, the blocks of a Sequential stack, final + head.
@@ -74,7 +77,7 @@ struct RunOptions {
 Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode);
 // prepare → stem → blocks (order, modes) → head.
 Tensor run_stack(const BlockStack& s, const Tensor& input, const RunOptions& o = {});
-// The stem alone (prepare + stem): x_0.
+// The stem alone (input moved to s.device(), then prepare + stem): x_0.
 Tensor run_stem(const BlockStack& s, const Tensor& input);
 // The blocks and head from a given x_0 (for analyses that differentiate w.r.t. x_0).
 Tensor run_from_stem(const BlockStack& s, const Tensor& x0, const RunOptions& o = {});

@@ -132,6 +132,14 @@ void Module::to(Device device) {
   for (auto& [_, c] : children_) c->to(device);
 }
 
+Device Module::device() const {
+  for (const auto& [_, t] : named_parameters())
+    if (t.defined()) return t.device();
+  for (const auto& [_, t] : named_buffers())
+    if (t.defined() && is_floating(t.dtype())) return t.device();
+  return Device::cpu();
+}
+
 void Module::zero_grad() {
   for (auto& [_, t] : named_parameters()) t.zero_grad();
 }

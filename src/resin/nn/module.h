@@ -72,6 +72,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // buffers (BatchNorm's num_batches_tracked) stay on the CPU: they are host-side counters. Move a
   // model before building its optimizer, which holds the parameter handles.
   void to(Device device);
+  // Where the module computes: the device of its first parameter (else of its first floating buffer),
+  // the CPU for a module with neither. After to(device) every one of them is there.
+  Device device() const;
 
   // ---- state: parameters then buffers, each under its dotted path
   std::map<std::string, Tensor> state_dict() const;

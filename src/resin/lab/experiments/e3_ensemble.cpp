@@ -83,7 +83,7 @@ void run_e3(const Context& ctx, Results& r) {
     }
     std::vector<int64_t> ks;
     for (int64_t k = 0; k <= blocks; ++k) ks.push_back(k);
-    Tensor xb = d.test_x.narrow(0, 0, 32), yb = d.test_y.narrow(0, 0, 32);
+    Tensor xb = d.test_x.narrow(0, 0, 32), yb = d.test_y.narrow(0, 0, 32).to(s.device());
     pg = path_gradient_by_length(s, xb, [&](const Tensor& out) { return cross_entropy(out, yb); }, ks, q ? 3 : 20, g);
   });
   const ArmRuns plain_runs = train_arm(plain, seeds, d, [&](size_t, nn::Module& m, const TrainResult&) {

@@ -58,7 +58,7 @@ class MaskedAutoencoder : public nn::Module {
   // Features of unmasked images: the encoder's final LN output [N, 96].
   Tensor forward(const Tensor& x) override {
     std::vector<Tensor> skips;
-    return encode(input(x.flatten(1), zeros({x.size(0), kPatches})), skips);
+    return encode(input(x.flatten(1), zeros({x.size(0), kPatches}, {.device = x.device()})), skips);
   }
   // MSE on the masked pixels, with a fresh random mask per image (default generator).
   Tensor masked_loss(const Tensor& images) {
@@ -76,6 +76,8 @@ class MaskedAutoencoder : public nn::Module {
         for (int64_t r = r0; r < r0 + 4; ++r)
           for (int64_t c = c0; c < c0 + 4; ++c) px[i * 784 + r * 28 + c] = 1;
       }
+    // The masks are drawn on the host; the loss is computed where the images are.
+    patch_mask = patch_mask.to(x.device()), pixel_mask = pixel_mask.to(x.device());
     std::vector<Tensor> skips;
     Tensor h = encode(input(mul(x, add(neg(pixel_mask), 1.0)), patch_mask), skips);
     for (size_t k = 0; k < 4; ++k) {
@@ -103,12 +105,14 @@ class MaskedAutoencoder : public nn::Module {
   BlockStack stack_;
 };
 
-// Features [N, 96] of images (eval mode, no gradients).
+// Features [N, 96] of images (eval mode, no gradients), computed on the model's device and returned
+// in host memory (the probes' data, like the images).
 Tensor features(MaskedAutoencoder& m, const Tensor& x) {
   NoGradGuard ng;
   m.eval();
   std::vector<Tensor> parts;
-  for (int64_t b = 0; b < x.size(0); b += 1000) parts.push_back(m.forward(x.narrow(0, b, std::min<int64_t>(1000, x.size(0) - b))));
+  for (int64_t b = 0; b < x.size(0); b += 1000)
+    parts.push_back(m.forward(x.narrow(0, b, std::min<int64_t>(1000, x.size(0) - b)).to(m.device())).to(Device::cpu()));
   m.train();
   return concat(parts, 0).contiguous();
 }
@@ -194,7 +198,7 @@ Probe probe(MaskedAutoencoder& m, const LabTrainingData& d, uint64_t seed, int64
   p.rank = effective_rank(fte);
   // Linear probe: softmax regression on standardised features.
   Tensor mu = mean(ftr, {0}, true), sd = add(sqrt(var(ftr, {0}, 0, true)), 1e-6);
-  LabTrainingData fd{.train_x = div(sub(ftr, mu), sd).contiguous(), .train_y = d.train_y};
+  LabTrainingData fd{.device = d.device, .train_x = div(sub(ftr, mu), sd).contiguous(), .train_y = d.train_y};
   fd.fit_x = fd.train_x, fd.fit_y = d.train_y;
   fd.test_x = div(sub(fte, mu), sd).contiguous(), fd.test_y = d.test_y;
   manual_seed(seed);

@@ -63,6 +63,8 @@ std::vector<int64_t> stratified_order(const Tensor& labels, uint64_t seed) {
 
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& idx, size_t begin, size_t len) {
   RESIN_CHECK(t.dim() >= 1 && t.is_contiguous(), "gather_rows: need a contiguous tensor, got ", t.shape());
+  RESIN_CHECK(t.device().type == DeviceType::cpu, "gather_rows: the tensor must be in host memory, it is on ",
+              t.device());
   RESIN_CHECK(begin + len <= idx.size(), "gather_rows: range [", begin, ", ", begin + len, ") of ", idx.size());
   Shape s = t.shape();
   const int64_t n = s[0];
@@ -85,6 +87,7 @@ LabTrainingData load_training_data(const Context& ctx, int64_t train_n, int64_t 
               train.x.size(0), ")");
   const auto order = stratified_order(train.y, kSubsetSeed);
   LabTrainingData d;
+  d.device = ctx.device;
   d.train_x = gather_rows(train.x, order, 0, static_cast<size_t>(train_n));
   d.train_y = gather_rows(train.y, order, 0, static_cast<size_t>(train_n));
   d.test_x = test.x, d.test_y = test.y;
@@ -121,13 +124,14 @@ EvalResult evaluate(nn::Module& model, const Tensor& x, const Tensor& y, int64_t
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard ng;
+  const Device dev = model.device();
   const int64_t n = x.size(0);
   double loss_sum = 0;
   int64_t wrong = 0;
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t len = std::min(batch, n - b0);
-    Tensor logits = model.forward(x.narrow(0, b0, len));
-    Tensor yb = y.narrow(0, b0, len);
+    Tensor logits = model.forward(x.narrow(0, b0, len).to(dev));
+    Tensor yb = y.narrow(0, b0, len).to(dev);
     loss_sum += cross_entropy(logits, yb, {.reduction = Reduction::sum}).item();
     const auto pred = argmax(logits, 1).values<int64_t>();
     const auto lab = yb.values<int64_t>();
@@ -142,6 +146,7 @@ TrainResult train_classifier(nn::Module& model, const LabTrainingData& d, const 
   const int64_t n = d.train_x.size(0);
   const int64_t per_epoch = (n + c.batch - 1) / c.batch;
   const int64_t total = c.max_steps > 0 ? std::min(c.max_steps, per_epoch * c.epochs) : per_epoch * c.epochs;
+  model.to(d.device);  // before the optimiser takes the parameter handles
   auto opt = make_optimiser(model, c);
   std::vector<double> base;
   for (const auto& g : opt->param_groups()) base.push_back(g.lr);
@@ -161,7 +166,8 @@ TrainResult train_classifier(nn::Module& model, const LabTrainingData& d, const 
       const double f = lr_factor(c, step, per_epoch, total);
       for (size_t i = 0; i < base.size(); ++i) opt->param_groups()[i].lr = base[i] * f;
       const size_t b0 = static_cast<size_t>(b * c.batch), len = static_cast<size_t>(std::min(c.batch, n - b * c.batch));
-      Tensor loss = loss_fn(model, gather_rows(d.train_x, order, b0, len), gather_rows(d.train_y, order, b0, len));
+      Tensor loss = loss_fn(model, gather_rows(d.train_x, order, b0, len).to(d.device),
+                            gather_rows(d.train_y, order, b0, len).to(d.device));
       const double v = loss.item();
       res.step_loss.push_back(v);
       if (!std::isfinite(v)) {

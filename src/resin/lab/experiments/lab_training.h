@@ -43,13 +43,17 @@ std::vector<int64_t> stratified_order(const Tensor& labels, uint64_t seed);
 // Rows `idx[begin .. begin+len)` of a contiguous tensor (first dimension), as a new tensor.
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& idx, size_t begin, size_t len);
 
+// The tensors stay in host memory (the lab's subsets are small); `device` is where models train on
+// them: train_classifier moves the model there and each batch as it goes, and the analyses move
+// their inputs to the model's device (stack.h's run_stem, evaluate).
 struct LabTrainingData {
+  Device device = Device::cpu();
   Tensor train_x{}, train_y{};  // subset N: f32 [N, 1, 28, 28] (or [N, 1, 14, 14]), i64 [N]
   Tensor fit_x{}, fit_y{};      // the first min(N, fit_n) of the subset: where "train loss" is measured
   Tensor test_x{}, test_y{};    // the first test_n of the test set (all 10k by default)
 };
 // Fashion-MNIST per LAB §0 (normalised; downsample: 2×2 mean pooling to 14×14). test_n = 0: the whole
-// test set (10k), or its first 2000 images in quick mode (ctx.quick).
+// test set (10k), or its first 2000 images in quick mode (ctx.quick). device = ctx.device.
 LabTrainingData load_training_data(const Context& ctx, int64_t train_n, int64_t fit_n = 10000, int64_t test_n = 0,
                                    bool downsample = false);
 
@@ -105,14 +109,15 @@ struct TrainResult {
   int64_t diverged_at = 0;  // the step whose loss was not finite
 };
 
-// Trains `model` on d.train_* and measures it (cross-entropy classifiers; with a custom loss or
-// measure = false the final numbers stay NaN).
+// Moves `model` to d.device, trains it on d.train_* and measures it (cross-entropy classifiers; with a
+// custom loss or measure = false the final numbers stay NaN). The custom loss gets batches on d.device.
 TrainResult train_classifier(nn::Module& model, const LabTrainingData& d, const TrainConfig& c);
 
 struct EvalResult {
   double loss = NAN, error = NAN;
 };
 // Mean cross-entropy and top-1 error in eval mode, without gradients; the model's mode is restored.
+// Batches of x and y are moved to the model's device.
 EvalResult evaluate(nn::Module& model, const Tensor& x, const Tensor& y, int64_t batch = 1000);
 
 // Learning-rate factor of step `step` (0-based) for the config's schedule and warm-up.
