@@ -62,12 +62,29 @@ TEST(Bench, JsonCarriesConfigurationAndTimes) {
     EXPECT_NE(j.find(k), nullptr) << k;
 }
 
+// On another device (the placement check cpu:1 stands in for a GPU) the model, batch and labels are
+// moved there: a tensor left on the CPU would be a device-mismatch error. Inference with the fused
+// plan runs too (cpu:1 computes on the CPU's kernels).
+TEST(Bench, RunsOnAnotherDevice) {
+  for (const char* mode : {"train", "infer"}) {
+    BenchConfig c = tiny(mode);
+    c.device = "cpu:1";
+    const BenchResult r = run_bench(c);
+    EXPECT_EQ(r.seconds.size(), 3u) << mode;
+    EXPECT_EQ(io::parse_json(to_json(r), "bench json").find("device")->string, "cpu:1");
+    EXPECT_NE(to_text(r).find("on cpu:1"), std::string::npos) << to_text(r);
+  }
+}
+
 TEST(Bench, BadConfigurationsAreErrors) {
   BenchConfig c = tiny("train");
   c.mode = "serve";
   EXPECT_THROW(run_bench(c), resin::Error);
   c = tiny("train");
   c.dtype = "f16";
+  EXPECT_THROW(run_bench(c), resin::Error);
+  c = tiny("train");
+  c.device = "tpu";
   EXPECT_THROW(run_bench(c), resin::Error);
   c = tiny("train");
   c.model = "resnet21";

@@ -14,6 +14,7 @@
 
 #include "resin/autograd/grad_mode.h"
 #include "resin/core/autocast.h"
+#include "resin/core/cuda.h"
 #include "resin/models/fuse.h"
 #include "resin/models/zoo.h"
 #include "resin/optim/optim.h"
@@ -75,10 +76,13 @@ double quantile(std::vector<double> v, double q) {
 
 BenchResult run_bench(const BenchConfig& c) {
   RESIN_CHECK(c.mode == "train" || c.mode == "infer", "bench: --mode expects train or infer, got '", c.mode, "'");
-  RESIN_CHECK(c.mode == "train" || c.dtype != "bf16" || !c.fuse,
+  const DType compute = autocast_type(c.dtype, c.device);
+  const Device dev = parse_device(c.device);
+  cuda::check_device(dev);  // built without CUDA, no GPU, no such index: before any work
+  const bool gpu = dev.type == DeviceType::cuda;
+  RESIN_CHECK(c.mode == "train" || c.dtype == "f32" || !c.fuse || gpu,
               "bench: --mode infer --dtype bf16 runs the module op by op under autocast: add --no-fuse (the fused "
               "inference plan is f32 only)");
-  const DType compute = autocast_type(c.dtype);
   RESIN_CHECK(c.batch_size > 0 && c.image_size > 0 && c.channels > 0 && c.classes > 0,
               "bench: batch size, image size, channels and classes must be positive");
   RESIN_CHECK(c.reps > 0 && c.warmup >= 0, "bench: --reps must be positive and --warmup non-negative");
@@ -96,14 +100,22 @@ BenchResult run_bench(const BenchConfig& c) {
   r.gflop_per_iter = 2.0 * static_cast<double>(r.macs_per_image) * static_cast<double>(c.batch_size) *
                      (train ? 3.0 : 1.0) * 1e-9;
 
+  model->to(dev);
   Tensor x = randn({c.batch_size, c.channels, c.image_size, c.image_size});
   if (c.channels_last) x = x.contiguous(MemoryFormat::channels_last);
-  Tensor labels = randint(0, c.classes, {c.batch_size});
+  x = x.to(dev);
+  Tensor labels = randint(0, c.classes, {c.batch_size}).to(dev);
 
-  // Warm-up, then the timed iterations (peak memory and unpacks counted over those only).
-  auto measure = [&](const std::function<void()>& step) {
+  // Warm-up, then the timed iterations (peak memory and unpacks counted over those only). A GPU
+  // iteration ends when the device has finished it.
+  auto measure = [&](const std::function<void()>& body) {
+    auto step = [&] {
+      body();
+      if (gpu) cuda::synchronize(dev.index);
+    };
     for (int64_t i = 0; i < c.warmup; ++i) step();
     reset_peak_bytes();
+    if (gpu) cuda::reset_peak_memory(dev.index);
     const int64_t unpacks = unpack_count();
     time_iterations(c.reps, step, r);
     r.unpacks_per_iter = static_cast<double>(unpack_count() - unpacks) / static_cast<double>(c.reps);
@@ -128,7 +140,7 @@ BenchResult run_bench(const BenchConfig& c) {
     model->eval();
     NoGradGuard ng;
     nn::ModulePtr run = model;
-    if (c.fuse) {
+    if (c.fuse && !gpu) {
       run = models::fuse_for_inference(model);
       r.fused = models::is_fused_plan(*run);
     }
@@ -140,7 +152,9 @@ BenchResult run_bench(const BenchConfig& c) {
     measure(step);
     if (c.print_plan) std::fprintf(stderr, "%s", r.fused ? models::fused_plan_summary(*run).c_str() : "(not fused)\n");
   }
-  r.peak_tensor_mib = static_cast<double>(allocator_stats().peak_bytes) / (1024.0 * 1024.0);
+  r.peak_tensor_mib = static_cast<double>(gpu ? cuda::memory_stats(dev.index).peak_allocated_bytes
+                                                : allocator_stats().peak_bytes) /
+                      (1024.0 * 1024.0);
   r.median_s = quantile(r.seconds, 0.5);
   r.p10_s = quantile(r.seconds, 0.1);
   r.p90_s = quantile(r.seconds, 0.9);
@@ -158,7 +172,7 @@ std::string to_json(const BenchResult& r) {
   const BenchConfig& c = r.config;
   // clang-format off
   std::string j = train::to_json(JsonRecord{
-      {"model", c.model}, {"mode", c.mode}, {"dtype", c.dtype}, {"batch_size", c.batch_size},
+      {"model", c.model}, {"mode", c.mode}, {"dtype", c.dtype}, {"device", c.device}, {"batch_size", c.batch_size},
       {"image_size", c.image_size}, {"channels", c.channels}, {"classes", c.classes},
       {"channels_last", c.channels_last}, {"fused", r.fused}, {"threads", static_cast<int64_t>(r.threads)},
       {"warmup", c.warmup}, {"reps", c.reps}, {"median_ms", r.median_s * 1e3}, {"p10_ms", r.p10_s * 1e3},
@@ -182,12 +196,12 @@ std::string to_text(const BenchResult& r) {
   const BenchConfig& c = r.config;
   char buf[1024];
   std::snprintf(buf, sizeof buf,
-                "%s %s %s: batch %lld, %lldx%lldx%lld%s%s, %d threads, %lld+%lld iterations\n"
+                "%s %s %s on %s: batch %lld, %lldx%lldx%lld%s%s, %d threads, %lld+%lld iterations\n"
                 "  median %.2f ms/iter (p10 %.2f, p90 %.2f, min %.2f) = %.1f images/s, %.1f GFLOP/s "
                 "(%.3f GFLOP/iter); CPU %.2f ms/iter\n"
                 "  peak RSS %.0f MiB, peak tensors %.0f MiB, packed activations unpacked %.1f/iter, load "
                 "average %.2f\n",
-                c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), static_cast<long long>(c.batch_size),
+                c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), c.device.c_str(), static_cast<long long>(c.batch_size),
                 static_cast<long long>(c.channels), static_cast<long long>(c.image_size),
                 static_cast<long long>(c.image_size), c.channels_last ? ", channels-last" : "",
                 r.fused ? ", fused plan" : "", r.threads, static_cast<long long>(c.warmup),

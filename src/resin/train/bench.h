@@ -11,6 +11,10 @@
 // Timings are wall-clock per iteration; nothing here asserts on them. dtype bf16 runs the forward
 // passes under bf16 autocast (core/autocast.h): convolutions and matmuls in bf16, the rest in f32;
 // the FLOP count is the same for both dtypes.
+//
+// On a GPU (device cuda[:N]) the model and the synthetic batch are moved there, each timed iteration
+// ends by waiting for the device, inference runs the module op by op (the fused plan is oneDNN's),
+// and CPU time measures the host's share only.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,7 +25,8 @@ namespace resin::train {
 struct BenchConfig {
   std::string model = "resnet20";
   std::string mode = "train";  // train | infer
-  std::string dtype = "f32";   // f32 | bf16: autocast compute type (train/precision.h)
+  std::string dtype = "f32";   // f32 | bf16 | f16 (CUDA only): autocast compute type (train/precision.h)
+  std::string device = "cpu";  // cpu | cuda | cuda:N (| cpu:1, the placement check)
   int64_t batch_size = 128;
   int64_t image_size = 32;
   int64_t channels = 3;
@@ -48,7 +53,8 @@ struct BenchResult {
   int64_t macs_per_image = 0;    // one forward pass
   int64_t parameters = 0;
   double peak_rss_mib = 0;       // the process's peak resident set (getrusage)
-  double peak_tensor_mib = 0;    // resin's allocator peak during the timed iterations
+  double peak_tensor_mib = 0;    // resin's allocator peak during the timed iterations (on a GPU: the
+                                 // CUDA caching allocator's peak of allocated bytes)
   double cached_mib = 0;         // blocks the storage allocator keeps for reuse at the end
   int threads = 0;               // OpenMP threads used
   double load_avg = 0;           // 1-minute load average at the end (noise indicator)
