@@ -2,8 +2,9 @@
 # The one script for a GPU machine: configures resin with the CUDA backend, builds test_gpu and
 # gpu_bench, runs the GPU tests (kernel parity against the reference backend, gradcheck on the
 # GPU, device plumbing, CPU-vs-GPU training parity) and the benchmark against the PyTorch there,
-# and writes everything to $OUT (default out/gpu): run.log, nvidia-smi.txt, test_gpu.log,
-# test_gpu.xml, bench.jsonl, bench.md (at most 8 files, as the device tool returns).
+# then `resin train`, `resin lab` and `resin bench` with --device cuda (cli.log), and writes
+# everything to $OUT (default out/gpu): run.log, nvidia-smi.txt, test_gpu.log, test_gpu.xml, cli.log,
+# bench.jsonl, bench.md (at most 8 files, as the device tool returns).
 #
 #   tests/gpu/fetch-deps.sh            # first, on the build machine (packages + Fashion-MNIST)
 #   tests/gpu/run.sh [all|test|bench]  # then on the GPU machine, from the repository root
@@ -63,10 +64,10 @@ if ! ls /usr/local/cuda/lib64/libcublas.so* > /dev/null 2>&1 && d=$(wheel_dir cu
   export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
 fi
 
-step "configure + build (test_gpu, gpu_bench) with $JOBS jobs"
+step "configure + build (test_gpu, gpu_bench, resin) with $JOBS jobs"
 t0=$SECONDS
 timeout 360 cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" > "$OUT/configure.log" 2>&1 &&
-  timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench 2>&1 | tail -30
+  timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
 build_rc=${PIPESTATUS[0]}
 echo "build took $((SECONDS - t0)) s"
 if [[ ! -x "$BUILD/tests/gpu/test_gpu" || ! -x "$BUILD/tests/gpu/gpu_bench" ]]; then
@@ -85,6 +86,27 @@ if [[ $mode == all || $mode == test ]]; then
   rc=$?
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ resnet20|tests? ran|FAILED TEST" "$OUT/test_gpu.log" | head -60
   echo "tests took $((SECONDS - t0)) s, rc $rc"
+
+  # The command-line tools, unchanged, with --device cuda (each must end with its result line).
+  step "resin train / lab / bench --device cuda"
+  fm=${FMNIST_DIR:-}
+  [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
+  cli_tmp=$(mktemp -d)
+  {
+    if [[ -n "$fm" ]]; then
+      timeout 120 "$BUILD/resin" train --device cuda --data-dir "$fm" --epochs 1 --train-subset 4096 \
+        --test-subset 1000 --progress lines --out "$cli_tmp/train" || echo "FAILED: resin train --device cuda"
+      timeout 120 "$BUILD/resin" lab e3-ensemble --quick --device cuda --data-dir "$fm" --out "$cli_tmp/lab" ||
+        echo "FAILED: resin lab --device cuda"
+    fi
+    timeout 60 "$BUILD/resin" bench --device cuda --model resnet20 --batch-size 128 --reps 5 ||
+      echo "FAILED: resin bench --device cuda"
+    timeout 60 "$BUILD/resin" bench --device cuda --model resnet50 --image-size 224 --batch-size 32 --mode infer \
+      --reps 5 || echo "FAILED: resin bench --device cuda --mode infer"
+  } > "$OUT/cli.log" 2>&1
+  grep -E "^result|^e3-ensemble|median|FAILED|error" "$OUT/cli.log" | head -20
+  grep -q FAILED "$OUT/cli.log" && rc=1
+  rm -rf "$cli_tmp"
 fi
 
 if [[ $mode == memcheck ]]; then  # for debugging a failure: kernel parity under compute-sanitizer
