@@ -59,3 +59,35 @@ TEST(TrainerDevice, DataParallelOnAGpuIsRefused) {
     EXPECT_FALSE(fs::exists(dir));
   }
 }
+
+// The trainer on the placement-check device cpu:1 (core/device.h), which stands in for a GPU: the
+// model, batches, labels, optimizer state and the resumed checkpoint must all be moved there (a tensor
+// left on the CPU is a device-mismatch error), and since cpu:1 computes with the CPU's kernels the
+// run, its resume and the evaluation of its checkpoint give the CPU run's numbers exactly.
+TEST(TrainerDevice, TrainsResumesAndEvaluatesOnAnotherDeviceWithTheCpusNumbers) {
+  const fs::path root = fs::temp_directory_path() / ("resin_trainer_cpu1_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  auto run = [&](const std::string& device) {
+    train::TrainConfig c;
+    c.out = (root / device).string();
+    c.device = device;
+    c.train_subset = 512;
+    c.test_subset = 256;
+    c.batch_size = 64;
+    c.epochs = 1;
+    c.threads = 1;
+    c.progress = 0;
+    const train::TrainResult first = train::run_training(c);
+    c.epochs = 2;
+    c.resume = true;
+    const train::TrainResult resumed = train::run_training(c);
+    const train::EvalResult e =
+        train::evaluate_file((root / device / "last.ckpt").string(), "fashion-mnist", "", "", 500, 1, device);
+    return std::vector<double>{first.test_loss, resumed.test_loss, resumed.test_top1, static_cast<double>(resumed.steps),
+                               e.loss, e.top1};
+  };
+  const auto on_cpu = run("cpu"), moved = run("cpu:1");
+  EXPECT_EQ(moved, on_cpu);
+  EXPECT_EQ(moved[3], 16);  // two epochs of 8 steps: the resume continued the run
+  fs::remove_all(root);
+}
