@@ -103,6 +103,39 @@ TEST(BadInput, Normalisation) {
   EXPECT_RESIN_ERROR(layer_norm(t32({2, 3}), {3}, t32({2})), "layer_norm", "[2]", "[3]");
 }
 
+// Every op with more than one tensor operand refuses operands on two devices (the placement-check
+// device cpu:1 stands in for a GPU: host memory, so an op that forgot the check would read it).
+TEST(BadInput, OperandsOnTwoDevices) {
+  const Device d = Device::placement_check();
+  auto on = [&](const Tensor& t) { return t.to(d); };
+  const Tensor x = t32({2, 3}), y = on(t32({2, 3})), img = t32({1, 2, 4, 4}), w = on(t32({2, 2, 3, 3}));
+  const Tensor cond = zeros({2, 3}, {.dtype = DType::u8});
+  EXPECT_RESIN_ERROR(add(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(sub(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(mul(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(div(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(add_relu(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(eq(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(where(cond, x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(where(on(cond), x, x), "cpu:1");
+  EXPECT_RESIN_ERROR(masked_fill(x, on(cond), 1.0), "cpu:1");
+  EXPECT_RESIN_ERROR(matmul(x, on(t32({3, 2}))), "cpu:1");
+  EXPECT_RESIN_ERROR(linear(x, on(t32({4, 3}))), "cpu:1");
+  EXPECT_RESIN_ERROR(linear(x, t32({4, 3}), on(t32({4}))), "cpu:1");
+  EXPECT_RESIN_ERROR(conv2d(img, w), "cpu:1");
+  EXPECT_RESIN_ERROR(conv2d(img, t32({2, 2, 3, 3}), on(t32({2}))), "cpu:1");
+  EXPECT_RESIN_ERROR(batch_norm(img, {}, {}, on(t32({2})), {}, true), "cpu:1");
+  EXPECT_RESIN_ERROR(batch_norm(img, on(t32({2})), on(t32({2})), {}, {}, true), "cpu:1");
+  EXPECT_RESIN_ERROR(layer_norm(x, {3}, on(t32({3}))), "cpu:1");
+  EXPECT_RESIN_ERROR(layer_norm(x, {3}, t32({3}), on(t32({3}))), "cpu:1");
+  EXPECT_RESIN_ERROR(concat({x, y}, 0), "cpu:1");
+  EXPECT_RESIN_ERROR(stack({x, y}, 0), "cpu:1");
+  EXPECT_RESIN_ERROR(mse_loss(x, y), "cpu:1");
+  EXPECT_RESIN_ERROR(cross_entropy(x, on(idx({0, 1}))), "cpu:1");
+  EXPECT_RESIN_ERROR(nll_loss(x, on(idx({0, 1}))), "cpu:1");
+  EXPECT_RESIN_ERROR(embedding(on(idx({0, 1})), x), "cpu:1");
+}
+
 TEST(BadInput, Pooling) {
   EXPECT_RESIN_ERROR(max_pool2d(t32({1, 1, 2, 2}), {.kernel = {3}}), "max_pool2d", "[1, 1, 2, 2]", "3x3");
   EXPECT_RESIN_ERROR(avg_pool2d(t32({1, 1, 4, 4}), {.kernel = {2}, .stride = {2, 0}}), "avg_pool2d", "stride",
