@@ -14,10 +14,13 @@ int cmd_bench(const std::vector<std::string>& argv) {
                  "(2 x MACs; a training step counts 3 forward passes). --json prints one JSON object instead.");
   args.option("model", d.model, "network from `resin zoo`, or a lab spec (rowformer:dim=128,...)", "NAME")
       .option("mode", d.mode, "train | infer", "MODE")
-      .option("dtype", d.dtype,
-              "f32 | bf16 | f16 (autocast: convolutions and matmuls in bf16/f16, the rest f32; f16 on CUDA only)",
-              "TYPE")
-      .option("device", d.device, "cpu | cuda | cuda:N (needs a build with RESIN_WITH_CUDA)", "DEV")
+      .option(
+          "dtype", d.dtype,
+          "f32 | bf16 | f16 (autocast: convolutions and matmuls in bf16/f16, the rest f32; f16 on CUDA only)",
+          "TYPE")
+      .option("device", d.device,
+              "cpu | cuda | cuda:N (a build with RESIN_WITH_CUDA); cpu:1 checks device placement on the CPU",
+              "DEV")
       .option("batch-size", std::to_string(d.batch_size), "images per iteration", "B")
       .option("image-size", std::to_string(d.image_size), "square input size", "S")
       .option("channels", std::to_string(d.channels), "input channels", "C")

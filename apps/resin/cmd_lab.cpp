@@ -77,8 +77,8 @@ int cmd_lab(const std::vector<std::string>& argv) {
       .option("out", "", "output directory (default runs/lab/<name>; for `all`, runs/lab)", "DIR")
       .option("threads", "0", "compute threads (0: all cores)", "T")
       .option("data-dir", "", "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)", "DIR")
-      .option("device", "cpu", "where the trained experiments train: cpu | cuda | cuda:N (the others run on the CPU)",
-              "DEV")
+      .option("device", "cpu",
+              "where the trained experiments train: cpu | cuda | cuda:N (the others run on the CPU)", "DEV")
       .flag("deterministic", "with `all`: only the experiments that do not train");
   if (argv.empty() || argv[0].rfind("--", 0) == 0 || argv[0] == "-h") {
     if (!args.parse(argv)) return 0;  // --help

@@ -49,7 +49,9 @@ int cmd_train(const std::vector<std::string>& argv) {
               "TYPE")
       .option("loss-scale", d.loss_scale, "auto (dynamic for f16) | dynamic | none | S (a static scale)",
               "MODE")
-      .option("device", d.device, "cpu | cuda | cuda:N (needs a build with RESIN_WITH_CUDA)", "DEV")
+      .option("device", d.device,
+              "cpu | cuda | cuda:N (a build with RESIN_WITH_CUDA); cpu:1 checks device placement on the CPU",
+              "DEV")
       .option("log-every", "50", "steps between train records in metrics.jsonl", "N")
       .option("progress", "auto", "auto | bar | lines", "MODE")
       .flag("sync-bn", "data parallel: BatchNorm statistics over all processes (default: per process)")
@@ -123,7 +125,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
       .option("model", "", "network name (needed for weights-only files)", "NAME")
       .option("batch-size", "500", "images per batch", "B")
       .option("threads", "0", "compute threads (0: all cores)", "T")
-      .option("device", "cpu", "cpu | cuda | cuda:N", "DEV");
+      .option("device", "cpu", "cpu | cuda | cuda:N (cpu:1 checks device placement on the CPU)", "DEV");
   if (!args.parse(argv)) return 0;
   const auto r = train::evaluate_file(args.get("checkpoint"), args.get("data"), args.get("data-dir"), args.get("model"),
                                       args.get_int("batch-size", 1, 1 << 20), args.get_int("threads", 0, 1024),

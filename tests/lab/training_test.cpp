@@ -179,8 +179,12 @@ TEST(LabTraining, EveryTrainedExperimentRunsOnAnotherDevice) {
   for (const Experiment& e : experiments()) {
     if (!e.trains) continue;
     SCOPED_TRACE(e.name);
-    Context ctx{.out_dir = dir.file("out/" + e.name), .quick = true, .threads = 1, .fashion_mnist = data,
-                .command = "resin lab " + e.name + " --quick --device cpu:1", .device = Device::placement_check()};
+    Context ctx{.out_dir = dir.file("out/" + e.name),
+                .quick = true,
+                .threads = 1,
+                .fashion_mnist = data,
+                .command = "resin lab " + e.name + " --quick --device cpu:1",
+                .device = Device::placement_check()};
     const auto t0 = std::chrono::steady_clock::now();
     try {
       const RunSummary s = run_experiment(e, ctx);

@@ -23,11 +23,13 @@ TEST(GradcheckPlacement, EveryCaseRunsOnAnotherDevice) {
       EXPECT_FALSE(outs.empty()) << c.test_name();
       ops.insert(c.op);
     } catch (const Error& e) {
-      ADD_FAILURE() << c.test_name() << (mixes_devices(e.what()) ? " builds host tensors: " : ": ") << e.what();
+      ADD_FAILURE() << c.test_name() << (mixes_devices(e.what()) ? " builds host tensors: " : ": ")
+                    << e.what();
     }
   }
   // Every op of the table has a case that moves (the GPU gradchecks cover each op).
-#define RESIN_OP(name, arity, kind) EXPECT_TRUE(ops.count(#name)) << "no gradcheck case of '" #name "' runs on another device";
+#define RESIN_OP(name, arity, kind) \
+  EXPECT_TRUE(ops.count(#name)) << "no gradcheck case of '" #name "' runs on another device";
 #include "resin/backend/ops.def"
 #undef RESIN_OP
 }
@@ -39,7 +41,8 @@ TEST(GradcheckPlacement, GradientsFlowBackThroughTheMove) {
   for (const auto& c : gradcheck_registry()) {
     if (checked >= 12) continue;
     GradcheckSpec spec = c.make();
-    const GradcheckResult r = gradcheck("cpu1/" + c.test_name(), on_device(spec.fn, kDev), spec.inputs, spec.opts);
+    const GradcheckResult r =
+        gradcheck("cpu1/" + c.test_name(), on_device(spec.fn, kDev), spec.inputs, spec.opts);
     EXPECT_TRUE(r.ok) << c.test_name() << ": " << r.message;
     ++checked;
   }

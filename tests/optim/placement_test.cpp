@@ -34,13 +34,15 @@ Params make_params(Device d) {
 }
 
 // Three steps of a made-up loss through `make`'s optimizer, with clipping and a loss scaler.
-std::vector<std::vector<double>> run(Device d, const std::function<std::unique_ptr<optim::Optimizer>(const Params&)>& make,
-                                     std::map<std::string, Tensor>* state = nullptr) {
+std::vector<std::vector<double>> run(
+    Device d, const std::function<std::unique_ptr<optim::Optimizer>(const Params&)>& make,
+    std::map<std::string, Tensor>* state = nullptr) {
   Params p = make_params(d);
   auto opt = make(p);
   optim::LossScaler scaler({.init_scale = 1024.0});
   for (int step = 0; step < 3; ++step) {
-    Tensor loss = add(sum(mul(p.named[0].second, p.named[0].second)), sum(mul(p.named[1].second, 3.0 + step)));
+    Tensor loss =
+        add(sum(mul(p.named[0].second, p.named[0].second)), sum(mul(p.named[1].second, 3.0 + step)));
     EXPECT_EQ(loss.device(), d);
     scaler.scale(loss).backward();
     EXPECT_TRUE(scaler.unscale(p.named));
@@ -59,14 +61,19 @@ std::vector<std::vector<double>> run(Device d, const std::function<std::unique_p
 }
 
 TEST(OptimPlacement, StepsOnAnotherDeviceMatchTheCpuBitForBit) {
-  const std::vector<std::pair<const char*, std::function<std::unique_ptr<optim::Optimizer>(const Params&)>>> makers = {
-      {"sgd", [](const Params& p) {
-         return std::make_unique<optim::Sgd>(p.list(), 0.1, 1e-3, optim::SgdOptions{.momentum = 0.9, .nesterov = true});
-       }},
-      {"adamw", [](const Params& p) {
-         return std::make_unique<optim::AdamW>(p.list(), 0.01, 0.05, optim::AdamWOptions{.amsgrad = true});
-       }},
-  };
+  const std::vector<std::pair<const char*, std::function<std::unique_ptr<optim::Optimizer>(const Params&)>>>
+      makers = {
+          {"sgd",
+           [](const Params& p) {
+             return std::make_unique<optim::Sgd>(p.list(), 0.1, 1e-3,
+                                                 optim::SgdOptions{.momentum = 0.9, .nesterov = true});
+           }},
+          {"adamw",
+           [](const Params& p) {
+             return std::make_unique<optim::AdamW>(p.list(), 0.01, 0.05,
+                                                   optim::AdamWOptions{.amsgrad = true});
+           }},
+      };
   for (const auto& [name, make] : makers) {
     SCOPED_TRACE(name);
     EXPECT_EQ(run(kDev, make), run(Device::cpu(), make));
@@ -88,7 +95,8 @@ TEST(OptimPlacement, StateSavedOnTheCpuLoadsOntoTheParametersDevice) {
   for (const auto& [n, t] : p.named) EXPECT_EQ(t.device(), kDev) << n;
   const auto after = opt->state_dict();
   EXPECT_EQ(after.size(), saved.size());
-  for (const char* moment : {"state.0.0.exp_avg", "state.0.1.exp_avg_sq"}) EXPECT_EQ(after.at(moment).device(), kDev) << moment;
+  for (const char* moment : {"state.0.0.exp_avg", "state.0.1.exp_avg_sq"})
+    EXPECT_EQ(after.at(moment).device(), kDev) << moment;
 }
 
 }  // namespace

@@ -23,7 +23,8 @@ inline GradFn on_device(const GradFn& f, Device d) {
 // Whether an error is an op refusing tensors on two devices.
 inline bool mixes_devices(const std::string& m) {
   return m.find("device mismatch") != std::string::npos || m.find(" is on cpu") != std::string::npos ||
-         m.find("but the input is on") != std::string::npos || m.find("expected every tensor on") != std::string::npos;
+         m.find("but the input is on") != std::string::npos ||
+         m.find("expected every tensor on") != std::string::npos;
 }
 
 }  // namespace resin::testing

@@ -20,7 +20,8 @@ TEST(Device, ParsesNames) {
   EXPECT_EQ(parse_device("cpu:1"), Device::placement_check());
   EXPECT_EQ(Device::placement_check().str(), "cpu:1");
   EXPECT_EQ(Device::cpu().str(), "cpu");
-  for (const char* bad : {"gpu", "CUDA", "cpu:2", "cpu:", "CPU", "cuda:", "cuda:-1", "cuda:+1", "cuda: 1", "cuda:x", "cuda:1x", "cuda:123456789", ""}) {
+  for (const char* bad : {"gpu", "CUDA", "cpu:2", "cpu:", "CPU", "cuda:", "cuda:-1", "cuda:+1", "cuda: 1",
+                          "cuda:x", "cuda:1x", "cuda:123456789", ""}) {
     try {
       parse_device(bad);
       ADD_FAILURE() << "'" << bad << "' parsed";
@@ -35,6 +36,8 @@ TEST(Device, UnusableCudaDeviceIsAClearError) {
   if (cuda::is_available()) GTEST_SKIP() << "this machine has a GPU (tests/gpu covers it)";
   const std::string why = cuda::built() ? "no CUDA device" : "resin was built without CUDA";
   EXPECT_EQ(cuda::device_count(), 0);
+  EXPECT_EQ(cuda::compute_capability(Device::cuda(0)), 0);
+  EXPECT_EQ(cuda::compute_capability(Device::cpu()), 0);
   EXPECT_NO_THROW(cuda::check_device(Device::cpu()));
   const Tensor x = ones({2, 3});
   auto model = models::create_model("resnet20", {.in_channels = 1, .num_classes = 10});

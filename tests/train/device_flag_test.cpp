@@ -83,8 +83,9 @@ TEST(TrainerDevice, TrainsResumesAndEvaluatesOnAnotherDeviceWithTheCpusNumbers) 
     const train::TrainResult resumed = train::run_training(c);
     const train::EvalResult e =
         train::evaluate_file((root / device / "last.ckpt").string(), "fashion-mnist", "", "", 500, 1, device);
-    return std::vector<double>{first.test_loss, resumed.test_loss, resumed.test_top1, static_cast<double>(resumed.steps),
-                               e.loss, e.top1};
+    return std::vector<double>{
+        first.test_loss, resumed.test_loss, resumed.test_top1, static_cast<double>(resumed.steps), e.loss,
+        e.top1};
   };
   const auto on_cpu = run("cpu"), moved = run("cpu:1");
   EXPECT_EQ(moved, on_cpu);

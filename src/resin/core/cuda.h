@@ -22,6 +22,9 @@ bool is_available();          // device_count() > 0
 // CUDA ...", "cuda:0 is not available: no CUDA device ...", or "cuda:3 does not exist (2 CUDA
 // devices)". A CPU device always passes.
 void check_device(Device d);
+// The compute capability of a CUDA device as major·10 + minor (90 for an H100/H200, 80 for an A100);
+// 0 for a CPU device, or one that does not exist.
+int compute_capability(Device d);
 // Waits for all work queued on the device's stream (-1: every initialised device).
 void synchronize(int device = -1);
 

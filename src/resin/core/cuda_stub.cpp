@@ -19,6 +19,7 @@ void check_device(Device d) {
   RESIN_CHECK(d.type == DeviceType::cpu, d, " is not available: resin was built without CUDA (configure with ",
               "-DRESIN_WITH_CUDA=ON)");
 }
+int compute_capability(Device) { return 0; }
 void synchronize(int) {}
 MemoryStats memory_stats(int) { return {}; }
 void reset_peak_memory(int) {}

@@ -21,7 +21,8 @@ Device parse_device(const std::string& s) {
     const bool digits = std::isdigit(static_cast<unsigned char>(n[0])) != 0;
     if (digits && end && *end == '\0' && errno == 0 && i >= 0) return Device::cuda(static_cast<int>(i));
   }
-  RESIN_FAIL("unknown device '", s, "' (expected cpu, cuda or cuda:N; cpu:1 checks device placement on the CPU)");
+  RESIN_FAIL("unknown device '", s,
+             "' (expected cpu, cuda or cuda:N; cpu:1 checks device placement on the CPU)");
 }
 
 }  // namespace resin

@@ -38,7 +38,9 @@ std::string criterion_text(const Experiment& e, const std::string& id) {
 }
 
 // The device the experiment computed on: --device for the trained ones, the CPU for the others.
-Device compute_device(const Experiment& e, const Context& ctx) { return e.trains ? ctx.device : Device::cpu(); }
+Device compute_device(const Experiment& e, const Context& ctx) {
+  return e.trains ? ctx.device : Device::cpu();
+}
 
 std::string metrics_json(const Experiment& e, const Context& ctx, const Results& r, const ReportInfo& info) {
   std::ostringstream o;

@@ -80,9 +80,10 @@ BenchResult run_bench(const BenchConfig& c) {
   const Device dev = parse_device(c.device);
   cuda::check_device(dev);  // built without CUDA, no GPU, no such index: before any work
   const bool gpu = dev.type == DeviceType::cuda;
-  RESIN_CHECK(c.mode == "train" || c.dtype == "f32" || !c.fuse || gpu,
-              "bench: --mode infer --dtype bf16 runs the module op by op under autocast: add --no-fuse (the fused "
-              "inference plan is f32 only)");
+  RESIN_CHECK(
+      c.mode == "train" || c.dtype == "f32" || !c.fuse || gpu,
+      "bench: --mode infer --dtype bf16 runs the module op by op under autocast: add --no-fuse (the fused "
+      "inference plan is f32 only)");
   RESIN_CHECK(c.batch_size > 0 && c.image_size > 0 && c.channels > 0 && c.classes > 0,
               "bench: batch size, image size, channels and classes must be positive");
   RESIN_CHECK(c.reps > 0 && c.warmup >= 0, "bench: --reps must be positive and --warmup non-negative");
@@ -153,7 +154,7 @@ BenchResult run_bench(const BenchConfig& c) {
     if (c.print_plan) std::fprintf(stderr, "%s", r.fused ? models::fused_plan_summary(*run).c_str() : "(not fused)\n");
   }
   r.peak_tensor_mib = static_cast<double>(gpu ? cuda::memory_stats(dev.index).peak_allocated_bytes
-                                                : allocator_stats().peak_bytes) /
+                                              : allocator_stats().peak_bytes) /
                       (1024.0 * 1024.0);
   r.median_s = quantile(r.seconds, 0.5);
   r.p10_s = quantile(r.seconds, 0.1);
@@ -201,13 +202,13 @@ std::string to_text(const BenchResult& r) {
                 "(%.3f GFLOP/iter); CPU %.2f ms/iter\n"
                 "  peak RSS %.0f MiB, peak tensors %.0f MiB, packed activations unpacked %.1f/iter, load "
                 "average %.2f\n",
-                c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), c.device.c_str(), static_cast<long long>(c.batch_size),
-                static_cast<long long>(c.channels), static_cast<long long>(c.image_size),
-                static_cast<long long>(c.image_size), c.channels_last ? ", channels-last" : "",
-                r.fused ? ", fused plan" : "", r.threads, static_cast<long long>(c.warmup),
-                static_cast<long long>(c.reps), r.median_s * 1e3, r.p10_s * 1e3, r.p90_s * 1e3, r.min_s * 1e3,
-                r.images_per_s, r.gflops, r.gflop_per_iter, r.cpu_median_s * 1e3, r.peak_rss_mib,
-                r.peak_tensor_mib, r.unpacks_per_iter, r.load_avg);
+                c.model.c_str(), c.mode.c_str(), c.dtype.c_str(), c.device.c_str(),
+                static_cast<long long>(c.batch_size), static_cast<long long>(c.channels),
+                static_cast<long long>(c.image_size), static_cast<long long>(c.image_size),
+                c.channels_last ? ", channels-last" : "", r.fused ? ", fused plan" : "", r.threads,
+                static_cast<long long>(c.warmup), static_cast<long long>(c.reps), r.median_s * 1e3,
+                r.p10_s * 1e3, r.p90_s * 1e3, r.min_s * 1e3, r.images_per_s, r.gflops, r.gflop_per_iter,
+                r.cpu_median_s * 1e3, r.peak_rss_mib, r.peak_tensor_mib, r.unpacks_per_iter, r.load_avg);
   return buf;
 }
 

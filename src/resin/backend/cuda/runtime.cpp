@@ -107,6 +107,16 @@ void check_device(Device d) {
   RESIN_CHECK(d.index >= 0 && d.index < n, d, " does not exist (", n, " CUDA device", n == 1 ? "" : "s", ")");
 }
 
+int compute_capability(Device d) {
+  if (d.type != DeviceType::cuda || d.index < 0 || d.index >= device_count()) return 0;
+  int major = 0, minor = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d.index),
+             "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, d.index),
+             "cudaDeviceGetAttribute");
+  return major * 10 + minor;
+}
+
 void synchronize(int device) {
   if (device >= 0) {
     check_cuda(cudaStreamSynchronize(enter(device).stream), "cudaStreamSynchronize");

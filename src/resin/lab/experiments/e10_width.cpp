@@ -24,8 +24,8 @@ double stack_loss(const BlockStack& s, const Tensor& x, const Tensor& y, const s
   double total = 0;
   for (int64_t b = 0; b < x.size(0); b += 1000) {
     const int64_t len = std::min<int64_t>(1000, x.size(0) - b);
-    total += cross_entropy(run_stack(s, x.narrow(0, b, len), {.modes = modes}), y.narrow(0, b, len).to(s.device()),
-                           {.reduction = Reduction::sum})
+    total += cross_entropy(run_stack(s, x.narrow(0, b, len), {.modes = modes}),
+                           y.narrow(0, b, len).to(s.device()), {.reduction = Reduction::sum})
                  .item();
   }
   return total / static_cast<double>(x.size(0));

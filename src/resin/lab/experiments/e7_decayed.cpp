@@ -112,7 +112,8 @@ Tensor features(MaskedAutoencoder& m, const Tensor& x) {
   m.eval();
   std::vector<Tensor> parts;
   for (int64_t b = 0; b < x.size(0); b += 1000)
-    parts.push_back(m.forward(x.narrow(0, b, std::min<int64_t>(1000, x.size(0) - b)).to(m.device())).to(Device::cpu()));
+    parts.push_back(
+        m.forward(x.narrow(0, b, std::min<int64_t>(1000, x.size(0) - b)).to(m.device())).to(Device::cpu()));
   m.train();
   return concat(parts, 0).contiguous();
 }

@@ -36,7 +36,8 @@ void run_e9t(const Context& ctx, Results& r) {
     rev->eval();
     NoGradGuard ng;
     auto& stack = static_cast<blocks::ReversibleSequence&>(*rev->blocks());
-    const Tensor x0 = rev->stem_output(d.test_x.narrow(0, 0, std::min<int64_t>(1000, d.test_x.size(0))).to(rev->device()));
+    const Tensor x0 =
+        rev->stem_output(d.test_x.narrow(0, 0, std::min<int64_t>(1000, d.test_x.size(0))).to(rev->device()));
     rel = max_rel_error(stack.inverse(stack.forward(x0)), x0);
   }
   r.metric(str_cat("reconstruction_max_rel_error_trained_B", deep), rel);
