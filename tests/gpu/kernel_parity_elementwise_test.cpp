@@ -168,8 +168,11 @@ TEST(CudaKernelParityElementwise, F16ConversionsMatchTheHostBitForBit) {
   Tensor up = on_gpu(halves), widened = gpu_out({65536}, Layout::nchw);
   gpu().copy(up, widened);
   const std::vector<double> got = widened.to_vector(), want = halves.to(DType::f32).to_vector();
-  for (size_t i = 0; i < got.size(); ++i)
-    if (!(std::isnan(got[i]) && std::isnan(want[i]))) ASSERT_EQ(got[i], want[i]) << "half bits " << i;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!(std::isnan(got[i]) && std::isnan(want[i]))) {
+      ASSERT_EQ(got[i], want[i]) << "half bits " << i;
+    }
+  }
 
   std::vector<double> floats;
   for (uint32_t b = 0; b < 0x7c00; ++b) {
