@@ -95,8 +95,8 @@ int cmd_lab(const std::vector<std::string>& argv) {
   base.seeds = args.get_int("seeds", 0, 1000);
   base.threads = args.get_int("threads", 0, 1024);
   base.fashion_mnist = args.get("data-dir");
-  base.device = parse_device(args.get("device"));
-  cuda::check_device(base.device);  // built without CUDA, no GPU, no such index: say so before any run
+  base.device =
+      cuda::usable_device(args.get("device"));  // no CUDA build, no GPU, no such index: before any run
   if (name != "all") {
     RESIN_CHECK(!args.get_flag("deterministic"), "resin lab: --deterministic goes with `all`");
     const lab::Experiment& e = lab::find_experiment(name);  // throws listing the names

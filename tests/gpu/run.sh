@@ -87,13 +87,16 @@ if [[ $mode == all || $mode == test ]]; then
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ resnet20|tests? ran|FAILED TEST" "$OUT/test_gpu.log" | head -60
   echo "tests took $((SECONDS - t0)) s, rc $rc"
 
-  # The command-line tools, unchanged, with --device cuda (each must end with its result line).
+  # The command-line tools, unchanged, with --device cuda (each must print its result line).
   step "resin train / lab / bench --device cuda"
   fm=${FMNIST_DIR:-}
   [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
+  [[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
   cli_tmp=$(mktemp -d)
   {
-    if [[ -n "$fm" ]]; then
+    if [[ -z "$fm" ]]; then
+      echo "FAILED: no Fashion-MNIST (run tests/gpu/fetch-deps.sh first): resin train and resin lab not run"
+    else
       timeout 120 "$BUILD/resin" train --device cuda --data-dir "$fm" --epochs 1 --train-subset 4096 \
         --test-subset 1000 --progress lines --out "$cli_tmp/train" || echo "FAILED: resin train --device cuda"
       timeout 120 "$BUILD/resin" lab e3-ensemble --quick --device cuda --data-dir "$fm" --out "$cli_tmp/lab" ||
@@ -105,6 +108,9 @@ if [[ $mode == all || $mode == test ]]; then
       --reps 5 || echo "FAILED: resin bench --device cuda --mode infer"
   } > "$OUT/cli.log" 2>&1
   grep -E "^result|^e3-ensemble|median|FAILED|error" "$OUT/cli.log" | head -20
+  for want in "^result: resnet20" "^e3-ensemble: P1" "resnet20 train f32 on cuda" "resnet50 infer f32 on cuda"; do
+    grep -q "$want" "$OUT/cli.log" || { echo "FAILED: no line matching '$want' in cli.log"; rc=1; }
+  done
   grep -q FAILED "$OUT/cli.log" && rc=1
   rm -rf "$cli_tmp"
 fi

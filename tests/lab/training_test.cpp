@@ -117,6 +117,25 @@ TEST(LabTraining, DeterministicGivenTheSeedAndMeasuresInEvalMode) {
   EXPECT_NEAR(direct, a.fit_loss, 1e-5);
 }
 
+// The convolutional lab net (E1's full-mode CNN cost probe) through the training helper on cpu:1:
+// the same step losses and measurements as on the CPU.
+TEST(LabTraining, ConvolutionalNetTrainsOnAnotherDeviceLikeOnTheCpu) {
+  manual_seed(5);
+  LabTrainingData d;
+  d.train_x = randn({48, 1, 8, 8}), d.train_y = randint(0, 10, {48});
+  d.fit_x = d.train_x, d.fit_y = d.train_y, d.test_x = d.train_x, d.test_y = d.train_y;
+  auto run = [&](Device dev) {
+    manual_seed(9);
+    auto net = models::make_res_cnn({.n = 1, .width = 4});
+    LabTrainingData on = d;
+    on.device = dev;
+    const TrainResult t = train_classifier(*net, on, {.epochs = 2, .batch = 16, .lr = 0.05, .seed = 3});
+    EXPECT_EQ(net->device(), dev);
+    return std::make_pair(t.step_loss, std::vector<double>{t.fit_loss, t.test_error});
+  };
+  EXPECT_EQ(run(Device::placement_check()), run(Device::cpu()));
+}
+
 TEST(LabTraining, DivergenceIsReportedNotThrown) {
   const LabTrainingData d = synthetic_data(200);
   manual_seed(3);

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "resin/core/device.h"
 
@@ -22,6 +23,8 @@ bool is_available();          // device_count() > 0
 // CUDA ...", "cuda:0 is not available: no CUDA device ...", or "cuda:3 does not exist (2 CUDA
 // devices)". A CPU device always passes.
 void check_device(Device d);
+// parse_device(name), then check_device: the device a command-line --device names, or a clear error.
+Device usable_device(const std::string& name);
 // The compute capability of a CUDA device as major·10 + minor (90 for an H100/H200, 80 for an A100);
 // 0 for a CPU device, or one that does not exist.
 int compute_capability(Device d);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "resin/core/cuda.h"
 #include "resin/core/error.h"
 
 namespace resin {
@@ -24,5 +25,13 @@ Device parse_device(const std::string& s) {
   RESIN_FAIL("unknown device '", s,
              "' (expected cpu, cuda or cuda:N; cpu:1 checks device placement on the CPU)");
 }
+
+namespace cuda {
+Device usable_device(const std::string& name) {
+  const Device d = parse_device(name);
+  check_device(d);
+  return d;
+}
+}  // namespace cuda
 
 }  // namespace resin

@@ -142,7 +142,7 @@ Tensor apply_block(nn::Module& block, const Tensor& x, BlockMode mode) {
 Device BlockStack::device() const {
   for (const auto* part : {&stem, &blocks, &head})
     for (const auto& [_, m] : *part)
-      if (!m->named_parameters().empty()) return m->device();
+      if (const auto d = m->placement()) return *d;
   return Device::cpu();
 }
 
@@ -238,7 +238,7 @@ double classification_error(const BlockStack& s, const Tensor& x, const Tensor& 
   const auto lab = labels.values<int64_t>();
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t len = std::min(batch, n - b0);
-    const auto pred = argmax(run_stack(s, x.narrow(0, b0, len), o), 1).values<int64_t>();
+    const auto pred = argmax(run_stack(s, x.narrow(0, b0, len), o).to(Device::cpu()), 1).values<int64_t>();
     for (int64_t i = 0; i < len; ++i)
       wrong += pred[static_cast<size_t>(i)] != lab[static_cast<size_t>(b0 + i)];
   }

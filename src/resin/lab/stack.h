@@ -45,8 +45,8 @@ struct BlockStack {
   std::function<Tensor(const Tensor&)> prepare{};  // applied to the input first (e.g. flatten); may be empty
   std::vector<NamedModule> stem{}, blocks{}, head{};  // each run in order; names label tables and plots
   size_t size() const { return blocks.size(); }
-  // The device of the first module with parameters (the CPU when none has any): run_stem moves its
-  // input there, so host data can be fed to a model on a GPU.
+  // The device of the first module with tensors (Module::placement; the CPU when none has any):
+  // run_stem moves its input there, so host data can be fed to a model on a GPU.
   Device device() const;
 };
 

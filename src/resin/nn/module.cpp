@@ -132,12 +132,12 @@ void Module::to(Device device) {
   for (auto& [_, c] : children_) c->to(device);
 }
 
-Device Module::device() const {
+std::optional<Device> Module::placement() const {
   for (const auto& [_, t] : named_parameters())
     if (t.defined()) return t.device();
   for (const auto& [_, t] : named_buffers())
     if (t.defined() && is_floating(t.dtype())) return t.device();
-  return Device::cpu();
+  return std::nullopt;
 }
 
 void Module::zero_grad() {

@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -73,8 +74,10 @@ class Module : public std::enable_shared_from_this<Module> {
   // model before building its optimizer, which holds the parameter handles.
   void to(Device device);
   // Where the module computes: the device of its first parameter (else of its first floating buffer),
-  // the CPU for a module with neither. After to(device) every one of them is there.
-  Device device() const;
+  // the CPU for a module with neither (placement() says "neither" as nullopt). After to(device)
+  // every one of them is there.
+  std::optional<Device> placement() const;
+  Device device() const { return placement().value_or(Device::cpu()); }
 
   // ---- state: parameters then buffers, each under its dotted path
   std::map<std::string, Tensor> state_dict() const;

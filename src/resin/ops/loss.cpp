@@ -60,7 +60,7 @@ struct NllLossBackward : Node {
 
 // Index tensors are range-checked on the host: a device index is copied over (and so waits for
 // its stream) — an out-of-range class must be an error, not a wild device write.
-Tensor host_indices(const Tensor& t) { return t.device().type == DeviceType::cpu ? t : t.to(Device::cpu()); }
+Tensor host_indices(const Tensor& t) { return t.device() == Device::cpu() ? t : t.to(Device::cpu()); }
 
 void check_targets(const Tensor& input, const Tensor& target, const char* op) {
   const int64_t n = input.size(0), classes = input.size(1);

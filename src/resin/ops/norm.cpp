@@ -51,8 +51,9 @@ void update_running_as(const Tensor& running, const Tensor& batch, double a, dou
 }
 
 void update_running(const Tensor& running, const Tensor& batch, double a, double b) {
-  // The loop reads host memory; statistics on a GPU take the ops below.
-  const bool host_loop = running.device().type == DeviceType::cpu && batch.device().type == DeviceType::cpu &&
+  // The loop reads host memory; statistics on a GPU (and on cpu:1, the placement check, so that tests
+  // exercise this path) take the ops below.
+  const bool host_loop = running.device() == Device::cpu() && batch.device() == Device::cpu() &&
                          running.stride(0) == 1 && batch.stride(0) == 1;
   if (host_loop && running.dtype() == DType::f32) return update_running_as<float>(running, batch, a, b);
   if (host_loop && running.dtype() == DType::f64) return update_running_as<double>(running, batch, a, b);

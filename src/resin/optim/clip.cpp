@@ -15,9 +15,10 @@ namespace {
 
 // g itself when dense in memory (any order: norms and finiteness do not care), else a copy. Norms
 // of device gradients are taken on the host (a copy per gradient: clipping on a GPU is correct but
-// not fast); the finiteness checks below stay on the device.
+// not fast); the finiteness checks below stay on the device. (cpu:1, the placement check, takes the
+// device paths here and in scaled(), so tests exercise them.)
 Tensor dense(const Tensor& g) {
-  const Tensor h = g.device().type == DeviceType::cpu ? g : g.to(Device::cpu());
+  const Tensor h = g.device() == Device::cpu() ? g : g.to(Device::cpu());
   return h.is_non_overlapping_dense() ? h : h.contiguous();
 }
 
@@ -96,7 +97,7 @@ double clip_coef(double max_norm, double total) {
 template <class T>
 Tensor scaled(const Tensor& g, double coef_d) {
   const T coef = static_cast<T>(coef_d);
-  if (g.device().type != DeviceType::cpu) return mul(g, static_cast<double>(coef));  // same rounding: one product
+  if (g.device() != Device::cpu()) return mul(g, static_cast<double>(coef));  // same rounding: one product
   Tensor out = empty_like(g);
   const Tensor src = detail::match_layout(g, out);
   const T* s = src.data<T>();

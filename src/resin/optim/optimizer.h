@@ -1,8 +1,9 @@
 // Optimizer base: parameter groups, per-parameter state and state serialisation for exact resume.
 //
 // Contract shared by every optimizer:
-// - Parameters are leaf f32/f64 CPU tensors whose memory is dense (any dense layout, e.g.
-//   channels-last conv weights). A parameter may appear in one group only.
+// - Parameters are leaf f32/f64 tensors on any device (CUDA ones take fused device kernels, with
+//   their state on the same device) whose memory is dense (any dense layout, e.g. channels-last
+//   conv weights). A parameter may appear in one group only.
 // - step() runs under NoGradGuard and updates parameters IN PLACE (their storage is written, the
 //   Tensor handles stay the same). It reads p.grad() and never writes into a gradient tensor (they
 //   may be shared). Parameters whose grad is undefined are skipped, as torch skips `grad is None`;

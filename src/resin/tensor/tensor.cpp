@@ -77,7 +77,8 @@ bool Tensor::is_non_overlapping_dense() const {
 
 template <class T>
 std::vector<T> Tensor::values() const {
-  if (device().type != DeviceType::cpu) return detach().to(Device::cpu()).values<T>();
+  if (device() != Device::cpu())
+    return detach().to(Device::cpu()).values<T>();  // as a GPU tensor (cpu:1 too)
   std::vector<T> out(static_cast<size_t>(numel()));
   if (out.empty()) return out;
   const Strides dense = contiguous_strides(shape());

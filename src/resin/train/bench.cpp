@@ -77,11 +77,11 @@ double quantile(std::vector<double> v, double q) {
 BenchResult run_bench(const BenchConfig& c) {
   RESIN_CHECK(c.mode == "train" || c.mode == "infer", "bench: --mode expects train or infer, got '", c.mode, "'");
   const DType compute = autocast_type(c.dtype, c.device);
-  const Device dev = parse_device(c.device);
-  cuda::check_device(dev);  // built without CUDA, no GPU, no such index: before any work
+  const Device dev = cuda::usable_device(c.device);  // no CUDA build, no GPU, no such index: before any work
   const bool gpu = dev.type == DeviceType::cuda;
+  const bool fuse = c.fuse && dev == Device::cpu();  // the fused plan is oneDNN's; elsewhere op by op
   RESIN_CHECK(
-      c.mode == "train" || c.dtype == "f32" || !c.fuse || gpu,
+      c.mode == "train" || c.dtype == "f32" || !fuse,
       "bench: --mode infer --dtype bf16 runs the module op by op under autocast: add --no-fuse (the fused "
       "inference plan is f32 only)");
   RESIN_CHECK(c.batch_size > 0 && c.image_size > 0 && c.channels > 0 && c.classes > 0,
@@ -141,7 +141,7 @@ BenchResult run_bench(const BenchConfig& c) {
     model->eval();
     NoGradGuard ng;
     nn::ModulePtr run = model;
-    if (c.fuse && !gpu) {
+    if (fuse) {
       run = models::fuse_for_inference(model);
       r.fused = models::is_fused_plan(*run);
     }

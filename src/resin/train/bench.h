@@ -13,8 +13,9 @@
 // the FLOP count is the same for both dtypes.
 //
 // On a GPU (device cuda[:N]) the model and the synthetic batch are moved there, each timed iteration
-// ends by waiting for the device, inference runs the module op by op (the fused plan is oneDNN's),
-// and CPU time measures the host's share only.
+// ends by waiting for the device, inference runs the module op by op (the fused plan is oneDNN's; so
+// it does on cpu:1), CPU time measures the host's share only, and peak_tensor_mib is the CUDA
+// allocator's peak (cached_mib stays the host storage cache).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -97,13 +97,6 @@ Tensor prepare_images(const Tensor& images, Device device, bool channels_last) {
   return channels_last ? x.contiguous(MemoryFormat::channels_last) : x;
 }
 
-// A known, available device (else a clear error: built without CUDA, no device, no such index).
-Device training_device(const std::string& name) {
-  const Device d = parse_device(name);
-  cuda::check_device(d);
-  return d;
-}
-
 // Sums a meter over the ranks of a data-parallel job (all of them must call it at the same point).
 RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMeter& m) {
   if (comm.size() == 1) return m;
@@ -254,9 +247,9 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
   // DistributedDataParallel and SyncBN exchange tensors through host memory.
-  RESIN_CHECK(parse_device(c.device).type == DeviceType::cpu || (c.dist.world_size == 1 && !c.sync_bn), "--device ",
+  RESIN_CHECK(parse_device(c.device) == Device::cpu() || (c.dist.world_size == 1 && !c.sync_bn), "--device ",
               c.device, ": data parallelism and --sync-bn run on the CPU only");
-  const Device device = training_device(c.device);
+  const Device device = cuda::usable_device(c.device);
   const DType compute = autocast_type(c.dtype, c.device);
   std::optional<optim::LossScaler> scaler = loss_scaler_for(c.loss_scale, compute);
   const auto t_start = std::chrono::steady_clock::now();
@@ -571,7 +564,7 @@ EvalResult evaluate_file(const std::string& path, const std::string& data_name, 
                          const std::string& model_name, int64_t batch_size, int64_t threads,
                          const std::string& device_name) {
   set_threads(threads);
-  const Device device = training_device(device_name);
+  const Device device = cuda::usable_device(device_name);
   DataSpec d = load_data(data_name, data_dir);
   std::string name = model_name;
   std::map<std::string, Tensor> weights;

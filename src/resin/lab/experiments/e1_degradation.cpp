@@ -51,8 +51,8 @@ std::string cnn_cost(const LabTrainingData& d, uint64_t seed) {
     out += str_cat(out.empty() ? "" : "; ", "ResNet-", 6 * n + 2, " (", m->parameter_count(), " params): ", fmt(step),
                    " s per step of 128 → 20 epochs of 60k = ", fmt(step * 20 * 469 / 3600), " h per model per seed");
   }
-  return "CNN version (LAB E1-CNN) not run: measured on this machine, " + out +
-         " — 8 models × 3 seeds do not fit the CPU budget (LAB: a GPU run).";
+  return "CNN version (LAB E1-CNN) not run: measured on this machine (" + d.device.str() + "), " + out +
+         " — 8 models × 3 seeds do not fit this run's budget (LAB plans a GPU run).";
 }
 
 void run_e1(const Context& ctx, Results& r) {

@@ -69,7 +69,7 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& idx, size_t begi
   Shape s = t.shape();
   const int64_t n = s[0];
   s[0] = static_cast<int64_t>(len);
-  Tensor out = empty(s, {.dtype = t.dtype()});
+  Tensor out = empty(s, {.dtype = t.dtype(), .device = t.device()});
   const size_t row = static_cast<size_t>(t.numel() / std::max<int64_t>(n, 1)) * dtype_size(t.dtype());
   const auto* src = static_cast<const char*>(t.raw_data());
   auto* dst = static_cast<char*>(out.raw_data());
@@ -130,8 +130,9 @@ EvalResult evaluate(nn::Module& model, const Tensor& x, const Tensor& y, int64_t
   int64_t wrong = 0;
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t len = std::min(batch, n - b0);
-    Tensor logits = model.forward(x.narrow(0, b0, len).to(dev));
-    Tensor yb = y.narrow(0, b0, len).to(dev);
+    // The logits come home (small): the loss and the argmax are taken on the host with host labels.
+    Tensor logits = model.forward(x.narrow(0, b0, len).to(dev)).to(Device::cpu());
+    Tensor yb = y.narrow(0, b0, len).to(Device::cpu());
     loss_sum += cross_entropy(logits, yb, {.reduction = Reduction::sum}).item();
     const auto pred = argmax(logits, 1).values<int64_t>();
     const auto lab = yb.values<int64_t>();

@@ -117,7 +117,7 @@ struct EvalResult {
   double loss = NAN, error = NAN;
 };
 // Mean cross-entropy and top-1 error in eval mode, without gradients; the model's mode is restored.
-// Batches of x and y are moved to the model's device.
+// Batches of x are moved to the model's device, and its logits back to the host for the loss.
 EvalResult evaluate(nn::Module& model, const Tensor& x, const Tensor& y, int64_t batch = 1000);
 
 // Learning-rate factor of step `step` (0-based) for the config's schedule and warm-up.
