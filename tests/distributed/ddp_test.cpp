@@ -22,17 +22,22 @@ using resin::testing::run_workers;
 
 // Pretends to be rank 0 of two identical replicas: all_reduce doubles the tensor. Records, for
 // each all_reduce, how many of the model's parameters had a gradient when it was issued.
+// `where`: the device it reports (and on which the reducer must put its buckets), as NCCL reports
+// its GPU.
 class RecordingPair final : public Communicator {
  public:
-  explicit RecordingPair(std::vector<Tensor> params) : params_(std::move(params)) {}
+  explicit RecordingPair(std::vector<Tensor> params, Device where = Device::cpu())
+      : params_(std::move(params)), where_(where) {}
   int rank() const override { return 0; }
   int size() const override { return 2; }
   std::string backend() const override { return "recording"; }
+  Device device() const override { return where_; }
   std::chrono::milliseconds timeout() const override { return std::chrono::milliseconds(1000); }
   WorkPtr all_reduce_async(const Tensor& t) override {
     int64_t with_grad = 0;
     for (auto& p : params_) with_grad += p.grad().defined();
     grads_ready_at_launch.push_back(with_grad);
+    EXPECT_EQ(t.device(), where_);
     float* d = t.data<float>();
     for (int64_t i = 0; i < t.numel(); ++i) d[i] *= 2;
     return completed_work();
@@ -47,6 +52,7 @@ class RecordingPair final : public Communicator {
 
  private:
   std::vector<Tensor> params_;
+  Device where_;
 };
 
 nn::ModulePtr small_resnet(uint64_t seed) {
@@ -85,6 +91,30 @@ TEST(Ddp, BucketsLaunchDuringBackwardAndAverage) {
   cross_entropy(out, y).backward({}, true);
   EXPECT_THROW(cross_entropy(out, y).backward(), Error);
   ddp.synchronize_gradients();
+}
+
+// A model on another device (the placement check cpu:1 stands in for a GPU), with buckets on the
+// host (as for Gloo) or on the model's device (as for NCCL): the averaged gradients are the CPU
+// model's, bit for bit, and stay on the model's device.
+TEST(Ddp, AveragesOnAnotherDeviceWithBucketsOnEitherSide) {
+  const Device dev = Device::placement_check();
+  Generator g(2);
+  const Tensor x = randn({4, 3, 8, 8}, {}, &g), y = randint(0, 10, {4}, {.dtype = DType::i64}, &g);
+  auto on_cpu = small_resnet(1);
+  cross_entropy(on_cpu->forward(x), y).backward();
+  for (const Device buckets : {Device::cpu(), dev}) {
+    auto model = small_resnet(1);
+    model->to(dev);
+    DistributedDataParallel ddp(*model, std::make_shared<RecordingPair>(model->parameters(), buckets),
+                                {.bucket_bytes = 1024, .first_bucket_bytes = 256});
+    cross_entropy(model->forward(x.to(dev)), y.to(dev)).backward();
+    ddp.synchronize_gradients();
+    auto a = model->named_parameters(), b = on_cpu->named_parameters();
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].second.grad().device(), dev) << a[i].first;
+      EXPECT_EQ(a[i].second.grad().to_vector(), b[i].second.grad().to_vector()) << a[i].first;
+    }
+  }
 }
 
 // A parameter that got no gradient in this backward contributes zeros and ends with a gradient.

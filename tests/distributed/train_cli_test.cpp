@@ -97,6 +97,21 @@ TEST(TrainCli, TwoProcessesEqualOneProcess) {
   fs::remove_all(dir);
 }
 
+// The same job with every process on the placement-check device cpu:1 (core/device.h), which
+// stands in for a GPU: gradients go from the device into the host buckets Gloo reduces and the
+// averages back, parameters and buffers are broadcast from the device. The weights are the CPU
+// job's exactly (the same kernels, the same sums).
+TEST(TrainCli, TwoProcessesOnAnotherDeviceEqualTheCpuJob) {
+  const std::string dir = fresh_dir("train_device");
+  Exit cpu = launch(2, train_args(dir + "/cpu"), dir + "/cpu.log");
+  ASSERT_EQ(cpu.code, 0) << cpu.output;
+  Exit moved = launch(2, train_args(dir + "/cpu1", {{"--device", "cpu:1"}}), dir + "/cpu1.log");
+  ASSERT_EQ(moved.code, 0) << moved.output;
+  EXPECT_NE(moved.output.find("on cpu:1"), std::string::npos) << moved.output;
+  EXPECT_EQ(max_weight_diff(dir + "/cpu/weights.safetensors", dir + "/cpu1/weights.safetensors"), 0.0);
+  fs::remove_all(dir);
+}
+
 TEST(TrainCli, ResumesAsAGroup) {
   const std::string dir = fresh_dir("train_resume");
   const std::vector<std::pair<std::string, std::string>> two_epochs = {{"--epochs", "2"}};

@@ -42,6 +42,9 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "gloo", "nccl" or "single"
   virtual std::chrono::milliseconds timeout() const = 0;
+  // Where the tensors it reduces best live: host memory for Gloo (which takes nothing else), this
+  // rank's GPU for NCCL (which also takes host tensors, through a staging buffer).
+  virtual Device device() const { return Device::cpu(); }
 
   // t: a contiguous f32, f64 or i64 tensor on this communicator's device. On completion every rank
   // holds the elementwise sum over all ranks (in place).

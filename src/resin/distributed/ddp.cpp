@@ -5,6 +5,10 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "resin/backend/backend.h"
+#include "resin/core/cuda.h"
+#include "resin/ops/detail.h"
+
 namespace resin::distributed {
 
 namespace {
@@ -57,18 +61,24 @@ struct DistributedDataParallel::Impl {
   size_t next_launch = 0;
   DdpStats stats;
 
+  // The gradient's bytes into its bucket slot; the bucket lives on the communicator's device, the
+  // gradient on the parameter's (cuda::raw::copy moves between any two).
   void copy_in(Slot& s) {
     Bucket& b = buckets[s.bucket];
     const size_t esize = dtype_size(b.dtype);
+    const Device where = b.flat.device();
     char* dst = static_cast<char*>(b.flat.raw_data()) + static_cast<size_t>(s.offset) * esize;
     const Tensor g = s.param.grad();
     if (g.defined()) {
       RESIN_CHECK(g.dtype() == b.dtype && g.numel() == s.param.numel(), "DistributedDataParallel: gradient of ",
                   s.name, " has dtype ", g.dtype(), " and ", g.numel(), " elements; expected ", b.dtype, " and ",
                   s.param.numel());
-      std::memcpy(dst, g.raw_data(), block_bytes(g, s.name + "'s gradient"));
-    } else {
+      cuda::raw::copy(dst, where, g.raw_data(), g.device(), block_bytes(g, s.name + "'s gradient"));
+    } else if (where.type == DeviceType::cpu) {
       std::memset(dst, 0, static_cast<size_t>(s.param.numel()) * esize);
+    } else {
+      const double zero = 0;  // all-zero bytes in f32 and f64 alike
+      cuda::raw::fill(dst, where.index, static_cast<size_t>(s.param.numel()), &zero, esize);
     }
   }
 
@@ -118,6 +128,7 @@ struct DistributedDataParallel::Impl {
     ++stats.iterations;
 
     const double inv = 1.0 / static_cast<double>(comm->size());
+    NoGradGuard ng;
     for (Slot& s : slots) {
       const Bucket& b = buckets[s.bucket];
       Tensor g = s.param.grad();
@@ -127,14 +138,21 @@ struct DistributedDataParallel::Impl {
       }
       block_bytes(g, s.name + "'s gradient");
       const int64_t n = s.param.numel();
-      if (b.dtype == DType::f64)
+      if (b.flat.device() != Device::cpu() || g.device() != Device::cpu()) {
+        // The slot seen with the gradient's geometry (it holds the gradient's bytes in memory order),
+        // averaged where the bucket is and copied into the gradient (an upload when they differ).
+        const Tensor slot = detail::make_view(b.flat, g.shape(), g.strides(), b.flat.offset() + s.offset);
+        backend::backend_for(g).copy(mul(slot, inv), g);
+      } else if (b.dtype == DType::f64) {
         scaled_copy(g.data<double>(), b.flat.data<double>() + s.offset, n, inv);
-      else
+      } else {
         scaled_copy(g.data<float>(), b.flat.data<float>() + s.offset, n, static_cast<float>(inv));
+      }
     }
   }
 
-  // One broadcast of every listed tensor from rank 0, packed into a byte buffer.
+  // One broadcast of every listed tensor from rank 0, packed into a host byte buffer (the tensors
+  // may live on any device: cuda::raw::copy moves their bytes).
   void broadcast(const std::vector<std::pair<std::string, Tensor>>& ts) {
     size_t total = 0;
     for (const auto& [name, t] : ts) total += block_bytes(t, name);
@@ -144,7 +162,7 @@ struct DistributedDataParallel::Impl {
     size_t off = 0;
     for (const auto& [name, t] : ts) {
       const size_t n = block_bytes(t, name);
-      std::memcpy(p + off, t.raw_data(), n);
+      cuda::raw::copy(p + off, Device::cpu(), t.raw_data(), t.device(), n);
       off += n;
     }
     comm->broadcast(buf, 0);
@@ -152,7 +170,7 @@ struct DistributedDataParallel::Impl {
     off = 0;
     for (const auto& [name, t] : ts) {
       const size_t n = block_bytes(t, name);
-      std::memcpy(t.raw_data(), p + off, n);
+      cuda::raw::copy(t.raw_data(), t.device(), p + off, Device::cpu(), n);
       off += n;
     }
   }
@@ -195,7 +213,7 @@ DistributedDataParallel::DistributedDataParallel(nn::Module& model, Communicator
     bytes += nb;
   }
   for (auto& b : m.buckets) {
-    b.flat = zeros({b.numel}, {.dtype = b.dtype});
+    b.flat = zeros({b.numel}, {.dtype = b.dtype, .device = m.comm->device()});
     m.stats.bytes_per_iteration += b.numel * static_cast<int64_t>(dtype_size(b.dtype));
   }
   m.stats.buckets = static_cast<int64_t>(m.buckets.size());

@@ -112,10 +112,16 @@ class GlooCommunicator final : public Communicator {
   int rank() const override { return ctx_->rank; }
   int size() const override { return ctx_->size; }
   std::string backend() const override { return "gloo"; }
+  // Gloo reads and writes host memory only (a GPU tensor's address would be garbage to it).
+  static void check_host(const Tensor& t, const char* op) {
+    RESIN_CHECK(t.device().type == DeviceType::cpu, "gloo ", op, ": the tensor is on ", t.device(),
+                "; gloo reduces host memory (DistributedDataParallel keeps gloo buckets on the CPU)");
+  }
   std::chrono::milliseconds timeout() const override { return timeout_; }
 
   WorkPtr all_reduce_async(const Tensor& t) override {
     check_collective_tensor(t, "all_reduce", true);
+    check_host(t, "all_reduce");
     void* ptr = t.raw_data();
     const auto n = static_cast<size_t>(t.numel());
     const DType dtype = t.dtype();
@@ -133,6 +139,7 @@ class GlooCommunicator final : public Communicator {
 
   WorkPtr broadcast_async(const Tensor& t, int root) override {
     check_collective_tensor(t, "broadcast", false);
+    check_host(t, "broadcast");
     RESIN_CHECK(root >= 0 && root < size(), "broadcast: root ", root, " outside [0, ", size(), ")");
     auto* ptr = static_cast<char*>(t.raw_data());
     const auto bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "resin/core/cuda.h"
+
 namespace resin::distributed {
 
 namespace {
@@ -173,6 +175,7 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return s_->rank; }
   int size() const override { return s_->size; }
   std::string backend() const override { return "nccl"; }
+  Device device() const override { return Device::cuda(s_->device); }
   std::chrono::milliseconds timeout() const override { return s_->timeout; }
 
   WorkPtr all_reduce_async(const Tensor& t) override {
@@ -206,6 +209,11 @@ class NcclCommunicator final : public Communicator {
     const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
     if (bytes == 0) return completed_work();
     const bool host = t.device().type == DeviceType::cpu;
+    RESIN_CHECK(host || t.device() == device(), "nccl ", name, ": the tensor is on ", t.device(),
+                " but this rank's GPU is ", device());
+    // A device tensor was written by work queued on resin's stream of that GPU; NCCL runs on its own
+    // stream, so that work must be complete first.
+    if (!host) resin::cuda::synchronize(s_->device);
     std::shared_ptr<NcclWork> w;
     {
       std::lock_guard<std::mutex> lk(s_->mu);

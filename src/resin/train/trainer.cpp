@@ -97,6 +97,13 @@ Tensor prepare_images(const Tensor& images, Device device, bool channels_last) {
   return channels_last ? x.contiguous(MemoryFormat::channels_last) : x;
 }
 
+// One GPU per process: in a data-parallel job plain "cuda" means the GPU of this process's local rank
+// (as the NCCL communicator picks it); "cuda:N" is taken as given.
+std::string rank_device(const std::string& name, const distributed::DistConfig& d) {
+  if (name != "cuda" || d.world_size <= 1 || cuda::device_count() == 0) return name;
+  return "cuda:" + std::to_string(d.local_rank % cuda::device_count());
+}
+
 // Sums a meter over the ranks of a data-parallel job (all of them must call it at the same point).
 RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMeter& m) {
   if (comm.size() == 1) return m;
@@ -246,10 +253,10 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
-  // DistributedDataParallel and SyncBN exchange tensors through host memory.
-  RESIN_CHECK(parse_device(c.device) == Device::cpu() || (c.dist.world_size == 1 && !c.sync_bn), "--device ",
-              c.device, ": data parallelism and --sync-bn run on the CPU only");
-  const Device device = cuda::usable_device(c.device);
+  // SyncBN computes its batch statistics with host loops; the gradient reducer runs on any device.
+  RESIN_CHECK(parse_device(c.device) == Device::cpu() || !c.sync_bn, "--device ", c.device,
+              ": --sync-bn runs on the CPU only");
+  const Device device = cuda::usable_device(rank_device(c.device, c.dist));
   const DType compute = autocast_type(c.dtype, c.device);
   std::optional<optim::LossScaler> scaler = loss_scaler_for(c.loss_scale, compute);
   const auto t_start = std::chrono::steady_clock::now();
