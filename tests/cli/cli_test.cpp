@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string>
 
+#include "resin/core/cuda.h"
+
 namespace {
 
 struct CliRun {
@@ -67,12 +69,23 @@ TEST(Cli, BadInputIsAClearErrorNotACrash) {
        "--loss-scale expects auto, dynamic, none or a positive number"},
       {"bench --reps 0", 1, "--reps must be in [1,"},
       {"bench --model resnet21", 1, "unknown model 'resnet21'"},
+      {"bench --device cpu:2", 1, "unknown device 'cpu:2'"},
+      {"lab e3-ensemble --device tpu", 1, "unknown device 'tpu'"},
+      {"eval --checkpoint /nonexistent.ckpt --device gpu", 1, "unknown device 'gpu'"},
   };
   for (const Case& c : cases) {
     CliRun r = run(c.args);
     EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.output;
     expect_contains(r, c.message);
   }
+  // A CUDA device this build or machine cannot use: refused before any work, by every command.
+  if (!resin::cuda::is_available())
+    for (const char* args : {"bench --device cuda", "lab e3-ensemble --device cuda --out /tmp/resin_cli_test_lab",
+                             "train --device cuda --out /tmp/resin_cli_test_device"}) {
+      CliRun r = run(args);
+      EXPECT_EQ(r.code, 1) << args << "\n" << r.output;
+      expect_contains(r, "cuda:0 is not available");
+    }
 }
 
 TEST(Cli, ZooJsonListsEveryModel) {
