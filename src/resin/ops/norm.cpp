@@ -119,7 +119,8 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
   if (autograd::any_requires_grad({&x, &weight, &bias})) {
     auto n = std::make_shared<BatchNormBackward>();
     n->x = x4;
-    if (relu) n->y = y4;
+    // Detached: y4 may be y itself, whose grad_fn is this node (a cycle that leaks when no backward runs).
+    if (relu) n->y = y4.detach();
     n->mean = mean;
     n->var = var;
     n->gamma = weight.defined() ? weight.detach() : Tensor();
