@@ -386,3 +386,29 @@ TEST(AutogradEngine, LeafGradientHasTheLeafsLayout) {
 
 }  // namespace
 }  // namespace resin
+
+namespace resin {
+namespace {
+
+// A forward that records a graph but never runs backward (evaluation with gradients left on, a
+// probe) frees everything once its outputs go: no node may hold its own output (a reference cycle).
+TEST(Engine, AGraphWithoutBackwardIsFreedWithItsOutputs) {
+  const Tensor x = randn({4, 3, 5, 5}).set_requires_grad(true);
+  const Tensor w = ones({3}).set_requires_grad(true), b = zeros({3}).set_requires_grad(true);
+  const std::vector<std::pair<const char*, std::function<Tensor()>>> ops = {
+      {"batch_norm_relu", [&] { return batch_norm_relu(x, {}, {}, w, b, true, 0.1, 1e-5); }},
+      {"batch_norm", [&] { return batch_norm(x, {}, {}, w, b, true, 0.1, 1e-5); }},
+      {"relu", [&] { return relu(x); }},
+      {"add_relu", [&] { return add_relu(x, x); }},
+      {"log_softmax", [&] { return log_softmax(x, 1); }},
+      {"softmax", [&] { return softmax(x, 1); }},
+  };
+  for (const auto& [name, f] : ops) {
+    const int64_t before = allocator_stats().current_bytes;
+    { const Tensor y = f(); }
+    EXPECT_EQ(allocator_stats().current_bytes, before) << name << " left its graph alive";
+  }
+}
+
+}  // namespace
+}  // namespace resin
