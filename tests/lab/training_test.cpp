@@ -44,6 +44,15 @@ void write_fake_split(const std::string& dir, const std::string& prefix, uint32_
   }
 }
 
+// A Fashion-MNIST directory in `dir` with train_n training and 500 test images (write_fake_split).
+std::string write_fake_fashion_mnist(const resin::testing::TempDir& dir, uint32_t train_n) {
+  const std::string data = dir.file("fmnist");
+  std::filesystem::create_directories(data);
+  write_fake_split(data, "train", train_n, 1);
+  write_fake_split(data, "t10k", 500, 2);
+  return data;
+}
+
 LabTrainingData synthetic_data(int64_t n) {
   manual_seed(7);
   LabTrainingData d;
@@ -150,10 +159,7 @@ TEST(LabTraining, DivergenceIsReportedNotThrown) {
 
 TEST(LabTraining, TrainedExperimentEndToEndOnTinyData) {
   resin::testing::TempDir dir;
-  const std::string data = dir.file("fmnist");
-  std::filesystem::create_directories(data);
-  write_fake_split(data, "train", 3000, 1);
-  write_fake_split(data, "t10k", 500, 2);
+  const std::string data = write_fake_fashion_mnist(dir, 3000);
   const Experiment& e = find_experiment("e10b-cardinality");
   EXPECT_TRUE(e.trains);
   Context ctx{.out_dir = dir.file("out"), .quick = true, .threads = 1, .fashion_mnist = data,
@@ -191,10 +197,7 @@ TEST(LabTraining, TrainedExperimentEndToEndOnTinyData) {
 // criterion.
 TEST(LabTraining, EveryTrainedExperimentRunsOnAnotherDevice) {
   resin::testing::TempDir dir;
-  const std::string data = dir.file("fmnist");
-  std::filesystem::create_directories(data);
-  write_fake_split(data, "train", 6000, 1);
-  write_fake_split(data, "t10k", 500, 2);
+  const std::string data = write_fake_fashion_mnist(dir, 6000);
   for (const Experiment& e : experiments()) {
     if (!e.trains) continue;
     SCOPED_TRACE(e.name);
