@@ -31,12 +31,14 @@ case "$cmd" in
     if [[ -x /usr/local/cuda/bin/nvcc && "${RESIN_SKIP_CUDA:-0}" != 1 ]]; then
       # The CUDA backend compiles and links everywhere nvcc is; CI has no GPU, so test_gpu's tests
       # skip, and test_tensor checks the "no CUDA device" errors of a CUDA build without one.
-      # GPU machines run tests/gpu/run.sh instead (docs/cuda.md).
+      # test_gpu_emulated runs the same tests on the emulated GPU: the backend's host code and its
+      # kernels on the CPU, with CPU models of the CUDA runtime, cuBLAS and cuDNN (docs/cuda.md).
+      # GPU machines run tests/gpu/run.sh instead.
       cuda_dir="${BUILD_DIR}-cuda"
       cmake -S . -B "$cuda_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF \
         >/dev/null
-      cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu gpu_bench test_tensor
-      (cd "$cuda_dir" && ctest --output-on-failure -R '^(gpu|tensor)$')
+      cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench test_tensor
+      (cd "$cuda_dir" && ctest --output-on-failure -R '^(gpu|gpu_emulated|tensor)$')
     fi
     if [[ "${RESIN_SKIP_SANITIZE:-0}" != 1 ]]; then
       # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the slow

@@ -156,6 +156,7 @@ TEST(CudaAutocast, MatmulComputesInTheAutocastTypeWithF32Output) {
 // not what is learnt: tail loss and held-out accuracy stay near f32's, and f16 overflows rarely.
 TEST(CudaAutocast, Resnet20TrainsInBf16AndF16LikeInF32) {
   RESIN_REQUIRE_GPU();
+  RESIN_SKIP_ON_EMULATED_GPU("3 x 150 ResNet-20 steps (the autocast kernel tests run there)");
   const Device d = gpu_device();
   Generator g(5);
   const Tensor protos = randn({10, 1, 28, 28}, {}, &g);

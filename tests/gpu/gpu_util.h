@@ -9,11 +9,19 @@
 
 #include "../backend/parity_util.h"
 #include "resin/backend/cuda/cuda_backend.h"
+#include "resin/backend/cuda/kernels.h"
 #include "resin/core/cuda.h"
 
 #define RESIN_REQUIRE_GPU()                                                            \
   do {                                                                                 \
     if (!::resin::cuda::is_available()) GTEST_SKIP() << "no CUDA device on this machine"; \
+  } while (0)
+
+// The emulated GPU (test_gpu_emulated) runs the same code on the CPU with cuDNN and cuBLAS as plain
+// loops: a test that trains for hundreds of steps would take hours there.
+#define RESIN_SKIP_ON_EMULATED_GPU(why)                                                             \
+  do {                                                                                              \
+    if (::resin::backend::cuda::emulated_gpu()) GTEST_SKIP() << "not on the emulated GPU: " << why; \
   } while (0)
 
 namespace resin::test {

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "../io/temp_dir.h"
+#include "../support/fake_fashion_mnist.h"
 #include "resin/io/atomic_file.h"
 #include "resin/io/json.h"
 #include "resin/lab/experiments/lab_training.h"
@@ -20,37 +21,9 @@ using namespace resin::lab;
 
 namespace {
 
-void put_u32(std::ofstream& f, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  f.write(reinterpret_cast<const char*>(b), 4);
-}
-
-// IDX files of n images whose mean brightness depends on the label (learnable), label i % 10.
-void write_fake_split(const std::string& dir, const std::string& prefix, uint32_t n, uint64_t seed) {
-  Generator g(seed);
-  std::ofstream img(dir + "/" + prefix + "-images-idx3-ubyte", std::ios::binary);
-  std::ofstream lab(dir + "/" + prefix + "-labels-idx1-ubyte", std::ios::binary);
-  put_u32(img, 0x803), put_u32(img, n), put_u32(img, 28), put_u32(img, 28);
-  put_u32(lab, 0x801), put_u32(lab, n);
-  for (uint32_t i = 0; i < n; ++i) {
-    const unsigned char y = static_cast<unsigned char>(i % 10);
-    lab.write(reinterpret_cast<const char*>(&y), 1);
-    for (int p = 0; p < 784; ++p) {
-      const bool on = (p % 10) == y && g.uniform() < 0.8;
-      const unsigned char v = static_cast<unsigned char>(on ? 200 + g.below(56) : g.below(40));
-      img.write(reinterpret_cast<const char*>(&v), 1);
-    }
-  }
-}
-
-// A Fashion-MNIST directory in `dir` with train_n training and 500 test images (write_fake_split).
+// A Fashion-MNIST directory in `dir` with train_n training and 500 test images.
 std::string write_fake_fashion_mnist(const resin::testing::TempDir& dir, uint32_t train_n) {
-  const std::string data = dir.file("fmnist");
-  std::filesystem::create_directories(data);
-  write_fake_split(data, "train", train_n, 1);
-  write_fake_split(data, "t10k", 500, 2);
-  return data;
+  return resin::test::write_fake_fashion_mnist(dir.file("fmnist"), train_n);
 }
 
 LabTrainingData synthetic_data(int64_t n) {

@@ -4,6 +4,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
+
+#if defined(RESIN_CUDA_EMULATION)
+// The emulated GPU (tests/cuda_emulation): the kernels below compile as host C++ and launch() runs
+// them on the CPU, one fiber per GPU thread.
+#include "cuda_emulation/kernel.h"
+#endif
 
 #include "resin/backend/cuda/kernels.h"
 #include "resin/core/error.h"
@@ -30,6 +37,15 @@ __device__ __forceinline__ void offsets_of(const Indexer<N>& ix, int64_t i, int6
 }
 
 constexpr int kThreads = 256;
+
+#if !defined(RESIN_CUDA_EMULATION)
+// kernel<<<grid, block, 0, stream>>>(args...), written as a call so that the same .cu files also
+// build for the emulated GPU, which supplies its own launch().
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+  kernel<<<grid, block, 0, stream>>>(static_cast<Params>(std::forward<Args>(args))...);
+}
+#endif
 
 // Blocks for a grid-stride loop over n items (capped; the loop covers the rest).
 inline unsigned blocks_for(int64_t n, int threads = kThreads) {

@@ -196,12 +196,20 @@ void dispatch_bytes(int elem_size, F&& f) {
 
 }  // namespace
 
+bool emulated_gpu() {
+#if defined(RESIN_CUDA_EMULATION)
+  return true;
+#else
+  return false;
+#endif
+}
+
 void launch_unary(cudaStream_t s, UnaryOp op, ScalarType t, const Indexer<2>& ix, const void* x, void* out,
                   double alpha, double beta) {
   dispatch_float(t, "unary", [&](auto tag) {
     using T = decltype(tag);
-    unary_kernel<T><<<blocks_for(ix.numel), kThreads, 0, s>>>(op, ix, static_cast<const T*>(x), static_cast<T*>(out),
-                                                              static_cast<T>(alpha), static_cast<T>(beta));
+    launch(unary_kernel<T>, blocks_for(ix.numel), kThreads, s, op, ix, static_cast<const T*>(x),
+           static_cast<T*>(out), static_cast<T>(alpha), static_cast<T>(beta));
   });
   check_launch("unary");
 }
@@ -210,9 +218,9 @@ void launch_unary_backward(cudaStream_t s, UnaryOp op, ScalarType t, const Index
                            const void* y, const void* gy, void* gx, double alpha, double beta) {
   dispatch_float(t, "unary_backward", [&](auto tag) {
     using T = decltype(tag);
-    unary_backward_kernel<T><<<blocks_for(ix.numel), kThreads, 0, s>>>(
-        op, ix, static_cast<const T*>(x), static_cast<const T*>(y), static_cast<const T*>(gy), static_cast<T*>(gx),
-        static_cast<T>(alpha), static_cast<T>(beta), alpha == 0);
+    launch(unary_backward_kernel<T>, blocks_for(ix.numel), kThreads, s, op, ix, static_cast<const T*>(x),
+           static_cast<const T*>(y), static_cast<const T*>(gy), static_cast<T*>(gx), static_cast<T>(alpha),
+           static_cast<T>(beta), alpha == 0);
   });
   check_launch("unary_backward");
 }
@@ -221,8 +229,8 @@ void launch_binary(cudaStream_t s, BinaryOp op, ScalarType t, const Indexer<3>& 
                    void* out) {
   dispatch_float(t, "binary", [&](auto tag) {
     using T = decltype(tag);
-    binary_kernel<T><<<blocks_for(ix.numel), kThreads, 0, s>>>(op, ix, static_cast<const T*>(a),
-                                                               static_cast<const T*>(b), static_cast<T*>(out));
+    launch(binary_kernel<T>, blocks_for(ix.numel), kThreads, s, op, ix, static_cast<const T*>(a),
+           static_cast<const T*>(b), static_cast<T*>(out));
   });
   check_launch("binary");
 }
@@ -231,8 +239,8 @@ void launch_where(cudaStream_t s, ScalarType t, const Indexer<4>& ix, const void
                   void* out) {
   dispatch_float(t, "where", [&](auto tag) {
     using T = decltype(tag);
-    where_kernel<T><<<blocks_for(ix.numel), kThreads, 0, s>>>(ix, static_cast<const T*>(cond), static_cast<const T*>(a),
-                                                              static_cast<const T*>(b), static_cast<T*>(out));
+    launch(where_kernel<T>, blocks_for(ix.numel), kThreads, s, ix, static_cast<const T*>(cond),
+           static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out));
   });
   check_launch("where");
 }
@@ -243,7 +251,8 @@ void launch_copy(cudaStream_t s, ScalarType src_t, ScalarType dst_t, const Index
     using S = decltype(stag);
     dispatch_all(dst_t, [&](auto dtag) {
       using D = decltype(dtag);
-      copy_kernel<S, D><<<blocks_for(ix.numel), kThreads, 0, s>>>(ix, static_cast<const S*>(src), static_cast<D*>(dst));
+      launch(copy_kernel<S, D>, blocks_for(ix.numel), kThreads, s, ix, static_cast<const S*>(src),
+             static_cast<D*>(dst));
     });
   });
   check_launch("copy");
@@ -254,7 +263,7 @@ void launch_fill(cudaStream_t s, const Indexer<1>& ix, void* dst, const void* el
     using E = decltype(tag);
     E v;
     std::memcpy(&v, elem, sizeof(E));
-    fill_kernel<E><<<blocks_for(ix.numel), kThreads, 0, s>>>(ix, static_cast<E*>(dst), v);
+    launch(fill_kernel<E>, blocks_for(ix.numel), kThreads, s, ix, static_cast<E*>(dst), v);
   });
   check_launch("fill");
 }
@@ -265,7 +274,7 @@ void launch_fill_dense(cudaStream_t s, void* dst, int64_t count, const void* ele
     using E = decltype(tag);
     E v;
     std::memcpy(&v, elem, sizeof(E));
-    fill_dense_kernel<E><<<blocks_for(count), kThreads, 0, s>>>(static_cast<E*>(dst), count, v);
+    launch(fill_dense_kernel<E>, blocks_for(count), kThreads, s, static_cast<E*>(dst), count, v);
   });
   check_launch("fill");
 }

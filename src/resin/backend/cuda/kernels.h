@@ -14,6 +14,9 @@ namespace resin::backend::cuda {
 
 constexpr int kMaxDims = 8;
 
+// True in the emulated GPU's build of these kernels (tests/cuda_emulation), false on a real GPU.
+bool emulated_gpu();
+
 // Same order as resin::DType.
 enum class ScalarType : int { f32, f64, bf16, i64, i32, u8, f16 };  // DType's order (scalar_type casts)
 

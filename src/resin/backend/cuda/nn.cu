@@ -221,8 +221,8 @@ __global__ void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, T* vmax, A
 void launch_max_pool(cudaStream_t s, ScalarType t, const PoolGeometry& g, const void* x, void* y, int64_t* idx) {
   dispatch_float(t, "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_kernel<T><<<blocks_for(g.N * g.C * g.OH * g.OW), kThreads, 0, s>>>(g, static_cast<const T*>(x),
-                                                                               static_cast<T*>(y), idx);
+    launch(max_pool_kernel<T>, blocks_for(g.N * g.C * g.OH * g.OW), kThreads, s, g, static_cast<const T*>(x),
+           static_cast<T*>(y), idx);
   });
   check_launch("max_pool2d");
 }
@@ -230,8 +230,8 @@ void launch_max_pool(cudaStream_t s, ScalarType t, const PoolGeometry& g, const 
 void launch_avg_pool(cudaStream_t s, ScalarType t, const PoolGeometry& g, const void* x, void* y) {
   dispatch_float(t, "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_kernel<T><<<blocks_for(g.N * g.C * g.OH * g.OW), kThreads, 0, s>>>(g, static_cast<const T*>(x),
-                                                                               static_cast<T*>(y));
+    launch(avg_pool_kernel<T>, blocks_for(g.N * g.C * g.OH * g.OW), kThreads, s, g, static_cast<const T*>(x),
+           static_cast<T*>(y));
   });
   check_launch("avg_pool2d");
 }
@@ -240,8 +240,8 @@ void launch_max_pool_backward(cudaStream_t s, ScalarType t, const PoolGeometry& 
                               void* gx) {
   dispatch_float(t, "max_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    max_pool_backward_kernel<T><<<blocks_for(g.N * g.C * g.H * g.W), kThreads, 0, s>>>(
-        g, static_cast<const T*>(gy), idx, static_cast<T*>(gx));
+    launch(max_pool_backward_kernel<T>, blocks_for(g.N * g.C * g.H * g.W), kThreads, s, g,
+           static_cast<const T*>(gy), idx, static_cast<T*>(gx));
   });
   check_launch("max_pool2d_backward");
 }
@@ -249,8 +249,8 @@ void launch_max_pool_backward(cudaStream_t s, ScalarType t, const PoolGeometry& 
 void launch_avg_pool_backward(cudaStream_t s, ScalarType t, const PoolGeometry& g, const void* gy, void* gx) {
   dispatch_float(t, "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
-    avg_pool_backward_kernel<T><<<blocks_for(g.N * g.C * g.H * g.W), kThreads, 0, s>>>(g, static_cast<const T*>(gy),
-                                                                                       static_cast<T*>(gx));
+    launch(avg_pool_backward_kernel<T>, blocks_for(g.N * g.C * g.H * g.W), kThreads, s, g,
+           static_cast<const T*>(gy), static_cast<T*>(gx));
   });
   check_launch("avg_pool2d_backward");
 }
@@ -260,8 +260,8 @@ void launch_gather_rows(cudaStream_t s, ScalarType t, int64_t n, const void* x, 
   if (n == 0) return;
   dispatch_float(t, "gather_rows", [&](auto tag) {
     using T = decltype(tag);
-    gather_rows_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(x), xs0, xs1, index, is0,
-                                                             static_cast<T*>(out), os0);
+    launch(gather_rows_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<const T*>(x), xs0, xs1, index,
+           is0, static_cast<T*>(out), os0);
   });
   check_launch("gather_rows");
 }
@@ -271,8 +271,8 @@ void launch_scatter_rows_add(cudaStream_t s, ScalarType t, int64_t n, const void
   if (n == 0) return;
   dispatch_float(t, "scatter_rows_add", [&](auto tag) {
     using T = decltype(tag);
-    scatter_rows_add_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(g), gs0, index, is0,
-                                                                  static_cast<T*>(gx), gxs0, gxs1);
+    launch(scatter_rows_add_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<const T*>(g), gs0, index,
+           is0, static_cast<T*>(gx), gxs0, gxs1);
   });
   check_launch("scatter_rows_add");
 }
@@ -282,8 +282,8 @@ void launch_index_select(cudaStream_t s, ScalarType t, int64_t n, int64_t d, con
   if (n * d == 0) return;
   dispatch_float(t, "index_select", [&](auto tag) {
     using T = decltype(tag);
-    index_select_kernel<T><<<blocks_for(n * d), kThreads, 0, s>>>(n, d, static_cast<const T*>(table), ts0, ts1, index,
-                                                                  static_cast<T*>(out), os0, os1);
+    launch(index_select_kernel<T>, blocks_for(n * d), kThreads, s, n, d, static_cast<const T*>(table), ts0,
+           ts1, index, static_cast<T*>(out), os0, os1);
   });
   check_launch("index_select");
 }
@@ -293,8 +293,8 @@ void launch_index_add(cudaStream_t s, ScalarType t, int64_t n, int64_t d, const 
   if (n * d == 0) return;
   dispatch_float(t, "index_add", [&](auto tag) {
     using T = decltype(tag);
-    index_add_kernel<T><<<blocks_for(n * d), kThreads, 0, s>>>(n, d, static_cast<const T*>(g), gs0, gs1, index,
-                                                               static_cast<T*>(gtable), ts0, ts1);
+    launch(index_add_kernel<T>, blocks_for(n * d), kThreads, s, n, d, static_cast<const T*>(g), gs0, gs1,
+           index, static_cast<T*>(gtable), ts0, ts1);
   });
   check_launch("index_add");
 }
@@ -302,8 +302,8 @@ void launch_index_add(cudaStream_t s, ScalarType t, int64_t n, int64_t d, const 
 void launch_var_from_inv_std(cudaStream_t s, ScalarType t, int64_t n, const void* inv_std, double eps, void* var) {
   dispatch_float(t, "batch_norm", [&](auto tag) {
     using T = decltype(tag);
-    var_from_inv_std_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(inv_std), eps,
-                                                                   static_cast<T*>(var));
+    launch(var_from_inv_std_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<const T*>(inv_std), eps,
+           static_cast<T*>(var));
   });
   check_launch("batch_norm");
 }
@@ -311,7 +311,8 @@ void launch_var_from_inv_std(cudaStream_t s, ScalarType t, int64_t n, const void
 void launch_rsqrt_eps(cudaStream_t s, ScalarType t, int64_t n, const void* v, double eps, void* out) {
   dispatch_float(t, "batch_norm", [&](auto tag) {
     using T = decltype(tag);
-    rsqrt_eps_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<const T*>(v), eps, static_cast<T*>(out));
+    launch(rsqrt_eps_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<const T*>(v), eps,
+           static_cast<T*>(out));
   });
   check_launch("batch_norm");
 }
@@ -320,8 +321,8 @@ void launch_sgd(cudaStream_t s, ScalarType t, int64_t n, void* p, const void* g,
   if (n == 0) return;
   dispatch_float(t, "SGD", [&](auto tag) {
     using T = decltype(tag);
-    sgd_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<T*>(p), static_cast<const T*>(g),
-                                                     static_cast<T*>(buf), a);
+    launch(sgd_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<T*>(p), static_cast<const T*>(g),
+           static_cast<T*>(buf), a);
   });
   check_launch("SGD");
 }
@@ -331,8 +332,8 @@ void launch_adamw(cudaStream_t s, ScalarType t, int64_t n, void* p, const void* 
   if (n == 0) return;
   dispatch_float(t, "AdamW", [&](auto tag) {
     using T = decltype(tag);
-    adamw_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, static_cast<T*>(p), static_cast<const T*>(g),
-                                                       static_cast<T*>(m), static_cast<T*>(v), static_cast<T*>(vmax), a);
+    launch(adamw_kernel<T>, blocks_for(n), kThreads, s, n, static_cast<T*>(p), static_cast<const T*>(g),
+           static_cast<T*>(m), static_cast<T*>(v), static_cast<T*>(vmax), a);
   });
   check_launch("AdamW");
 }

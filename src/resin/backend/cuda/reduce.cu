@@ -241,15 +241,16 @@ void launch_reduce(cudaStream_t s, ReduceOp op, ScalarType t, const Indexer<2>& 
     T* op_ = static_cast<T*>(out);
     const int64_t splits = splits_for(keep.numel, red.numel);
     if (red.numel <= 64 || keep.numel >= 4096) {
-      reduce_thread_kernel<T><<<blocks_for(keep.numel), kThreads, 0, s>>>(op, keep, red, xp, op_);
+      launch(reduce_thread_kernel<T>, blocks_for(keep.numel), kThreads, s, op, keep, red, xp, op_);
     } else if (splits == 1) {
       const unsigned grid = static_cast<unsigned>(keep.numel < 65535 ? keep.numel : 65535);
-      reduce_block_kernel<T><<<grid, kThreads, 0, s>>>(op, keep, red, xp, op_, nullptr);
+      launch(reduce_block_kernel<T>, grid, kThreads, s, op, keep, red, xp, op_, nullptr);
     } else {
       double* partial = static_cast<double*>(scratch);
-      reduce_block_kernel<T><<<dim3(static_cast<unsigned>(keep.numel), static_cast<unsigned>(splits)), kThreads, 0, s>>>(
-          op, keep, red, xp, op_, partial);
-      reduce_finish_kernel<T><<<blocks_for(keep.numel), kThreads, 0, s>>>(op, keep, splits, red.numel, partial, op_);
+      launch(reduce_block_kernel<T>, dim3(static_cast<unsigned>(keep.numel), static_cast<unsigned>(splits)),
+             kThreads, s, op, keep, red, xp, op_, partial);
+      launch(reduce_finish_kernel<T>, blocks_for(keep.numel), kThreads, s, op, keep, splits, red.numel,
+             partial, op_);
     }
   });
   check_launch("reduce");
@@ -258,7 +259,8 @@ void launch_reduce(cudaStream_t s, ReduceOp op, ScalarType t, const Indexer<2>& 
 void launch_softmax(cudaStream_t s, ScalarType t, const Lanes& l, const void* x, void* y, bool log) {
   dispatch_float(t, "softmax", [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<warp_blocks(l.lanes), kThreads, 0, s>>>(l, static_cast<const T*>(x), static_cast<T*>(y), log);
+    launch(softmax_kernel<T>, warp_blocks(l.lanes), kThreads, s, l, static_cast<const T*>(x),
+           static_cast<T*>(y), log);
   });
   check_launch("softmax");
 }
@@ -267,9 +269,8 @@ void launch_softmax_backward(cudaStream_t s, ScalarType t, const Lanes& l, const
                              bool log) {
   dispatch_float(t, "softmax_backward", [&](auto tag) {
     using T = decltype(tag);
-    softmax_backward_kernel<T><<<warp_blocks(l.lanes), kThreads, 0, s>>>(l, static_cast<const T*>(y),
-                                                                         static_cast<const T*>(gy),
-                                                                         static_cast<T*>(gx), log);
+    launch(softmax_backward_kernel<T>, warp_blocks(l.lanes), kThreads, s, l, static_cast<const T*>(y),
+           static_cast<const T*>(gy), static_cast<T*>(gx), log);
   });
   check_launch("softmax_backward");
 }
@@ -280,9 +281,9 @@ void launch_layer_norm(cudaStream_t s, ScalarType t, int64_t M, int64_t N, const
   dispatch_float(t, "layer_norm", [&](auto tag) {
     using T = decltype(tag);
     const unsigned grid = static_cast<unsigned>(M < 65535 ? M : 65535);
-    layer_norm_kernel<T><<<grid, kThreads, 0, s>>>(M, N, static_cast<const T*>(x), static_cast<const T*>(gamma),
-                                                   static_cast<const T*>(beta), static_cast<T*>(y),
-                                                   static_cast<T*>(mean), static_cast<T*>(rstd), eps);
+    launch(layer_norm_kernel<T>, grid, kThreads, s, M, N, static_cast<const T*>(x),
+           static_cast<const T*>(gamma), static_cast<const T*>(beta), static_cast<T*>(y),
+           static_cast<T*>(mean), static_cast<T*>(rstd), eps);
   });
   check_launch("layer_norm");
 }
@@ -296,12 +297,12 @@ void launch_layer_norm_backward(cudaStream_t s, ScalarType t, int64_t M, int64_t
             *rp = static_cast<const T*>(rstd);
     if (gx && M > 0) {
       const unsigned grid = static_cast<unsigned>(M < 65535 ? M : 65535);
-      layer_norm_backward_kernel<T><<<grid, kThreads, 0, s>>>(M, N, xp, gyp, mp, rp, static_cast<const T*>(gamma),
-                                                              static_cast<T*>(gx));
+      launch(layer_norm_backward_kernel<T>, grid, kThreads, s, M, N, xp, gyp, mp, rp,
+             static_cast<const T*>(gamma), static_cast<T*>(gx));
     }
     if (ggamma || gbeta)
-      layer_norm_param_kernel<T><<<blocks_for(N), kThreads, 0, s>>>(M, N, xp, gyp, mp, rp, static_cast<T*>(ggamma),
-                                                                    static_cast<T*>(gbeta));
+      launch(layer_norm_param_kernel<T>, blocks_for(N), kThreads, s, M, N, xp, gyp, mp, rp,
+             static_cast<T*>(ggamma), static_cast<T*>(gbeta));
   });
   check_launch("layer_norm_backward");
 }
@@ -310,7 +311,7 @@ void launch_nonfinite(cudaStream_t s, ScalarType t, const void* x, int64_t n, in
   if (n == 0) return;
   dispatch_float(t, "all_finite", [&](auto tag) {
     using T = decltype(tag);
-    nonfinite_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(x), n, flag);
+    launch(nonfinite_kernel<T>, blocks_for(n), kThreads, s, static_cast<const T*>(x), n, flag);
   });
   check_launch("all_finite");
 }

@@ -1,0 +1,348 @@
+// The CUDA runtime calls resin makes, on the emulated GPU: devices (compute capability 9.0, as the
+// H100 resin targets), device memory (host memory handed out and remembered), streams and events
+// (work runs when it is issued, so a stream is always idle), copies with their direction checked,
+// and the sticky-free "last error" of kernel launches.
+//
+// What a real GPU would refuse, this refuses with the same error: a copy whose direction does not
+// match where its pointers live, a range that runs past an allocation, a freed or foreign pointer,
+// a stream used on another device, an allocation beyond the emulated memory size.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "cuda_emulation/memory.h"
+#include "cuda_emulation/runtime_state.h"
+
+struct CUstream_st {
+  int device;
+};
+struct CUevent_st {
+  std::chrono::steady_clock::time_point when;
+  bool recorded = false;
+};
+
+namespace resin::cuda_emulation {
+namespace {
+
+struct Block {
+  size_t bytes;
+  int device;
+};
+
+std::mutex g_mu;
+std::map<uintptr_t, Block> g_blocks;  // by start address
+size_t g_in_use[64] = {};
+thread_local int t_device = 0;
+thread_local cudaError_t t_last = cudaSuccess;
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+// RESIN_CUDA_EMULATION_MEMORY_MB: the emulated memory of each device (default 16 GiB).
+size_t memory_size() {
+  static const size_t bytes = static_cast<size_t>(env_int("RESIN_CUDA_EMULATION_MEMORY_MB", 16384)) << 20;
+  return bytes;
+}
+
+bool valid_device(int d) { return d >= 0 && d < device_count(); }
+
+cudaError_t fail(cudaError_t e) {
+  t_last = e;
+  return e;
+}
+
+// The stream's device; the legacy default stream (null) is the current device's.
+bool stream_device(cudaStream_t s, int& device) {
+  device = s ? s->device : t_device;
+  return valid_device(device);
+}
+
+}  // namespace
+
+int device_count() {
+  static const int n = env_int("RESIN_CUDA_EMULATION_DEVICES", 1);
+  return n < 0 ? 0 : (n > 64 ? 64 : n);
+}
+
+int device_of(const void* p, size_t bytes) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_blocks.upper_bound(a);
+  if (it == g_blocks.begin()) return -1;
+  --it;
+  const uintptr_t begin = it->first, end = begin + it->second.bytes;
+  return a >= begin && a <= end && bytes <= end - a ? it->second.device : -1;
+}
+
+int current_device() { return t_device; }
+
+void record_launch_error(cudaError_t e) { t_last = e; }
+
+bool stream_on_current_device(cudaStream_t s) {
+  int d = 0;
+  return stream_device(s, d) && d == t_device;
+}
+
+}  // namespace resin::cuda_emulation
+
+using namespace resin::cuda_emulation;
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (!count) return fail(cudaErrorInvalidValue);
+  *count = device_count();
+  return device_count() > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (!valid_device(device)) return fail(cudaErrorInvalidDevice);
+  t_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (!device) return fail(cudaErrorInvalidValue);
+  *device = t_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (!value) return fail(cudaErrorInvalidValue);
+  if (!valid_device(device)) return fail(cudaErrorInvalidDevice);
+  switch (attr) {
+    case cudaDevAttrComputeCapabilityMajor:
+      *value = 9;
+      return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor:
+      *value = 0;
+      return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+      *value = 132;
+      return cudaSuccess;
+    case cudaDevAttrMaxThreadsPerBlock:
+      *value = 1024;
+      return cudaSuccess;
+    case cudaDevAttrWarpSize:
+      *value = 32;
+      return cudaSuccess;
+    default:
+      return fail(cudaErrorInvalidValue);
+  }
+}
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaMalloc(void** ptr, size_t size) {
+  if (!ptr) return fail(cudaErrorInvalidValue);
+  *ptr = nullptr;
+  if (size == 0) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (size > memory_size() - g_in_use[t_device]) return fail(cudaErrorMemoryAllocation);
+  void* p = ::operator new (size, std::align_val_t{256}, std::nothrow);
+  if (!p) return fail(cudaErrorMemoryAllocation);
+  g_blocks[reinterpret_cast<uintptr_t>(p)] = Block{size, t_device};
+  g_in_use[t_device] += size;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_blocks.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == g_blocks.end()) return fail(cudaErrorInvalidValue);  // not a block start: foreign or freed
+  g_in_use[it->second.device] -= it->second.bytes;
+  g_blocks.erase(it);
+  ::operator delete (ptr, std::align_val_t{256});
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
+  if (!free || !total) return fail(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(g_mu);
+  *total = memory_size();
+  *free = memory_size() - g_in_use[t_device];
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
+                            cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  int sd = 0;
+  if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  const int dst_dev = device_of(dst, count), src_dev = device_of(src, count);
+  bool ok = false;
+  switch (kind) {
+    case cudaMemcpyHostToDevice:
+      ok = src_dev < 0 && device_of(src, 1) < 0 && dst_dev >= 0;
+      break;
+    case cudaMemcpyDeviceToHost:
+      ok = src_dev >= 0 && dst_dev < 0 && device_of(dst, 1) < 0;
+      break;
+    case cudaMemcpyDeviceToDevice:
+      ok = src_dev >= 0 && dst_dev >= 0;
+      break;
+    case cudaMemcpyHostToHost:
+      ok = src_dev < 0 && dst_dev < 0;
+      break;
+    case cudaMemcpyDefault:
+      ok = true;
+      break;
+  }
+  if (!ok) return fail(cudaErrorInvalidValue);
+  std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  return cudaMemcpyAsync(dst, src, count, kind, nullptr);
+}
+
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t count,
+                                cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (!valid_device(dst_device) || !valid_device(src_device)) return fail(cudaErrorInvalidDevice);
+  int sd = 0;
+  if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  if (device_of(dst, count) != dst_device || device_of(src, count) != src_device)
+    return fail(cudaErrorInvalidValue);
+  std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  int sd = 0;
+  if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  if (device_of(ptr, count) < 0) return fail(cudaErrorInvalidValue);
+  std::memset(ptr, value, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+  if (!stream) return fail(cudaErrorInvalidValue);
+  *stream = new CUstream_st{t_device};
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (!stream) return fail(cudaErrorInvalidResourceHandle);
+  delete stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  int sd = 0;
+  return stream_device(stream, sd) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  if (!event) return fail(cudaErrorInvalidValue);
+  *event = new CUevent_st{};
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  if (!event) return fail(cudaErrorInvalidResourceHandle);
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  int sd = 0;
+  if (!event || !stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  event->when = std::chrono::steady_clock::now();
+  event->recorded = true;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!ms) return fail(cudaErrorInvalidValue);
+  if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = t_last;
+  t_last = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError() { return t_last; }
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess:
+      return "cudaSuccess";
+    case cudaErrorInvalidValue:
+      return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+      return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+      return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice:
+      return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice:
+      return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle:
+      return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress:
+      return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure:
+      return "cudaErrorLaunchFailure";
+    case cudaErrorNotReady:
+      return "cudaErrorNotReady";
+    default:
+      return "cudaErrorUnknown";
+  }
+}
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal";
+    case cudaErrorNoDevice:
+      return "no CUDA-capable device is detected";
+    case cudaErrorInvalidResourceHandle:
+      return "invalid resource handle";
+    case cudaErrorIllegalAddress:
+      return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure:
+      return "unspecified launch failure";
+    case cudaErrorNotReady:
+      return "device not ready";
+    default:
+      return "unknown error (emulated GPU)";
+  }
+}
+
+}  // extern "C"
