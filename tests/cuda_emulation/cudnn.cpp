@@ -414,6 +414,13 @@ bool is_supported_configuration(cudnnDataType_t data, cudnnDataType_t compute) {
 
 // The full check shared by every convolution routine: `x_desc` is x or dx, `w_desc` w or dw, `y_desc`
 // y or dy.
+// 0: channels outside the spatial dims (NCHW, KCRS), 1: channels innermost (NHWC, KRSC), -1: either
+// (one channel, or one spatial position).
+int channel_order(const Layout& l) {
+  if (l.dims[1] == 1 || l.dims[2] * l.dims[3] == 1) return -1;
+  return l.strides[1] == 1 ? 1 : 0;
+}
+
 cudnnStatus_t prepare_convolution(cudnnTensorDescriptor_t x_desc, cudnnFilterDescriptor_t w_desc,
                                   cudnnConvolutionDescriptor_t conv_desc, cudnnTensorDescriptor_t y_desc,
                                   Convolution& conv) {
@@ -423,6 +430,13 @@ cudnnStatus_t prepare_convolution(cudnnTensorDescriptor_t x_desc, cudnnFilterDes
   if (conv.y.dims != expected_y) return kBadParam;
   if (conv.x.type != conv.w.type || conv.x.type != conv.y.type) return kBadParam;
   if (!is_supported_configuration(conv.x.type, conv.settings.compute_type)) return kNotSupported;
+  // Layouts the legacy API has no convolution kernels for: double in NHWC, and a filter format
+  // (KCRS / KRSC) that differs from the activations' layout (NCHW / NHWC).
+  const int x_order = channel_order(conv.x), w_order = channel_order(conv.w), y_order = channel_order(conv.y);
+  if (conv.x.type == CUDNN_DATA_DOUBLE && (x_order == 1 || w_order == 1 || y_order == 1))
+    return kNotSupported;
+  if (x_order >= 0 && w_order >= 0 && x_order != w_order) return kNotSupported;
+  if (x_order >= 0 && y_order >= 0 && x_order != y_order) return kNotSupported;
   return kSuccess;
 }
 

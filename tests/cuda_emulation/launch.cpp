@@ -11,11 +11,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <unordered_map>
 
 #include "cuda_emulation/kernel.h"
@@ -58,6 +60,19 @@ struct Scheduler {
   }
   ~Scheduler() { munmap(stacks, kStackBytes * kMaxThreads); }
 };
+
+// RESIN_CUDA_EMULATION_ORDER=reverse runs blocks, and threads between barriers, in descending index
+// order: a kernel whose result depends on the order (a race on a GPU) then gives another result.
+bool reverse_order() {
+  static const bool on = [] {
+    const char* e = std::getenv("RESIN_CUDA_EMULATION_ORDER");
+    return e && std::strcmp(e, "reverse") == 0;
+  }();
+  return on;
+}
+
+// The i-th of n in the configured order.
+int64_t nth(int64_t i, int64_t n) { return reverse_order() ? n - 1 - i : i; }
 
 thread_local std::unique_ptr<Scheduler> t_scheduler;
 thread_local Scheduler* t_running = nullptr;  // set while a block runs on fibers
@@ -115,8 +130,8 @@ bool release_warps(Scheduler& s, bool& divergent) {
     for (int t = w0; t < w1; ++t) std::memcpy(in[t - w0], s.fibers[t].value, 8);
     for (int t = w0; t < w1; ++t) {
       Fiber& f = s.fibers[t];
-      const int src = ((t - w0) ^ f.lane_mask) & (kWarpSize - 1);
-      std::memcpy(f.value, in[src], 8);
+      const int src = (t - w0) ^ f.lane_mask;  // outside the warp: the lane keeps its own value
+      if (src >= 0 && src < kWarpSize) std::memcpy(f.value, in[src], 8);
       f.state = State::runnable;
     }
     released = true;
@@ -148,7 +163,8 @@ bool run_block(Scheduler& s) {
     f.state = State::runnable;
   }
   for (;;) {
-    for (int t = 0; t < s.count; ++t) {
+    for (int i = 0; i < s.count; ++i) {
+      const int t = static_cast<int>(nth(i, s.count));
       if (s.fibers[t].state != State::runnable) continue;
       s.current = t;
       set_thread_index(t);
@@ -164,6 +180,32 @@ bool run_block(Scheduler& s) {
                            : "threads wait at different barriers (deadlock)",
                  blockIdx.x, blockIdx.y, blockIdx.z);
     return false;
+  }
+}
+
+// Calls run() with blockIdx set to every block of the grid in the configured order, until it fails.
+template <class Run>
+bool for_each_block(dim3 grid, Run&& run) {
+  const int64_t count = int64_t{grid.x} * grid.y * grid.z;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t b = nth(i, count);
+    blockIdx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
+                     static_cast<unsigned>(b / (int64_t{grid.x} * grid.y))};
+    if (!run()) return false;
+  }
+  return true;
+}
+
+// A kernel that wrote past the block one of its pointers points into: an illegal address on a GPU
+// (or silent corruption of a neighbour), an error here.
+void check_guards(const std::vector<const void*>& pointers) {
+  for (const void* p : pointers) {
+    std::string where;
+    if (p && !guards_intact(p, &where)) {
+      std::fprintf(stderr, "emulated GPU: a kernel wrote outside %s\n", where.c_str());
+      record_launch_error(cudaErrorIllegalAddress);
+      return;
+    }
   }
 }
 
@@ -220,17 +262,18 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, cudaStream_t stream,
     if (it != g_kernel_waits.end()) waits = it->second;
   }
   if (waits == false) {  // plain calls, thread after thread
-    t_direct = true;
-    for (unsigned z = 0; z < grid.z; ++z)
-      for (unsigned y = 0; y < grid.y; ++y)
-        for (unsigned x = 0; x < grid.x; ++x) {
-          blockIdx = uint3{x, y, z};
-          for (int t = 0; t < static_cast<int>(threads); ++t) {
-            set_thread_index(t);
-            body();
-          }
-        }
-    t_direct = false;
+    struct DirectMode {
+      DirectMode() { t_direct = true; }
+      ~DirectMode() { t_direct = false; }
+    } direct;
+    for_each_block(grid, [&] {
+      for (int64_t i = 0; i < static_cast<int64_t>(threads); ++i) {
+        set_thread_index(static_cast<int>(nth(i, static_cast<int64_t>(threads))));
+        body();
+      }
+      return true;
+    });
+    check_guards(pointers);
     return;
   }
   if (!t_scheduler) t_scheduler = std::make_unique<Scheduler>();
@@ -239,19 +282,14 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, cudaStream_t stream,
   s.body = &body;
   t_running = &s;
   t_waited = false;
-  bool ok = true;
-  for (unsigned z = 0; z < grid.z && ok; ++z)
-    for (unsigned y = 0; y < grid.y && ok; ++y)
-      for (unsigned x = 0; x < grid.x && ok; ++x) {
-        blockIdx = uint3{x, y, z};
-        ok = run_block(s);
-      }
+  const bool ok = for_each_block(grid, [&] { return run_block(s); });
   t_running = nullptr;
-  if (ok && !waits) {
+  if (ok && !waits.has_value()) {
     std::lock_guard<std::mutex> lock(g_kernels_mu);
     g_kernel_waits.emplace(kernel, t_waited);
   }
   if (!ok) record_launch_error(cudaErrorLaunchFailure);
+  if (ok) check_guards(pointers);
 }
 
 }  // namespace resin::cuda_emulation

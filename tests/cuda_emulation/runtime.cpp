@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -37,6 +38,22 @@ struct Block {
 
 std::mutex g_mu;
 std::map<uintptr_t, Block> g_blocks;  // by start address
+
+// Guard zones around every block (256 bytes keep cudaMalloc's 256-byte alignment): a kernel that
+// writes past its tensor's block leaves a mark that the launcher and cudaFree look for.
+constexpr size_t kGuard = 256;
+constexpr unsigned char kGuardByte = 0xA5;
+
+bool zone_intact(const unsigned char* z) {
+  for (size_t i = 0; i < kGuard; ++i)
+    if (z[i] != kGuardByte) return false;
+  return true;
+}
+
+bool block_guards_intact(uintptr_t start, const Block& b) {
+  const auto* p = reinterpret_cast<const unsigned char*>(start);
+  return zone_intact(p - kGuard) && zone_intact(p + b.bytes);
+}
 size_t g_in_use[64] = {};
 thread_local int t_device = 0;
 thread_local cudaError_t t_last = cudaSuccess;
@@ -80,6 +97,23 @@ int device_of(const void* p, size_t bytes) {
   --it;
   const uintptr_t begin = it->first, end = begin + it->second.bytes;
   return a >= begin && a <= end && bytes <= end - a ? it->second.device : -1;
+}
+
+bool guards_intact(const void* p, std::string* where) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_blocks.upper_bound(a);
+  if (it == g_blocks.begin()) return true;
+  --it;
+  if (a > it->first + it->second.bytes) return true;
+  if (block_guards_intact(it->first, it->second)) return true;
+  if (where) {
+    char text[96];
+    std::snprintf(text, sizeof text, "the block of %zu bytes at %p", it->second.bytes,
+                  reinterpret_cast<void*>(it->first));
+    *where = text;
+  }
+  return false;
 }
 
 int current_device() { return t_device; }
@@ -147,8 +181,12 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (size == 0) return cudaSuccess;
   std::lock_guard<std::mutex> lock(g_mu);
   if (size > memory_size() - g_in_use[t_device]) return fail(cudaErrorMemoryAllocation);
-  void* p = ::operator new (size, std::align_val_t{256}, std::nothrow);
-  if (!p) return fail(cudaErrorMemoryAllocation);
+  auto* raw =
+      static_cast<unsigned char*>(::operator new (size + 2 * kGuard, std::align_val_t{256}, std::nothrow));
+  if (!raw) return fail(cudaErrorMemoryAllocation);
+  std::memset(raw, kGuardByte, kGuard);
+  std::memset(raw + kGuard + size, kGuardByte, kGuard);
+  void* p = raw + kGuard;
   g_blocks[reinterpret_cast<uintptr_t>(p)] = Block{size, t_device};
   g_in_use[t_device] += size;
   *ptr = p;
@@ -160,9 +198,15 @@ cudaError_t cudaFree(void* ptr) {
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_blocks.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == g_blocks.end()) return fail(cudaErrorInvalidValue);  // not a block start: foreign or freed
+  if (!block_guards_intact(it->first, it->second)) {
+    std::fprintf(stderr,
+                 "emulated GPU: something wrote past the block of %zu bytes at %p (found at cudaFree)\n",
+                 it->second.bytes, ptr);
+    std::abort();
+  }
   g_in_use[it->second.device] -= it->second.bytes;
   g_blocks.erase(it);
-  ::operator delete (ptr, std::align_val_t{256});
+  ::operator delete (static_cast<unsigned char*>(ptr) - kGuard, std::align_val_t{256});
   return cudaSuccess;
 }
 
@@ -192,10 +236,10 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
       ok = src_dev >= 0 && dst_dev >= 0;
       break;
     case cudaMemcpyHostToHost:
-      ok = src_dev < 0 && dst_dev < 0;
+      ok = device_of(src, 1) < 0 && device_of(dst, 1) < 0;
       break;
-    case cudaMemcpyDefault:
-      ok = true;
+    case cudaMemcpyDefault:  // direction from the pointers; each wholly inside a block or not in one
+      ok = (src_dev >= 0 || device_of(src, 1) < 0) && (dst_dev >= 0 || device_of(dst, 1) < 0);
       break;
   }
   if (!ok) return fail(cudaErrorInvalidValue);

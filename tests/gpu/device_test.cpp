@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "gpu_util.h"
+#include "resin/backend/cuda/allocator.h"
 #include "resin/backend/cuda_fused.h"
 #include "resin/io/safetensors.h"
 #include "resin/models/zoo.h"
@@ -71,6 +72,7 @@ TEST(CudaDevice, MixingDevicesIsAnError) {
 
 TEST(CudaDevice, AllocatorReusesFreedBlocks) {
   RESIN_REQUIRE_GPU();
+  if (!backend::cuda::CachingAllocator::caching()) GTEST_SKIP() << "RESIN_CUDA_NO_CACHING=1";
   { Tensor warm = empty({1000, 1000}, {.device = kGpu}); }
   const auto s0 = cuda::memory_stats(0);
   for (int i = 0; i < 5; ++i) Tensor t = empty({1000, 1000}, {.device = kGpu});

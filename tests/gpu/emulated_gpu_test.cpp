@@ -2,7 +2,10 @@
 // rest of test_gpu_emulated means something. These tests run only in test_gpu_emulated.
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <link.h>
 
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "gpu_util.h"
@@ -16,6 +19,27 @@ namespace {
     if (!::resin::backend::cuda::emulated_gpu()) GTEST_SKIP() << "real GPU build"; \
   } while (0)
 
+// test_gpu_emulated runs on the emulation and test_gpu never does (they share their objects): a link
+// mix-up would otherwise let every test skip, or run half on NVIDIA's libraries.
+TEST(EmulatedGpu, EachBinaryRunsOnItsOwnGpu) {
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").filename().string();
+  const bool emulated_binary = exe.find("emulated") != std::string::npos;
+  EXPECT_EQ(backend::cuda::emulated_gpu(), emulated_binary) << exe;
+  if (!emulated_binary) return;
+  EXPECT_TRUE(cuda::is_available());
+  std::vector<std::string> nvidia;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        const std::string name = info->dlpi_name ? info->dlpi_name : "";
+        for (const char* lib : {"libcudart", "libcublas", "libcudnn"})
+          if (name.find(lib) != std::string::npos)
+            static_cast<std::vector<std::string>*>(out)->push_back(name);
+        return 0;
+      },
+      &nvidia);
+  EXPECT_TRUE(nvidia.empty()) << "NVIDIA libraries loaded: " << nvidia.front();
+}
+
 TEST(EmulatedGpu, AKernelGivenHostMemoryFailsLikeAnIllegalAddress) {
   RESIN_REQUIRE_EMULATED_GPU();
   auto& ctx = backend::cuda::enter(0);
@@ -28,6 +52,28 @@ TEST(EmulatedGpu, AKernelGivenHostMemoryFailsLikeAnIllegalAddress) {
     EXPECT_NE(std::string(e.what()).find("illegal memory access"), std::string::npos) << e.what();
   }
   EXPECT_EQ(host[0], 0.0f) << "the kernel must not have run";
+}
+
+// Device memory is host memory on the emulated GPU, so the test can play the faulty kernel itself:
+// a byte written just past a block is found by the next launch that is given the block.
+TEST(EmulatedGpu, AWritePastABlockIsFoundByTheNextLaunch) {
+  RESIN_REQUIRE_EMULATED_GPU();
+  auto& ctx = backend::cuda::enter(0);
+  void* d = nullptr;
+  ASSERT_EQ(cudaMalloc(&d, 64), cudaSuccess);
+  const float one = 1.0f;
+  backend::cuda::launch_fill_dense(ctx.stream, d, 16, &one, 4);  // intact: no error
+  unsigned char* past = static_cast<unsigned char*>(d) + 64;
+  const unsigned char saved = *past;
+  *past = static_cast<unsigned char>(saved ^ 0xff);
+  try {
+    backend::cuda::launch_fill_dense(ctx.stream, d, 16, &one, 4);
+    ADD_FAILURE() << "the damaged guard zone went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("illegal memory access"), std::string::npos) << e.what();
+  }
+  *past = saved;  // repaired, or cudaFree would abort the test binary
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
 }
 
 TEST(EmulatedGpu, CopiesCheckTheirDirectionAndRange) {

@@ -1,6 +1,8 @@
 #include "resin/backend/cuda/allocator.h"
 
 #include <array>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "resin/backend/cuda/common.h"
@@ -13,8 +15,16 @@ size_t CachingAllocator::round_size(size_t n) {
   return (n + kLarge - 1) / kLarge * kLarge;
 }
 
+bool CachingAllocator::caching() {
+  static const bool on = [] {
+    const char* e = std::getenv("RESIN_CUDA_NO_CACHING");
+    return !(e && std::strcmp(e, "1") == 0);
+  }();
+  return on;
+}
+
 void* CachingAllocator::allocate(size_t nbytes) {
-  const size_t size = round_size(nbytes);
+  const size_t size = caching() ? round_size(nbytes) : nbytes;
   std::lock_guard<std::mutex> lock(mu_);
   void* p = nullptr;
   auto it = free_.find(size);
@@ -49,7 +59,13 @@ void CachingAllocator::release(void* p) {
   auto it = live_.find(p);
   if (it == live_.end()) return;  // not ours: nothing to do (never happens for Storage blocks)
   stats_.allocated_bytes -= static_cast<int64_t>(it->second);
-  free_[it->second].push_back(p);
+  if (caching()) {
+    free_[it->second].push_back(p);
+  } else {  // cudaFree waits for the work queued on the device, which may still use the block
+    enter(device_);
+    cudaFree(p);
+    stats_.reserved_bytes -= static_cast<int64_t>(it->second);
+  }
   live_.erase(it);
 }
 

@@ -12,6 +12,10 @@
 //
 // On cudaMalloc failure the cache is emptied (cudaFree of every cached block) and the call
 // retried once; a second failure throws resin::Error with the sizes involved.
+//
+// RESIN_CUDA_NO_CACHING=1 turns the cache off: every tensor gets a cudaMalloc block of exactly its
+// size, freed at once, so memory checkers (compute-sanitizer, the emulated GPU's guard zones) see
+// each tensor's bounds. Slow; for debugging.
 #pragma once
 #include <cstddef>
 #include <map>
@@ -33,6 +37,7 @@ class CachingAllocator {
   void reset_peak();
 
   static size_t round_size(size_t nbytes);
+  static bool caching();  // false when RESIN_CUDA_NO_CACHING=1
 
  private:
   void free_cached_locked();
