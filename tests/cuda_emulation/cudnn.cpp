@@ -145,7 +145,7 @@ cudnnStatus_t check_layout_limits(const Layout& layout) {
 // Copies a strided tensor into a dense row-major (dims[0], dims[1], dims[2], dims[3]) array of doubles.
 template <typename Tag>
 void load_dense_as(const Layout& layout, const void* base, double* dense) {
-  const auto* data = static_cast<const typename Tag::stored*>(base);
+  const auto* data = static_cast<const typename Tag::stored*>(resin::cuda_emulation::host_view(base));
   const auto [d0, d1, d2, d3] = layout.dims;
   const auto [s0, s1, s2, s3] = layout.strides;
   for (int64_t i0 = 0; i0 < d0; ++i0)
@@ -166,7 +166,7 @@ std::vector<double> load_dense(const Layout& layout, const void* base) {
 // when beta == 0.
 template <typename Tag>
 void store_blended_as(const Layout& layout, void* base, const double* result, double alpha, double beta) {
-  auto* data = static_cast<typename Tag::stored*>(base);
+  auto* data = static_cast<typename Tag::stored*>(resin::cuda_emulation::host_view(base));
   const auto [d0, d1, d2, d3] = layout.dims;
   const auto [s0, s1, s2, s3] = layout.strides;
   for (int64_t i0 = 0; i0 < d0; ++i0)
@@ -663,7 +663,9 @@ cudnnStatus_t claim_workspace(Pass pass, int algo, const Convolution& conv, void
   const size_t required = workspace_bytes(pass, algo, conv);
   if (size < required) return kBadParam;
   if (size > 0 && (workspace == nullptr || device_of(workspace, size) != device)) return kBadParam;
-  if (required > 0) std::memset(workspace, 0xFF, required);  // all-ones bytes are NaN in every float type
+  if (required > 0)
+    std::memset(resin::cuda_emulation::host_view(workspace), 0xFF,
+                required);  // all-ones bytes are NaN in every float type
   return kSuccess;
 }
 

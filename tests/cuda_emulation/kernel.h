@@ -37,6 +37,8 @@ extern thread_local dim3 gridDim;
 
 namespace resin::cuda_emulation {
 
+void* host_view(const void* device_pointer);  // memory.h
+
 // Suspends the calling emulated thread until every live thread of its block has arrived.
 void block_barrier();
 // Exchanges `bytes` bytes of `value` among the 32 lanes of the calling thread's warp: each lane gets
@@ -46,6 +48,15 @@ void warp_exchange_xor(unsigned mask, void* value, int bytes, int lane_mask);
 // Runs body() as every thread of the grid of `kernel`; reports failures through cudaGetLastError().
 void run_grid(const void* kernel, dim3 grid, dim3 block, cudaStream_t stream,
               const std::vector<const void*>& pointers, const std::function<void()>& body);
+
+// A kernel argument as the kernel sees it: pointers into device memory become their host view.
+template <class T>
+T on_host(const T& v) {
+  if constexpr (std::is_pointer_v<T>)
+    return static_cast<T>(host_view(v));
+  else
+    return v;
+}
 
 template <class T>
 void collect_pointer(const T& v, std::vector<const void*>& out) {
@@ -96,8 +107,12 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
   const std::tuple<std::decay_t<Params>...> params(static_cast<Params>(std::forward<Args>(args))...);
   std::vector<const void*> pointers;
   std::apply([&](const auto&... p) { (cuda_emulation::collect_pointer(p, pointers), ...); }, params);
+  // The kernel reaches device memory through its host view (device addresses fault on the host).
+  const auto host_params = std::apply(
+      [](const auto&... p) { return std::tuple<std::decay_t<Params>...>(cuda_emulation::on_host(p)...); },
+      params);
   cuda_emulation::run_grid(reinterpret_cast<const void*>(kernel), grid, block, stream, pointers,
-                           [&] { std::apply(kernel, params); });
+                           [&] { std::apply(kernel, host_params); });
 }
 
 }  // namespace resin::backend::cuda

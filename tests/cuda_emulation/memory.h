@@ -7,6 +7,11 @@
 
 namespace resin::cuda_emulation {
 
+// Device addresses are never accessible to the host (dereferencing one faults, as with a GPU); the
+// emulated kernels, copies and libraries reach a block's bytes through this. Other pointers (host
+// memory, null) come back unchanged.
+void* host_view(const void* device_pointer);
+
 // Number of emulated devices (RESIN_CUDA_EMULATION_DEVICES, default 1).
 int device_count();
 

@@ -7,11 +7,17 @@
 // match where its pointers live, a range that runs past an allocation, a freed or foreign pointer,
 // a stream used on another device, an allocation beyond the emulated memory size.
 #include <cuda_runtime.h>
+#include <execinfo.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <new>
@@ -50,9 +56,11 @@ bool zone_intact(const unsigned char* z) {
   return true;
 }
 
+unsigned char* guard_before(uintptr_t start);  // below, with the arena
+
 bool block_guards_intact(uintptr_t start, const Block& b) {
-  const auto* p = reinterpret_cast<const unsigned char*>(start);
-  return zone_intact(p - kGuard) && zone_intact(p + b.bytes);
+  const unsigned char* p = guard_before(start);
+  return zone_intact(p) && zone_intact(p + kGuard + b.bytes);
 }
 size_t g_in_use[64] = {};
 thread_local int t_device = 0;
@@ -67,6 +75,106 @@ int env_int(const char* name, int fallback) {
 size_t memory_size() {
   static const size_t bytes = static_cast<size_t>(env_int("RESIN_CUDA_EMULATION_MEMORY_MB", 16384)) << 20;
   return bytes;
+}
+
+// Device memory of every device. Device addresses come from a reserved range that is never
+// accessible (PROT_NONE), so host code that dereferences a device pointer faults, as it does with a
+// GPU; the bytes live in a second range at a fixed distance, where the emulated kernels and
+// libraries reach them through host_view(). Blocks are carved first-fit from a free list, 256-byte
+// aligned, with their guard zones.
+class Arena {
+ public:
+  Arena() {
+    size_ = (memory_size() + (size_t{64} << 20)) * static_cast<size_t>(std::max(1, device_count()));
+    device_ = reserve(PROT_NONE);
+    storage_ = reserve(PROT_READ | PROT_WRITE);
+    free_[0] = size_;
+    install_fault_handler();
+  }
+  // Null when no range is free; the guard zones are [p - kGuard, p) and [p + bytes, p + bytes + kGuard).
+  unsigned char* allocate(size_t bytes) {
+    const size_t need = span(bytes);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < need) continue;
+      const size_t offset = it->first, rest = it->second - need;
+      free_.erase(it);
+      if (rest) free_[offset + need] = rest;
+      return device_ + offset + kGuard;
+    }
+    return nullptr;
+  }
+  void release(const unsigned char* p, size_t bytes) {
+    size_t offset = static_cast<size_t>(p - kGuard - device_), length = span(bytes);
+    auto next = free_.lower_bound(offset);
+    if (next != free_.end() && offset + length == next->first) {  // merge with the following range
+      length += next->second;
+      next = free_.erase(next);
+    }
+    if (next != free_.begin()) {  // and with the preceding one
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == offset) {
+        prev->second += length;
+        return;
+      }
+    }
+    free_[offset] = length;
+  }
+  bool contains(const void* p) const {
+    const auto* c = static_cast<const unsigned char*>(p);
+    return c >= device_ && c < device_ + size_;
+  }
+  void* storage_of(const void* p) const {
+    return storage_ + (static_cast<const unsigned char*>(p) - device_);
+  }
+
+ private:
+  static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+  static size_t span(size_t bytes) { return round_up(bytes + 2 * kGuard, 256); }
+  static void install_fault_handler();
+  unsigned char* reserve(int protection) const {
+    void* p = mmap(nullptr, size_, protection, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      std::fprintf(stderr, "emulated GPU: cannot reserve %zu bytes of address space\n", size_);
+      std::abort();
+    }
+    return static_cast<unsigned char*>(p);
+  }
+
+  unsigned char* device_ = nullptr;   // the addresses handed out
+  unsigned char* storage_ = nullptr;  // where their bytes are
+  size_t size_ = 0;
+  std::map<size_t, size_t> free_;  // offset -> length of the free ranges
+};
+
+Arena& arena() {
+  static Arena a;
+  return a;
+}
+
+// A host access to device memory says so before the process dies (else: a bare segfault).
+void on_fault(int sig, siginfo_t* info, void*) {
+  if (arena().contains(info->si_addr)) {
+    static const char text[] =
+        "emulated GPU: host code read or wrote device memory (a GPU would fault too). Backtrace:\n";
+    (void)!write(2, text, sizeof text - 1);
+    void* frames[64];
+    backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void Arena::install_fault_handler() {
+  struct sigaction sa {};
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, nullptr);
+}
+
+// The guard bytes of a block, by device address.
+unsigned char* guard_before(uintptr_t start) {
+  return static_cast<unsigned char*>(arena().storage_of(reinterpret_cast<void*>(start))) - kGuard;
 }
 
 bool valid_device(int d) { return d >= 0 && d < device_count(); }
@@ -87,6 +195,10 @@ bool stream_device(cudaStream_t s, int& device) {
 int device_count() {
   static const int n = env_int("RESIN_CUDA_EMULATION_DEVICES", 1);
   return n < 0 ? 0 : (n > 64 ? 64 : n);
+}
+
+void* host_view(const void* p) {
+  return p && arena().contains(p) ? arena().storage_of(p) : const_cast<void*>(p);
 }
 
 int device_of(const void* p, size_t bytes) {
@@ -181,13 +293,12 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (size == 0) return cudaSuccess;
   std::lock_guard<std::mutex> lock(g_mu);
   if (size > memory_size() - g_in_use[t_device]) return fail(cudaErrorMemoryAllocation);
-  auto* raw =
-      static_cast<unsigned char*>(::operator new (size + 2 * kGuard, std::align_val_t{256}, std::nothrow));
-  if (!raw) return fail(cudaErrorMemoryAllocation);
-  std::memset(raw, kGuardByte, kGuard);
-  std::memset(raw + kGuard + size, kGuardByte, kGuard);
-  void* p = raw + kGuard;
-  g_blocks[reinterpret_cast<uintptr_t>(p)] = Block{size, t_device};
+  unsigned char* p = arena().allocate(size);
+  if (!p) return fail(cudaErrorMemoryAllocation);
+  const auto start = reinterpret_cast<uintptr_t>(p);
+  std::memset(guard_before(start), kGuardByte, kGuard);
+  std::memset(guard_before(start) + kGuard + size, kGuardByte, kGuard);
+  g_blocks[start] = Block{size, t_device};
   g_in_use[t_device] += size;
   *ptr = p;
   return cudaSuccess;
@@ -198,16 +309,15 @@ cudaError_t cudaFree(void* ptr) {
   std::lock_guard<std::mutex> lock(g_mu);
   auto it = g_blocks.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == g_blocks.end()) return fail(cudaErrorInvalidValue);  // not a block start: foreign or freed
-  if (!block_guards_intact(it->first, it->second)) {
+  const bool intact = block_guards_intact(it->first, it->second);
+  if (!intact)
     std::fprintf(stderr,
                  "emulated GPU: something wrote past the block of %zu bytes at %p (found at cudaFree)\n",
                  it->second.bytes, ptr);
-    std::abort();
-  }
   g_in_use[it->second.device] -= it->second.bytes;
+  arena().release(static_cast<const unsigned char*>(ptr), it->second.bytes);
   g_blocks.erase(it);
-  ::operator delete (static_cast<unsigned char*>(ptr) - kGuard, std::align_val_t{256});
-  return cudaSuccess;
+  return intact ? cudaSuccess : fail(cudaErrorIllegalAddress);
 }
 
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
@@ -243,7 +353,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
       break;
   }
   if (!ok) return fail(cudaErrorInvalidValue);
-  std::memmove(dst, src, count);
+  std::memmove(host_view(dst), host_view(src), count);
   return cudaSuccess;
 }
 
@@ -259,7 +369,7 @@ cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int 
   if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
   if (device_of(dst, count) != dst_device || device_of(src, count) != src_device)
     return fail(cudaErrorInvalidValue);
-  std::memmove(dst, src, count);
+  std::memmove(host_view(dst), host_view(src), count);
   return cudaSuccess;
 }
 
@@ -268,7 +378,7 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t str
   int sd = 0;
   if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
   if (device_of(ptr, count) < 0) return fail(cudaErrorInvalidValue);
-  std::memset(ptr, value, count);
+  std::memset(host_view(ptr), value, count);
   return cudaSuccess;
 }
 

@@ -54,25 +54,31 @@ TEST(EmulatedGpu, AKernelGivenHostMemoryFailsLikeAnIllegalAddress) {
   EXPECT_EQ(host[0], 0.0f) << "the kernel must not have run";
 }
 
-// Device memory is host memory on the emulated GPU, so the test can play the faulty kernel itself:
-// a byte written just past a block is found by the next launch that is given the block.
-TEST(EmulatedGpu, AWritePastABlockIsFoundByTheNextLaunch) {
+// A kernel told to fill one element more than its block holds: the launch fails, as it would on a GPU
+// once the write reaches memory that is not the tensor's.
+TEST(EmulatedGpu, AKernelWritingPastItsBlockFails) {
   RESIN_REQUIRE_EMULATED_GPU();
   auto& ctx = backend::cuda::enter(0);
   void* d = nullptr;
   ASSERT_EQ(cudaMalloc(&d, 64), cudaSuccess);
   const float one = 1.0f;
-  backend::cuda::launch_fill_dense(ctx.stream, d, 16, &one, 4);  // intact: no error
-  unsigned char* past = static_cast<unsigned char*>(d) + 64;
-  const unsigned char saved = *past;
-  *past = static_cast<unsigned char>(saved ^ 0xff);
+  backend::cuda::launch_fill_dense(ctx.stream, d, 16, &one, 4);  // exactly the block: fine
   try {
-    backend::cuda::launch_fill_dense(ctx.stream, d, 16, &one, 4);
-    ADD_FAILURE() << "the damaged guard zone went unnoticed";
+    backend::cuda::launch_fill_dense(ctx.stream, d, 17, &one, 4);
+    ADD_FAILURE() << "the write past the block went unnoticed";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("illegal memory access"), std::string::npos) << e.what();
   }
-  *past = saved;  // repaired, or cudaFree would abort the test binary
+  EXPECT_EQ(cudaFree(d), cudaErrorIllegalAddress) << "cudaFree finds the damage too";
+  (void)cudaGetLastError();
+}
+
+// Device addresses are not host memory, as on a GPU: host code that dereferences one faults.
+TEST(EmulatedGpuDeathTest, HostCodeTouchingDeviceMemoryFaults) {
+  RESIN_REQUIRE_EMULATED_GPU();
+  void* d = nullptr;
+  ASSERT_EQ(cudaMalloc(&d, 64), cudaSuccess);
+  EXPECT_DEATH({ *static_cast<volatile float*>(d) = 1.0f; }, "host code read or wrote device memory");
   EXPECT_EQ(cudaFree(d), cudaSuccess);
 }
 
