@@ -167,3 +167,50 @@ TEST(CudaDevice, ModuleToMovesParametersAndSavesFromTheGpu) {
 
 }  // namespace
 }  // namespace resin::test
+
+namespace resin::test {
+namespace {
+
+// A second GPU (skipped with one; CI runs it on two emulated GPUs): each device has its own context,
+// stream and allocator, work on cuda:1 runs there while cuda:0 is this thread's last device, copies
+// between the two go peer to peer, and mixing them is an error.
+TEST(CudaTwoDevices, EachDeviceComputesOnItsOwnAndCopiesBetweenThem) {
+  RESIN_REQUIRE_GPU();
+  if (cuda::device_count() < 2) GTEST_SKIP() << "one GPU";
+  const Device d0 = Device::cuda(0), d1 = Device::cuda(1);
+  const Tensor x = rnd({3, 4, 5, 6});
+  const Tensor a = x.to(d0);
+  const Tensor b = x.to(d1);
+  EXPECT_EQ(b.device(), d1);
+  // An op on cuda:1 right after one on cuda:0, and back.
+  const Tensor ya = relu(mul(a, 2.0)), yb = relu(mul(b, 2.0));
+  EXPECT_EQ(yb.device(), d1);
+  EXPECT_EQ(ya.to_vector(), yb.to_vector());
+  EXPECT_EQ(sum(yb, {1}).to_vector(), sum(ya, {1}).to_vector());
+  // cuda:1 -> cuda:0 and back, through the peer copy.
+  EXPECT_EQ(yb.to(d0).device(), d0);
+  EXPECT_EQ(yb.to(d0).to_vector(), ya.to_vector());
+  EXPECT_EQ(ya.to(d1).to(d0).to(Device::cpu()).to_vector(), ya.to_vector());
+  EXPECT_THROW(add(a, b), Error);
+  // A network on the second device trains like on the first.
+  manual_seed(4);
+  auto m0 =
+      models::create_model("rescnn:n=1,width=4", {.in_channels = 3, .num_classes = 10, .image_size = 8});
+  auto m1 =
+      models::create_model("rescnn:n=1,width=4", {.in_channels = 3, .num_classes = 10, .image_size = 8});
+  m1->load_state_dict(m0->state_dict());
+  m0->to(d0);
+  m1->to(d1);
+  const Tensor in = rnd({2, 3, 8, 8}), labels = from_data<int64_t>({1, 7}, Shape{2});
+  cross_entropy(m0->forward(in.to(d0)), labels.to(d0)).backward();
+  cross_entropy(m1->forward(in.to(d1)), labels.to(d1)).backward();
+  const auto p0 = m0->named_parameters(), p1 = m1->named_parameters();
+  for (size_t i = 0; i < p0.size(); ++i) {
+    EXPECT_EQ(p1[i].second.grad().device(), d1) << p1[i].first;
+    EXPECT_EQ(p1[i].second.grad().to_vector(), p0[i].second.grad().to_vector()) << p1[i].first;
+  }
+  EXPECT_GT(cuda::memory_stats(1).allocated_bytes, 0);
+}
+
+}  // namespace
+}  // namespace resin::test
