@@ -38,7 +38,8 @@ case "$cmd" in
       cmake -S . -B "$cuda_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF \
         >/dev/null
       cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench test_tensor
-      (cd "$cuda_dir" && ctest --output-on-failure -R '^(gpu|gpu_emulated.*|tensor)$')
+      # -j: the emulated GPU's tests are mostly single-threaded (shards of one binary).
+      (cd "$cuda_dir" && ctest --output-on-failure -j "$JOBS" -R '^(gpu|gpu_emulated.*|tensor)$')
     fi
     if [[ "${RESIN_SKIP_SANITIZE:-0}" != 1 ]]; then
       # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the slow
