@@ -44,7 +44,7 @@ TEST(SyncBatchNorm, GradcheckInOneProcess) {
   }
 }
 
-// f64 runs on the reference loops, f32 on oneDNN (batch_norm) and the CPU ops (sync_batch_norm).
+// f64 runs on the reference loops, f32 on oneDNN (batch_norm); sync_batch_norm sums in f64 either way.
 TEST(SyncBatchNorm, OneProcessEqualsBatchNorm) {
   auto comm = make_single_process_communicator();
   for (DType dt : {DType::f64, DType::f32}) {
@@ -68,6 +68,41 @@ TEST(SyncBatchNorm, OneProcessEqualsBatchNorm) {
   }
   EXPECT_THROW(sync_batch_norm(randn({1, 3}), {}, {}, {}, {}, 0.1, 1e-5, comm), Error);  // one value per channel
   EXPECT_THROW(sync_batch_norm(randn({2, 3}), {}, {}, ones({4}), {}, 0.1, 1e-5, comm), Error);
+}
+
+// The placement-check device cpu:1 (core/device.h) stands in for a GPU: every tensor SyncBN makes
+// must be on x's device (one left on the CPU is a device-mismatch error there), while its sums pass
+// through the communicator's host memory. cpu:1 computes with the CPU's kernels, so every result
+// equals the CPU's exactly.
+TEST(SyncBatchNorm, OnAnotherDeviceEqualsTheCpu) {
+  auto comm = make_single_process_communicator();
+  const Device other = Device::placement_check();
+  Generator g(6);
+  const Tensor x = add(randn({6, 3, 4, 5}, {}, &g), 2.0).contiguous(MemoryFormat::channels_last);
+  const Tensor dy = randn({6, 3, 4, 5}, {}, &g), w = randn({3}, {}, &g), b = randn({3}, {}, &g);
+  auto run = [&](Device d) {
+    Tensor xd = x.clone(MemoryFormat::channels_last).to(d), wd = w.clone().to(d), bd = b.clone().to(d);
+    for (Tensor* t : {&xd, &wd, &bd}) t->set_requires_grad(true);
+    Tensor rm = zeros({3}, {.device = d}), rv = ones({3}, {.device = d});
+    Tensor y = sync_batch_norm(xd, rm, rv, wd, bd, 0.1, 1e-5, comm);
+    sum(mul(y, dy.to(d))).backward();
+    EXPECT_EQ(y.device(), d);
+    EXPECT_TRUE(xd.grad().is_channels_last());
+    return std::vector<Tensor>{y, xd.grad(), wd.grad(), bd.grad(), rm, rv};
+  };
+  const auto on_cpu = run(Device::cpu()), moved = run(other);
+  const char* what[] = {"output",        "input gradient", "weight gradient",
+                        "bias gradient", "running mean",   "running var"};
+  for (size_t i = 0; i < on_cpu.size(); ++i)
+    EXPECT_EQ(moved[i].to_vector(), on_cpu[i].to_vector()) << what[i];
+  // A parameter left on the CPU is named, with both devices.
+  try {
+    sync_batch_norm(x.to(other), {}, {}, w, {}, 0.1, 1e-5, comm);
+    ADD_FAILURE() << "a weight on another device was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("on cpu for 3 channels of f32 on cpu:1"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(SyncBatchNorm, ConvertReachesEveryBatchNorm) {

@@ -38,27 +38,6 @@ TEST(TrainerDevice, UnusableDeviceFailsBeforeWritingAnything) {
   }
 }
 
-// SyncBN computes its statistics with host loops: refused off the CPU before anything runs (cpu:1
-// and cuda alike, whether or not this machine has a GPU). Data parallelism itself runs anywhere
-// (tests/distributed/train_cli_test.cpp runs it on cpu:1).
-TEST(TrainerDevice, SyncBatchNormOffTheCpuIsRefused) {
-  const fs::path dir = fs::temp_directory_path() / ("resin_trainer_ddp_device_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  for (const char* device : {"cuda", "cpu:1"}) {
-    train::TrainConfig c;
-    c.out = dir.string();
-    c.device = device;
-    c.sync_bn = true;
-    try {
-      train::run_training(c);
-      ADD_FAILURE() << device << " was accepted";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("--sync-bn runs on the CPU only"), std::string::npos) << e.what();
-    }
-    EXPECT_FALSE(fs::exists(dir));
-  }
-}
-
 // The trainer on the placement-check device cpu:1 (core/device.h), which stands in for a GPU: the
 // model, batches, labels, optimizer state and the resumed checkpoint must all be moved there (a tensor
 // left on the CPU is a device-mismatch error), and since cpu:1 computes with the CPU's kernels the

@@ -14,15 +14,17 @@
 // E[x^2] - mean^2 loses nothing that matters for f32 activations unless |mean| / std > ~1e4.
 // One all-reduce of 2C+1 doubles per layer in forward and of 2C in backward, issued on the
 // calling thread through the communicator's queue (in the same order on every rank, as the graph
-// is the same).
+// is the same). Written with tensor ops, so it runs on x's device (CPU or GPU); the reduced sums
+// pass through the communicator's device (host memory for Gloo, the rank's GPU for NCCL), and the
+// global count is read back to the host once per forward.
 #pragma once
 #include "resin/distributed/communicator.h"
 #include "resin/nn/module.h"
 
 namespace resin::distributed {
 
-// x [N, C] or [N, C, *] (f32/f64, contiguous or channels-last; other strides are copied);
-// weight/bias/running stats [C] of x's dtype, or undefined. Training-mode batch norm with
+// x [N, C] or [N, C, *] (f32/f64, any layout, any device); weight/bias/running stats [C] of x's
+// dtype and device, or undefined. Training-mode batch norm with
 // statistics over every rank's x; running statistics (when given) are updated in place with the
 // global mean and unbiased variance, as batch_norm does. Throws when the whole distributed batch
 // holds a single value per channel. Every rank must call it with the same C and dtype.

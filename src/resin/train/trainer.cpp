@@ -253,9 +253,6 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   RESIN_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr must be a positive number, got ", c.lr);
   set_threads(c.threads);
-  // SyncBN computes its batch statistics with host loops; the gradient reducer runs on any device.
-  RESIN_CHECK(parse_device(c.device) == Device::cpu() || !c.sync_bn, "--device ", c.device,
-              ": --sync-bn runs on the CPU only");
   const Device device = cuda::usable_device(rank_device(c.device, c.dist));
   const DType compute = autocast_type(c.dtype, c.device);
   std::optional<optim::LossScaler> scaler = loss_scaler_for(c.loss_scale, compute);
