@@ -44,9 +44,11 @@ case "$cmd" in
     if [[ "${RESIN_SKIP_SANITIZE:-0}" != 1 ]]; then
       # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the slow
       # end-to-end folders — parity, models, train, cli — run only in the Release pass above).
+      # clang at -O1 with line tables (enough for symbolised reports): this build compiled about
+      # five times faster than g++'s -O2 -g with the same sanitizers (docs/reliability.md).
       san_dir="${BUILD_DIR}-asan"
-      cmake -S . -B "$san_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESIN_SANITIZE=ON \
-        -DRESIN_BUILD_BENCH=OFF >/dev/null
+      cmake -S . -B "$san_dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DRESIN_SANITIZE=ON -DRESIN_BUILD_BENCH=OFF >/dev/null
       san_tests=(autograd tensor ops backend io data optim nn fuzz)
       # The ONNX importer's fuzz tests (tests/onnx_fuzz), when resin is built with ONNX support.
       if ninja -C "$san_dir" -t targets all 2>/dev/null | grep -q "^test_onnx_fuzz:"; then

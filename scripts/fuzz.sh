@@ -20,7 +20,7 @@ all_targets=(safetensors json idx cifar checkpoint cli)
 
 configure() {
   cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DRESIN_FUZZ=ON -DRESIN_BUILD_TESTS=OFF -DRESIN_BUILD_BENCH=OFF \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DRESIN_FUZZ=ON -DRESIN_BUILD_TESTS=OFF -DRESIN_BUILD_BENCH=OFF \
     >/dev/null
 }
 

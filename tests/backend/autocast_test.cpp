@@ -88,7 +88,7 @@ TEST(Autocast, GuardNestsAndRejectsOtherTypes) {
     EXPECT_EQ(autocast_dtype(), DType::bf16);
   }
   EXPECT_EQ(autocast_dtype(), DType::f32);
-  EXPECT_THROW(AutocastGuard(DType::f64), resin::Error);
+  EXPECT_THROW(AutocastGuard{DType::f64}, resin::Error);  // braces: a temporary, not a declaration
   EXPECT_EQ(autocast_dtype(), DType::f32);
   AutocastGuard f16(DType::f16);  // accepted (the CUDA backend computes in it)
   EXPECT_EQ(autocast_dtype(), DType::f16);

@@ -153,8 +153,9 @@ TEST(LossScaler, StateRoundTripsAndBadStateIsRefused) {
       {with("overflow_steps", scalar_i64(-1)), "whole number"},
       {with("bogus", scalar_i64(1)), "unexpected key bogus"},
   };
-  for (const auto& [state, want] : bad) {
+  for (const auto& [bad_state, want] : bad) {
     LossScaler c({.growth_interval = 5});
+    const auto& state = bad_state;  // a lambda may not capture a structured binding in clang 14
     const std::string e = error_of([&] { c.load_state_dict(state); });
     EXPECT_NE(e.find(want), std::string::npos) << "wanted '" << want << "', got: " << e;
     EXPECT_EQ(c.scale_value(), 65536.0) << "a refused state changes nothing";
@@ -172,7 +173,8 @@ TEST(LossScaler, BadOptionsAreRefused) {
       {{.backoff_factor = 0.0}, "backoff_factor"},
       {{.growth_interval = 0}, "growth_interval"},
   };
-  for (const auto& [o, want] : bad) {
+  for (const auto& [options, want] : bad) {
+    const auto& o = options;  // as above
     const std::string e = error_of([&] { LossScaler s(o); });
     EXPECT_NE(e.find(want), std::string::npos) << "wanted '" << want << "', got: " << e;
   }
