@@ -7,6 +7,7 @@
 #include "resin/cli/args.h"
 #include "resin/io/json.h"
 #include "resin/models/zoo.h"
+#include "resin/nn/init.h"
 
 namespace resin::app {
 
@@ -55,7 +56,11 @@ int cmd_zoo(const std::vector<std::string>& argv) {
   else std::printf("%-20s %-20s %14s %9s  %s\n", "name", "family", "params", "GMACs", "input");
   bool first = true;
   for (const models::ZooEntry* e : entries) {
-    auto m = e->make(e->paper_args);
+    // Counting needs shapes only: no random draws (they took seconds per large model; zeros instead).
+    auto m = [&] {
+      nn::init::SkipInitGuard shapes_only;
+      return e->make(e->paper_args);
+    }();
     const int64_t params = m->parameter_count();
     const int64_t n_macs = macs ? models::count_macs(*m, e->paper_args.in_channels, e->paper_args.image_size) : -1;
     m.reset();  // the biggest models hold ~0.5 GB of weights

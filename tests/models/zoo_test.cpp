@@ -1,3 +1,5 @@
+#include "resin/models/zoo.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,17 +12,22 @@
 #include "resin/models/densenet.h"
 #include "resin/models/resnet.h"
 #include "resin/models/vgg.h"
-#include "resin/models/zoo.h"
+#include "resin/nn/init.h"
 #include "resin/resin.h"
 
 using namespace resin;
 
 namespace {
 
-int64_t count(const std::string& name) { return models::create_model(name, {})->parameter_count(); }
+// Counts need shapes only (SkipInitGuard: no random draws).
+int64_t count(const std::string& name) {
+  nn::init::SkipInitGuard shapes_only;
+  return models::create_model(name, {})->parameter_count();
+}
 
 // Parameters outside BatchNorm layers (the convention of He et al. 2016's table).
 int64_t count_without_bn(const std::string& name) {
+  nn::init::SkipInitGuard shapes_only;
   auto m = models::create_model(name, {});
   int64_t n = m->parameter_count();
   for (auto& [_, mod] : m->named_modules())
@@ -171,6 +178,7 @@ TEST(Zoo, PreActBasicBlockMatchesDefinition) {
 }
 
 TEST(Zoo, PreActNetworkStructure) {
+  nn::init::SkipInitGuard shapes_only;
   auto m = models::create_model("preact_resnet164", {});
   auto sd = m->state_dict();
   EXPECT_FALSE(sd.count("bn1.weight"));  // no stem BN: each unit normalises its own input
@@ -188,6 +196,7 @@ TEST(Zoo, PreActNetworkStructure) {
 }
 
 TEST(Zoo, DenseNetStructure) {
+  nn::init::SkipInitGuard shapes_only;
   auto bc = models::create_model("densenet_bc100_k12", {})->state_dict();
   EXPECT_EQ(bc.at("features.conv0.weight").shape(), (Shape{24, 3, 3, 3}));
   EXPECT_FALSE(bc.count("features.norm0.weight"));

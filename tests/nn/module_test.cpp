@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "resin/models/resnet.h"
+#include "resin/models/zoo.h"
 #include "resin/nn/init.h"
 #include "resin/nn/layers.h"
 #include "resin/resin.h"
@@ -90,6 +91,49 @@ TEST(Init, KaimingNormalFanOutHasTheRightSpread) {
   const double mean = s / v.size(), std = std::sqrt(s2 / v.size() - mean * mean);
   EXPECT_NEAR(std, std::sqrt(2.0 / (256 * 9)), 0.01 * std::sqrt(2.0 / (256 * 9)) * 3);
   EXPECT_NEAR(mean, 0.0, 3 * std / std::sqrt(static_cast<double>(v.size())));
+}
+
+// Under SkipInitGuard a model gets its parameters' shapes with zeros for every randomly initialised
+// value and draws nothing; constant initialisers (BN's gamma = 1) still apply; the guard nests and
+// restores; afterwards the same construction draws as before.
+TEST(Init, SkipInitGuardGivesShapesWithoutDrawing) {
+  auto make = [] { return models::create_model("resnet20", {}); };
+  manual_seed(9);
+  auto drawn = make();
+  const std::string after_drawing = default_generator().state();
+  manual_seed(9);
+  const std::string before = default_generator().state();
+  nn::ModulePtr skipped;
+  {
+    nn::init::SkipInitGuard outer;
+    {
+      nn::init::SkipInitGuard inner;
+      EXPECT_TRUE(nn::init::SkipInitGuard::active());
+    }
+    EXPECT_TRUE(nn::init::SkipInitGuard::active()) << "the inner guard restored the outer one's state";
+    skipped = make();
+    nn::Embedding emb(5, 3);
+    nn::Linear fc({.in = 4, .out = 2});
+    for (const Tensor& t : {emb.named_parameters()[0].second, fc.weight(), fc.bias()})
+      EXPECT_EQ(t.to_vector(), std::vector<double>(t.numel(), 0.0));
+  }
+  EXPECT_FALSE(nn::init::SkipInitGuard::active());
+  EXPECT_EQ(default_generator().state(), before) << "a skipped initialisation drew random numbers";
+  EXPECT_EQ(skipped->parameter_count(), drawn->parameter_count());
+  const auto a = skipped->named_parameters(), b = drawn->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_EQ(a[i].second.shape(), b[i].second.shape()) << a[i].first;
+    const bool gamma = a[i].first.ends_with("bn1.weight") || a[i].first.ends_with("bn2.weight");
+    EXPECT_EQ(a[i].second.to_vector(), std::vector<double>(a[i].second.numel(), gamma ? 1.0 : 0.0))
+        << a[i].first;
+  }
+  // After the guard, building draws exactly as before.
+  manual_seed(9);
+  auto again = make();
+  EXPECT_EQ(default_generator().state(), after_drawing);
+  EXPECT_EQ(again->named_parameters()[0].second.to_vector(), drawn->named_parameters()[0].second.to_vector());
 }
 
 TEST(Init, ZeroInitLastBatchNormGamma) {

@@ -16,17 +16,50 @@ std::pair<int64_t, int64_t> fans(const Tensor& w) {
 
 double relu_gain() { return std::sqrt(2.0); }
 
-static void assign(Tensor& w, const Tensor& v) { backend::backend_for(w).copy(v, w.detach()); }
-
-void normal_(Tensor& w, double mean, double std, Generator* g) {
-  Tensor v = randn(w.shape(), {.dtype = DType::f64}, g);
-  const auto n = v.numel();
-  double* p = v.data<double>();
-  for (int64_t i = 0; i < n; ++i) p[i] = mean + std * p[i];
-  assign(w, v);
+namespace {
+thread_local bool skip_init = false;
 }
 
-void uniform_(Tensor& w, double lo, double hi, Generator* g) { assign(w, uniform(w.shape(), lo, hi, {.dtype = DType::f64}, g)); }
+SkipInitGuard::SkipInitGuard() : prev_(skip_init) { skip_init = true; }
+SkipInitGuard::~SkipInitGuard() { skip_init = prev_; }
+bool SkipInitGuard::active() { return skip_init; }
+
+namespace {
+
+// w[i] = draw() in logical order, each value computed in double and rounded to w's dtype (as a copy
+// from an f64 tensor rounds). Straight into w when it is a contiguous f32/f64 tensor in host memory;
+// otherwise through an f64 temporary and the backend's copy.
+template <class Draw>
+void fill_drawn(Tensor& w, Draw draw) {
+  Tensor target = w.detach();
+  const bool direct = w.device() == Device::cpu() && w.is_contiguous();
+  if (direct && w.dtype() == DType::f32) {
+    float* p = target.data<float>();
+    for (int64_t i = 0, n = w.numel(); i < n; ++i) p[i] = static_cast<float>(draw());
+    return;
+  }
+  Tensor v = direct && w.dtype() == DType::f64 ? target : empty(w.shape(), {.dtype = DType::f64});
+  double* p = v.data<double>();
+  for (int64_t i = 0, n = w.numel(); i < n; ++i) p[i] = draw();
+  if (!v.is_same(target)) backend::backend_for(w).copy(v, target);
+}
+
+}  // namespace
+
+void normal_(Tensor& w, double mean, double std, Generator* g) {
+  if (skip_init) return constant_(w, 0.0);
+  Generator& gen = g ? *g : default_generator();
+  fill_drawn(w, [&] { return mean + std * gen.normal(); });
+}
+
+void uniform_(Tensor& w, double lo, double hi, Generator* g) {
+  RESIN_CHECK(lo <= hi, "uniform_: expected lo <= hi, got ", lo, " and ", hi);
+  if (skip_init) return constant_(w, 0.0);
+  Generator& gen = g ? *g : default_generator();
+  // Values in [lo, hi) in double, as resin::uniform draws them.
+  const double top = std::max(lo, std::nextafter(hi, -INFINITY));
+  fill_drawn(w, [&] { return std::min(lo + (hi - lo) * gen.uniform(), top); });
+}
 
 void constant_(Tensor& w, double value) { backend::backend_for(w).fill(w.detach(), value); }
 

@@ -18,7 +18,7 @@ Conv2d::Conv2d(const Conv2dOptions& o) : o_(o) {
   register_parameter("weight", w);
   if (o.bias) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(o.in / o.groups * o.kernel * o.kernel));
-    register_parameter("bias", uniform({o.out}, -bound, bound));
+    init::uniform_(register_parameter("bias", empty({o.out})), -bound, bound);
   }
 }
 
@@ -41,7 +41,7 @@ Linear::Linear(const LinearOptions& o) : o_(o) {
   register_parameter("weight", w);
   if (o.bias) {
     const double bound = 1.0 / std::sqrt(static_cast<double>(o.in));
-    register_parameter("bias", uniform({o.out}, -bound, bound));
+    init::uniform_(register_parameter("bias", empty({o.out})), -bound, bound);
   }
 }
 
@@ -107,7 +107,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 
 Embedding::Embedding(int64_t num, int64_t dim) {
   RESIN_CHECK(num > 0 && dim > 0, "Embedding: invalid sizes ", num, "x", dim);
-  register_parameter("weight", randn({num, dim}));
+  init::normal_(register_parameter("weight", empty({num, dim})), 0.0, 1.0);
 }
 std::string Embedding::extra_repr() const {
   auto& w = const_cast<Embedding*>(this)->own_parameters()[0].second;
