@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "../support/gradcheck.h"
+#include "../support/on_device.h"
 #include "multiprocess.h"
 #include "resin/distributed/process_group.h"
 #include "resin/distributed/sync_batch_norm.h"
@@ -28,20 +29,22 @@ Tensor leaf(Tensor t) {
   return t;
 }
 
+// Both implementations: host loops (cpu) and tensor ops (any other device; cpu:1 here).
 TEST(SyncBatchNorm, GradcheckInOneProcess) {
   auto comm = make_single_process_communicator();
   Generator g(3);
   const TensorOptions f64{.dtype = DType::f64};
-  for (const Shape& s : {Shape{5, 3, 2, 3}, Shape{6, 4}}) {
-    testing::Inputs in{leaf(randn(s, f64, &g)), leaf(add(randn({s[1]}, f64, &g), 1.0)), leaf(randn({s[1]}, f64, &g))};
-    auto r = testing::gradcheck(
-        "sync_batch_norm" + s.str(),
-        [&](const testing::Inputs& x) {
-          return testing::Outputs{sync_batch_norm(x[0], {}, {}, x[1], x[2], 0.1, 1e-5, comm)};
-        },
-        in);
-    EXPECT_TRUE(r.ok) << r.message;
-  }
+  for (const Device d : {Device::cpu(), Device::placement_check()})
+    for (const Shape& s : {Shape{5, 3, 2, 3}, Shape{6, 4}, Shape{4, 3, 5}, Shape{3, 2, 2, 2, 3}}) {
+      testing::Inputs in{leaf(randn(s, f64, &g)), leaf(add(randn({s[1]}, f64, &g), 1.0)),
+                         leaf(randn({s[1]}, f64, &g))};
+      auto f = [&](const testing::Inputs& x) {
+        return testing::Outputs{sync_batch_norm(x[0], {}, {}, x[1], x[2], 0.1, 1e-5, comm)};
+      };
+      auto r =
+          testing::gradcheck(str_cat("sync_batch_norm", s.str(), " on ", d), testing::on_device(f, d), in);
+      EXPECT_TRUE(r.ok) << r.message;
+    }
 }
 
 // f64 runs on the reference loops, f32 on oneDNN (batch_norm); sync_batch_norm sums in f64 either way.
@@ -72,9 +75,9 @@ TEST(SyncBatchNorm, OneProcessEqualsBatchNorm) {
 
 // The placement-check device cpu:1 (core/device.h) stands in for a GPU: every tensor SyncBN makes
 // must be on x's device (one left on the CPU is a device-mismatch error there), while its sums pass
-// through the communicator's host memory. cpu:1 computes with the CPU's kernels, so every result
-// equals the CPU's exactly.
-TEST(SyncBatchNorm, OnAnotherDeviceEqualsTheCpu) {
+// through the communicator's host memory. Off the CPU, SyncBN is the tensor-ops implementation: it
+// must agree with the CPU's loops (f32 rounding apart).
+TEST(SyncBatchNorm, OnAnotherDeviceMatchesTheCpu) {
   auto comm = make_single_process_communicator();
   const Device other = Device::placement_check();
   Generator g(6);
@@ -94,7 +97,7 @@ TEST(SyncBatchNorm, OnAnotherDeviceEqualsTheCpu) {
   const char* what[] = {"output",        "input gradient", "weight gradient",
                         "bias gradient", "running mean",   "running var"};
   for (size_t i = 0; i < on_cpu.size(); ++i)
-    EXPECT_EQ(moved[i].to_vector(), on_cpu[i].to_vector()) << what[i];
+    EXPECT_LT(max_abs_diff(moved[i], on_cpu[i]), i == 2 ? 2e-4 : 2e-5) << what[i];  // weight gradient: a sum
   // A parameter left on the CPU is named, with both devices.
   try {
     sync_batch_norm(x.to(other), {}, {}, w, {}, 0.1, 1e-5, comm);
@@ -114,34 +117,42 @@ TEST(SyncBatchNorm, ConvertReachesEveryBatchNorm) {
 }
 
 // Each rank holds half of an 8-image batch (every rank can build the whole batch from the seed,
-// so it checks its half against batch_norm over the whole batch itself).
+// so it checks its half against batch_norm over the whole batch itself), in f64 and in f32 (the
+// rounding of per-rank statistics combined in f64, against oneDNN's batch norm).
 TEST(DistWorker, DISABLED_SyncBatchNormEqualsWholeBatch) {
   auto comm = init_process_group(dist_config_from_env());
   const int r = comm->rank(), w = comm->size();
   const int64_t per = 8 / w;
-  Generator g(11);
-  const TensorOptions f64{.dtype = DType::f64};
-  Tensor x = randn({8, 3, 4, 4}, f64, &g), dy = randn({8, 3, 4, 4}, f64, &g);
-  Tensor wt = randn({3}, f64, &g), bias = randn({3}, f64, &g);
-  // Whole batch, one process.
-  Tensor xf = leaf(x.clone()), wf = leaf(wt.clone()), bf = leaf(bias.clone());
-  Tensor rmf = zeros({3}, f64), rvf = ones({3}, f64);
-  Tensor yf = batch_norm(xf, rmf, rvf, wf, bf, true, 0.1, 1e-5);
-  sum(yf * dy).backward();
-  // This rank's half, synchronized.
-  Tensor xr = leaf(x.narrow(0, r * per, per).clone()), wr = leaf(wt.clone()), br = leaf(bias.clone());
-  Tensor rm = zeros({3}, f64), rv = ones({3}, f64);
-  Tensor yr = sync_batch_norm(xr, rm, rv, wr, br, 0.1, 1e-5, comm);
-  sum(yr * dy.narrow(0, r * per, per)).backward();  // rank losses sum to the whole-batch loss
-  EXPECT_LT(max_abs_diff(yr, yf.narrow(0, r * per, per)), 1e-12);
-  EXPECT_LT(max_abs_diff(xr.grad(), xf.grad().narrow(0, r * per, per)), 1e-12);
-  Tensor gw = wr.grad().clone(), gb = br.grad().clone();
-  comm->all_reduce(gw);  // parameter gradients are this rank's share
-  comm->all_reduce(gb);
-  EXPECT_LT(max_abs_diff(gw, wf.grad()), 1e-12);
-  EXPECT_LT(max_abs_diff(gb, bf.grad()), 1e-12);
-  EXPECT_LT(max_abs_diff(rm, rmf), 1e-14);
-  EXPECT_LT(max_abs_diff(rv, rvf), 1e-14);
+  // cpu:1: the tensor-ops implementation, its sums through Gloo's host memory.
+  for (const Device d : {Device::cpu(), Device::placement_check()})
+    for (DType dt : {DType::f64, DType::f32}) {
+      SCOPED_TRACE(str_cat(dt, " on ", d));
+      const double tol = dt == DType::f64 ? 1e-12 : 2e-5, stat_tol = dt == DType::f64 ? 1e-14 : 1e-6;
+      Generator g(11);
+      const TensorOptions o{.dtype = dt, .device = d};
+      // Off-centre activations, as after a ReLU and a convolution: the mean matters.
+      Tensor x = add(mul(randn({8, 3, 4, 4}, o, &g), 2.0), 3.0), dy = randn({8, 3, 4, 4}, o, &g);
+      Tensor wt = randn({3}, o, &g), bias = randn({3}, o, &g);
+      // Whole batch, one process.
+      Tensor xf = leaf(x.clone()), wf = leaf(wt.clone()), bf = leaf(bias.clone());
+      Tensor rmf = zeros({3}, o), rvf = ones({3}, o);
+      Tensor yf = batch_norm(xf, rmf, rvf, wf, bf, true, 0.1, 1e-5);
+      sum(yf * dy).backward();
+      // This rank's half, synchronized.
+      Tensor xr = leaf(x.narrow(0, r * per, per).clone()), wr = leaf(wt.clone()), br = leaf(bias.clone());
+      Tensor rm = zeros({3}, o), rv = ones({3}, o);
+      Tensor yr = sync_batch_norm(xr, rm, rv, wr, br, 0.1, 1e-5, comm);
+      sum(yr * dy.narrow(0, r * per, per)).backward();  // rank losses sum to the whole-batch loss
+      EXPECT_LT(max_abs_diff(yr, yf.narrow(0, r * per, per)), tol);
+      EXPECT_LT(max_abs_diff(xr.grad(), xf.grad().narrow(0, r * per, per)), tol);
+      Tensor gw = wr.grad().clone(), gb = br.grad().clone();
+      comm->all_reduce(gw);  // parameter gradients are this rank's share
+      comm->all_reduce(gb);
+      EXPECT_LT(max_abs_diff(gw, wf.grad()), tol * 10);
+      EXPECT_LT(max_abs_diff(gb, bf.grad()), tol * 10);
+      EXPECT_LT(max_abs_diff(rm, rmf), stat_tol);
+      EXPECT_LT(max_abs_diff(rv, rvf), stat_tol);
+    }
 }
 
 TEST(Distributed, SyncBatchNormOnTwoRanksEqualsWholeBatch) {

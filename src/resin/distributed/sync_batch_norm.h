@@ -10,13 +10,15 @@
 //             dx = weight * invstd * (dy - sum dy / N - (x - mean) * invstd^2 * sum dy (x - mean) / N)
 // (dx is the gradient of the SUM of every rank's loss; DistributedDataParallel's averaging then
 // makes it the gradient of the mean). weight and bias get this rank's share (local sums), which
-// DistributedDataParallel averages like any parameter's gradient. Sums are accumulated in f64, so
-// E[x^2] - mean^2 loses nothing that matters for f32 activations unless |mean| / std > ~1e4.
+// DistributedDataParallel averages like any parameter's gradient. On the CPU sums are accumulated
+// in f64, so E[x^2] - mean^2 loses nothing that matters for f32 activations unless |mean| / std >
+// ~1e4; off the CPU each rank sends [n mean, M2 + n mean^2, n] (its mean and squared deviations
+// from it, reduced on the device) and the global M2 is recovered in f64.
 // One all-reduce of 2C+1 doubles per layer in forward and of 2C in backward, issued on the
 // calling thread through the communicator's queue (in the same order on every rank, as the graph
-// is the same). Written with tensor ops, so it runs on x's device (CPU or GPU); the reduced sums
-// pass through the communicator's device (host memory for Gloo, the rank's GPU for NCCL), and the
-// global count is read back to the host once per forward.
+// is the same). Runs on x's device: loops over host memory on the CPU, tensor ops elsewhere (a GPU);
+// the reduced sums pass through the communicator's device (host memory for Gloo, the rank's GPU
+// for NCCL), and off the CPU the global count is read back to the host once per forward.
 #pragma once
 #include "resin/distributed/communicator.h"
 #include "resin/nn/module.h"
