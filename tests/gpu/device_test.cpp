@@ -1,6 +1,8 @@
 // Device placement on a GPU: moving tensors and modules, ops that keep their device, errors when
 // devices mix, the caching allocator, optimizer steps that round exactly as on the CPU, and an
 // ops-level block with gradients against the CPU.
+#include <cuda_runtime.h>
+
 #include <filesystem>
 
 #include "gpu_util.h"
@@ -81,6 +83,36 @@ TEST(CudaDevice, AllocatorReusesFreedBlocks) {
   EXPECT_GE(s1.cache_hits, s0.cache_hits + 5);
   EXPECT_EQ(s1.allocated_bytes, s0.allocated_bytes);
   EXPECT_GE(s1.reserved_bytes, s1.allocated_bytes);
+}
+
+// Out of memory: the allocator first hands its cached blocks back to the driver and retries (a
+// request that fits only once the cache is gone succeeds), and a request beyond the GPU's memory is
+// a clear error naming the device and the size; the device stays usable afterwards.
+TEST(CudaDevice, OutOfMemoryReleasesTheCacheThenIsAClearError) {
+  RESIN_REQUIRE_GPU();
+  const Device gpu = gpu_device();
+  if (backend::cuda::CachingAllocator::caching()) {
+    size_t free_bytes = 0, total_bytes = 0;
+    ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+    const auto part = [&](double f) { return static_cast<int64_t>(static_cast<double>(free_bytes) * f); };
+    { Tensor cached = empty({part(0.55)}, {.dtype = DType::u8, .device = gpu}); }  // now a cached free block
+    const auto before = cuda::memory_stats(0);
+    EXPECT_GE(before.reserved_bytes - before.allocated_bytes, part(0.55));
+    Tensor big = empty({part(0.6)}, {.dtype = DType::u8, .device = gpu});  // fits only without the cache
+    const auto after = cuda::memory_stats(0);
+    EXPECT_EQ(after.device_allocations, before.device_allocations + 1);
+    EXPECT_LT(after.reserved_bytes, before.reserved_bytes + part(0.6)) << "the cached block was not released";
+  }
+  try {
+    Tensor huge = empty({int64_t{1} << 42}, {.dtype = DType::u8, .device = gpu});  // 4 TiB
+    ADD_FAILURE() << "4 TiB allocated";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "CUDA out of memory on cuda:0: tried to allocate 4398046511104 bytes with "),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(sum(ones({1000}, {.device = gpu})).item(), 1000.0);
 }
 
 // The fused optimizer kernels repeat the CPU loops' operations and fused multiply-adds, so a step
