@@ -50,8 +50,11 @@ case "$cmd" in
       cmake -S . -B "$san_dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DRESIN_SANITIZE=ON -DRESIN_BUILD_BENCH=OFF >/dev/null
       san_tests=(autograd tensor ops backend io data optim nn fuzz)
-      # The ONNX importer's fuzz tests (tests/onnx_fuzz), when resin is built with ONNX support.
-      if ninja -C "$san_dir" -t targets all 2>/dev/null | grep -q "^test_onnx_fuzz:"; then
+      # The ONNX importer's fuzz tests (tests/onnx_fuzz), when resin is built with ONNX support. (The
+      # target list is read whole first: `ninja ... | grep -q` under pipefail fails whenever grep
+      # exits before ninja has written everything, which dropped onnx_fuzz from some runs.)
+      san_targets=$(ninja -C "$san_dir" -t targets all 2>/dev/null)
+      if grep -q "^test_onnx_fuzz:" <<<"$san_targets"; then
         san_tests+=(onnx_fuzz)
       fi
       cmake --build "$san_dir" -j "$JOBS" --target "${san_tests[@]/#/test_}"

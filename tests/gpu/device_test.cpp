@@ -10,6 +10,7 @@
 #include "resin/backend/cuda_fused.h"
 #include "resin/io/safetensors.h"
 #include "resin/models/zoo.h"
+#include "resin/optim/clip.h"
 #include "resin/optim/optim.h"
 
 namespace resin::test {
@@ -147,6 +148,50 @@ TEST(CudaDevice, FiniteCheckFindsNaN) {
   Tensor p = rnd({7, 7}).to(kGpu).set_requires_grad(true);
   p.set_grad(bad.to(kGpu));
   EXPECT_EQ(optim::nonfinite_grads({{"w", p}}), std::vector<std::string>{"w"});
+}
+
+// Gradient norms of GPU gradients are taken on the GPU (f64 reductions, one copy of the per-gradient
+// sums): the total of every order and the clipped gradients against the CPU's host loops, with an
+// f32 and an f64 gradient, a strided one and one without gradient; a non-finite norm is still
+// refused with the culprit named.
+TEST(CudaDevice, GradientNormsAndClippingMatchTheCpu) {
+  RESIN_REQUIRE_GPU();
+  const Tensor g0 = rnd({33, 65}), g1 = rnd({4, 3, 5, 5}).contiguous(MemoryFormat::channels_last),
+               g2 = rnd({17}).to(DType::f64), g3 = rnd({9, 8}).transpose(0, 1);
+  auto params = [&](Device d) {
+    std::vector<std::pair<std::string, Tensor>> named;
+    int i = 0;
+    for (const Tensor& g : {g0, g1, g2, g3, Tensor()}) {
+      const Shape s = g.defined() ? g.shape() : Shape{3};
+      Tensor p =
+          zeros(s, {.dtype = g.defined() ? g.dtype() : DType::f32, .device = d}).set_requires_grad(true);
+      if (g.defined()) p.set_grad(g.to(d));
+      named.emplace_back("p" + std::to_string(i++), p);
+    }
+    return named;
+  };
+  for (const double order : {2.0, 1.0, 3.0, optim::kInfNorm}) {
+    SCOPED_TRACE(str_cat("norm order ", order));
+    auto on_cpu = params(Device::cpu()), on_gpu = params(kGpu);
+    const double want = optim::clip_grad_norm(on_cpu, 0.5, order),
+                 got = optim::clip_grad_norm(on_gpu, 0.5, order);
+    EXPECT_NEAR(got, want, 1e-12 * want);
+    for (size_t i = 0; i + 1 < on_cpu.size(); ++i) {
+      EXPECT_EQ(on_gpu[i].second.grad().device(), kGpu);
+      expect_near_ref(on_gpu[i].second.grad().to(Device::cpu()), on_cpu[i].second.grad(), on_cpu[i].first);
+    }
+  }
+  auto bad = params(kGpu);
+  Tensor nan_grad = rnd({17}).to(DType::f64);
+  nan_grad.data<double>()[3] = NAN;
+  bad[2].second.set_grad(nan_grad.to(kGpu));
+  try {
+    optim::clip_grad_norm(bad, 1.0, 2.0, /*error_if_nonfinite=*/true);
+    ADD_FAILURE() << "a NaN gradient was clipped";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parameters with non-finite gradients: p2"), std::string::npos)
+        << e.what();
+  }
 }
 
 // conv(+bias) -> relu -> batch norm -> max pool -> linear -> cross entropy, forward and backward on

@@ -13,10 +13,10 @@ namespace resin::optim {
 
 namespace {
 
-// g itself when dense in memory (any order: norms and finiteness do not care), else a copy. Norms
-// of device gradients are taken on the host (a copy per gradient: clipping on a GPU is correct but
-// not fast); the finiteness checks below stay on the device. (cpu:1, the placement check, takes the
-// device paths here and in scaled(), so tests exercise them.)
+// g itself when dense in memory (any order: norms and finiteness do not care), else a copy (on the
+// host for the cpu:1 finiteness check). Norms of device gradients are taken on their device
+// (device_abs_power_sums); the finiteness checks below stay on the device too. (cpu:1, the
+// placement check, takes the device paths here and in scaled(), so tests exercise them.)
 Tensor dense(const Tensor& g) {
   const Tensor h = g.device() == Device::cpu() ? g : g.to(Device::cpu());
   return h.is_non_overlapping_dense() ? h : h.contiguous();
@@ -66,20 +66,49 @@ std::vector<Tensor> defined_grads(const std::vector<Tensor>& params) {
   return out;
 }
 
+// reduce_abs of every gradient not in plain host memory, computed on its device in f64 (the
+// gradient converted there; CUDA's reductions accumulate in double), then brought to the host in
+// one copy per run of gradients on the same device instead of a copy of every gradient.
+void device_abs_power_sums(const std::vector<Tensor>& grads, double p, std::vector<double>& out) {
+  std::vector<size_t> idx;
+  std::vector<Tensor> sums;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const Tensor& g = grads[i];
+    if (g.device() == Device::cpu() || g.numel() == 0) continue;
+    const Tensor a = abs(g.detach().to(DType::f64));
+    idx.push_back(i);
+    sums.push_back(std::isinf(p) ? max(a) : p == 1 ? sum(a) : p == 2 ? sum(mul(a, a)) : sum(pow(a, p)));
+  }
+  for (size_t k = 0; k < sums.size();) {
+    size_t e = k + 1;
+    while (e < sums.size() && sums[e].device() == sums[k].device()) ++e;
+    const auto values = stack(std::vector<Tensor>(sums.begin() + k, sums.begin() + e), 0).to_vector();
+    for (size_t j = k; j < e; ++j) out[idx[j]] = values[j - k];
+    k = e;
+  }
+}
+
 // The total norm in the result dtype R (as torch.stack promotes), returned as double.
 double total_norm(const std::vector<Tensor>& grads, double p) {
   RESIN_CHECK(p > 0, "clip_grad_norm: norm_type must be > 0 (or infinity), got ", p);
   bool any_f64 = false;
   for (const auto& g : grads) any_f64 |= g.dtype() == DType::f64;
+  std::vector<double> sums(grads.size(), 0.0);
+  device_abs_power_sums(grads, p, sums);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (grads[i].device() != Device::cpu()) continue;
+    const Tensor d = dense(grads[i]);
+    sums[i] = d.dtype() == DType::f64 ? reduce_abs(d.data<double>(), d.numel(), p)
+                                      : reduce_abs(d.data<float>(), d.numel(), p);
+  }
   auto run = [&](auto rtag) {
     using R = decltype(rtag);
     std::vector<R> norms;
-    for (const auto& g : grads) {
-      const Tensor d = dense(g);
-      const double s = d.dtype() == DType::f64 ? reduce_abs(d.data<double>(), d.numel(), p)
-                                               : reduce_abs(d.data<float>(), d.numel(), p);
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const double s = sums[i];
       // torch.norm(g) is in g's dtype, then promoted by torch.stack.
-      const double n = d.dtype() == DType::f64 ? root(s, p) : static_cast<double>(static_cast<float>(root(s, p)));
+      const double n =
+          grads[i].dtype() == DType::f64 ? root(s, p) : static_cast<double>(static_cast<float>(root(s, p)));
       norms.push_back(static_cast<R>(n));
     }
     const double s = reduce_abs(norms.data(), static_cast<int64_t>(norms.size()), p);
