@@ -98,6 +98,8 @@ TEST(BadInput, Normalisation) {
                      "[1, 3]");
   EXPECT_RESIN_ERROR(batch_norm(t32({2, 3}), {}, {}, {}, {}, false), "batch_norm", "running_mean");
   EXPECT_RESIN_ERROR(batch_norm(t32({2, 3}), t64({3}), t64({3}), {}, {}, true), "batch_norm", "f32", "f64");
+  // An empty batch [0, C, L] in evaluation gives an empty result (its 4-D view once divided by N * C).
+  EXPECT_EQ(batch_norm(t32({0, 3, 5}), t32({3}), t32({3}), {}, {}, false).shape(), (Shape{0, 3, 5}));
   EXPECT_RESIN_ERROR(layer_norm(t32({2, 3}), {4}), "layer_norm", "[4]", "[2, 3]");
   EXPECT_RESIN_ERROR(layer_norm(t32({3}), {1, 3}), "layer_norm", "[1, 3]", "[3]");
   EXPECT_RESIN_ERROR(layer_norm(t32({2, 3}), {3}, t32({2})), "layer_norm", "[2]", "[3]");

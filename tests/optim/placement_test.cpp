@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "resin/optim/clip.h"
 #include "resin/optim/optim.h"
 #include "resin/resin.h"
 
@@ -97,6 +98,30 @@ TEST(OptimPlacement, StateSavedOnTheCpuLoadsOntoTheParametersDevice) {
   EXPECT_EQ(after.size(), saved.size());
   for (const char* moment : {"state.0.0.exp_avg", "state.0.1.exp_avg_sq"})
     EXPECT_EQ(after.at(moment).device(), kDev) << moment;
+}
+
+}  // namespace
+}  // namespace resin
+
+namespace resin {
+namespace {
+
+// Off the CPU, norms are reduced on the device in chunks of 4M elements: a gradient of two chunks
+// and a bit, its largest value in the last one, gives the CPU's norms of every order.
+TEST(OptimPlacement, NormsOfALargeGradientMatchTheCpu) {
+  Generator g(8);
+  Tensor grad = randn({(int64_t{1} << 23) + 5}, {}, &g);
+  grad.data<float>()[grad.numel() - 2] = 40.0f;
+  for (const double order : {2.0, 1.0, 3.0, optim::kInfNorm}) {
+    std::vector<double> norms;
+    for (const Device d : {Device::cpu(), kDev}) {
+      Tensor p = zeros({grad.numel()}, {.device = d}).set_requires_grad(true);
+      p.set_grad(grad.to(d));
+      norms.push_back(optim::grad_norm({p}, order));
+    }
+    EXPECT_NEAR(norms[1], norms[0], 1e-6 * norms[0])
+        << "order " << order;  // f32 totals: their last bit may differ
+  }
 }
 
 }  // namespace

@@ -294,11 +294,15 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor
   const Tensor mean_x = mean64.to(x.dtype()), var_x = var64.to(x.dtype());
   // The normalisation with the global statistics: batch_norm's evaluation form, one pass (it takes
   // up to 4 dims: [N, C, D, H, W] goes as [N, C, D*H*W]).
-  const Tensor x_bn =
-      x.dim() <= 4 ? xd : xd.reshape({x.size(0), C, x.size(0) * C > 0 ? x.numel() / (x.size(0) * C) : 0});
-  Tensor y = batch_norm(x_bn, mean_x, var_x, w, bias.defined() ? bias.detach() : Tensor(), /*training=*/false,
-                        0.0, eps);
-  if (x.dim() > 4) y = y.reshape(x.shape());
+  Tensor y;
+  if (local_n == 0) {
+    y = empty_like(xd);  // this rank holds no samples (the others do)
+  } else {
+    const Tensor x_bn = x.dim() <= 4 ? xd : xd.reshape({x.size(0), C, local_n / x.size(0)});
+    y = batch_norm(x_bn, mean_x, var_x, w, bias.defined() ? bias.detach() : Tensor(), /*training=*/false, 0.0,
+                   eps);
+    if (x.dim() > 4) y = y.reshape(x.shape());
+  }
 
   if (running_mean.defined() && running_var.defined()) {
     Tensor rm = add(mul(f64_of(running_mean.detach()), 1 - momentum), mul(mean64, momentum));

@@ -12,8 +12,7 @@ namespace {
 Tensor as_4d(const Tensor& x) {
   if (x.dim() == 4) return x;
   if (x.dim() == 2) return x.reshape({x.size(0), x.size(1), 1, 1});
-  Shape s{x.size(0), x.size(1), x.numel() / (x.size(0) * x.size(1)), 1};
-  return x.reshape(s);
+  return x.reshape({x.size(0), x.size(1), x.size(2), 1});  // (not numel / (N * C): N may be 0)
 }
 
 // Backward of training-mode batch_norm, and of batch_norm_relu when y (the ReLU's output, 4-D like

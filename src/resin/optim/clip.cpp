@@ -66,24 +66,35 @@ std::vector<Tensor> defined_grads(const std::vector<Tensor>& params) {
   return out;
 }
 
-// reduce_abs of every gradient not in plain host memory, computed on its device in f64 (the
-// gradient converted there; CUDA's reductions accumulate in double), then brought to the host in
-// one copy per run of gradients on the same device instead of a copy of every gradient.
+// reduce_abs of every gradient not in plain host memory, computed on its device in f64 (converted
+// there in chunks of 4M elements, so the temporaries stay small next to the gradient; CUDA's
+// reductions accumulate in double), then brought to the host in one copy per run of gradients on
+// the same device instead of a copy of every gradient.
 void device_abs_power_sums(const std::vector<Tensor>& grads, double p, std::vector<double>& out) {
-  std::vector<size_t> idx;
-  std::vector<Tensor> sums;
+  constexpr int64_t kChunk = int64_t{1} << 22;
+  std::vector<size_t> owner;  // the gradient of each partial result
+  std::vector<Tensor> parts;
   for (size_t i = 0; i < grads.size(); ++i) {
     const Tensor& g = grads[i];
     if (g.device() == Device::cpu() || g.numel() == 0) continue;
-    const Tensor a = abs(g.detach().to(DType::f64));
-    idx.push_back(i);
-    sums.push_back(std::isinf(p) ? max(a) : p == 1 ? sum(a) : p == 2 ? sum(mul(a, a)) : sum(pow(a, p)));
+    const Tensor flat = g.detach().contiguous().reshape({g.numel()});
+    for (int64_t at = 0; at < flat.numel(); at += kChunk) {
+      const Tensor a = abs(flat.narrow(0, at, std::min(kChunk, flat.numel() - at)).to(DType::f64));
+      owner.push_back(i);
+      parts.push_back(std::isinf(p) ? max(a) : p == 1 ? sum(a) : p == 2 ? sum(mul(a, a)) : sum(pow(a, p)));
+    }
   }
-  for (size_t k = 0; k < sums.size();) {
+  const bool inf = std::isinf(p);
+  for (size_t k = 0; k < parts.size();) {
     size_t e = k + 1;
-    while (e < sums.size() && sums[e].device() == sums[k].device()) ++e;
-    const auto values = stack(std::vector<Tensor>(sums.begin() + k, sums.begin() + e), 0).to_vector();
-    for (size_t j = k; j < e; ++j) out[idx[j]] = values[j - k];
+    while (e < parts.size() && parts[e].device() == parts[k].device()) ++e;
+    const auto values = stack(std::vector<Tensor>(parts.begin() + k, parts.begin() + e), 0).to_vector();
+    for (size_t j = k; j < e; ++j) {
+      double& acc = out[owner[j]];
+      const double v = values[j - k];
+      acc =
+          inf ? ((std::isnan(v) || std::isnan(acc)) ? acc + v : std::max(acc, v)) : acc + v;  // as reduce_abs
+    }
     k = e;
   }
 }
