@@ -274,12 +274,13 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor
 
   // This rank's mean and sum of squared deviations, then over all ranks in one all-reduce of
   // [n * mean, M2 + n * mean^2, n] (f64): sum x and sum x^2 without summing squares of raw values.
-  Tensor local_mean = zeros({C}, {.dtype = x.dtype(), .device = x.device()}),
-         local_m2 = zeros_like(local_mean);
+  Tensor local_mean, local_m2;
   if (local_n > 0) {
     local_mean = mean(xd, dims);
     Tensor dev = sub(xd, per_channel(local_mean, x));
     local_m2 = sum(mul(dev, dev), dims);
+  } else {
+    local_mean = local_m2 = zeros({C}, {.dtype = x.dtype(), .device = x.device()});
   }
   Tensor m = f64_of(local_mean),
          n_l = full({1}, static_cast<double>(local_n), {.dtype = DType::f64, .device = x.device()});

@@ -56,14 +56,9 @@ void uniform_(Tensor& w, double lo, double hi, Generator* g) {
   RESIN_CHECK(lo <= hi, "uniform_: expected lo <= hi, got ", lo, " and ", hi);
   if (skip_init) return constant_(w, 0.0);
   Generator& gen = g ? *g : default_generator();
-  // Values in [lo, hi) after rounding to w's dtype too, as resin::uniform draws them: for f32 the
-  // cap is the largest float below hi (a double just below hi can round up to hi in f32).
-  double top = std::nextafter(hi, -INFINITY);
-  if (w.dtype() == DType::f32) {
-    const float f = static_cast<float>(hi);
-    top = f >= hi ? std::nextafter(f, -INFINITY) : f;
-  }
-  top = std::max(lo, top);
+  // Values in [lo, hi) after rounding to f32 too, as resin::uniform draws them (other dtypes are
+  // drawn in f64 and copied, so f64's cap).
+  const double top = std::max(lo, largest_below(hi, w.dtype() == DType::f32 ? DType::f32 : DType::f64));
   fill_drawn(w, [&] { return std::min(lo + (hi - lo) * gen.uniform(), top); });
 }
 

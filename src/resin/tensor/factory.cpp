@@ -119,9 +119,10 @@ double half_below(double hi) {
   return static_cast<float>(b);
 }
 
-// The largest value of dtype t below hi. lo + (hi - lo) * u with u < 1 can still round to hi, in
-// double and far more often once narrowed to f32 (u > 1 - 2^-25) or bf16 (u > 1 - 2^-9) and f16 (u > 1 -
-// 2^-12).
+}  // namespace
+
+// lo + (hi - lo) * u with u < 1 can still round to hi, in double and far more often once narrowed
+// to f32 (u > 1 - 2^-25) or bf16 (u > 1 - 2^-9) and f16 (u > 1 - 2^-12).
 double largest_below(double hi, DType t) {
   switch (t) {
     case DType::f64: return std::nextafter(hi, -INFINITY);
@@ -136,7 +137,6 @@ double largest_below(double hi, DType t) {
     default: return hi;  // integer dtypes truncate
   }
 }
-}  // namespace
 
 Tensor uniform(const Shape& s, double lo, double hi, TensorOptions o, Generator* g) {
   RESIN_CHECK(lo <= hi, "uniform: expected lo <= hi, got ", lo, " and ", hi);

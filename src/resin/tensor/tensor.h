@@ -191,6 +191,9 @@ Tensor arange(double start, double end, double step = 1, TensorOptions o = {});
 Tensor randn(const Shape& s, TensorOptions o = {}, class Generator* g = nullptr);
 Tensor rand(const Shape& s, TensorOptions o = {}, class Generator* g = nullptr);  // U[0,1)
 Tensor uniform(const Shape& s, double lo, double hi, TensorOptions o = {}, class Generator* g = nullptr);
+// The largest value of dtype t below hi (hi itself for integer dtypes): uniform's cap, so that values
+// stay in [lo, hi) after rounding to t.
+double largest_below(double hi, DType t);
 Tensor randint(int64_t low, int64_t high, const Shape& s, TensorOptions o = {.dtype = DType::i64},
                class Generator* g = nullptr);
 // Copies values (converted to o.dtype) into a new contiguous tensor.
