@@ -32,11 +32,13 @@ case "$cmd" in
       # The CUDA backend compiles and links everywhere nvcc is; CI has no GPU, so test_gpu's tests
       # skip, and test_tensor checks the "no CUDA device" errors of a CUDA build without one.
       # test_gpu_emulated runs the same tests on the emulated GPU: the backend's host code and its
-      # kernels on the CPU, with CPU models of the CUDA runtime, cuBLAS and cuDNN (docs/cuda.md).
+      # kernels on the CPU, with CPU models of the CUDA runtime, cuBLAS, cuDNN and NCCL (docs/cuda.md).
       # GPU machines run tests/gpu/run.sh instead.
       cuda_dir="${BUILD_DIR}-cuda"
+      nccl=OFF
+      if [[ -e /usr/local/cuda/include/nccl.h ]]; then nccl=ON; fi
       cmake -S . -B "$cuda_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF \
-        >/dev/null
+        -DRESIN_WITH_NCCL=$nccl >/dev/null
       cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench test_tensor
       # -j: the emulated GPU's tests are mostly single-threaded (shards of one binary).
       (cd "$cuda_dir" && ctest --output-on-failure -j "$JOBS" -R '^(gpu|gpu_emulated.*|tensor)$')

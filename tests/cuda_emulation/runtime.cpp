@@ -262,6 +262,11 @@ bool stream_on_current_device(cudaStream_t s) {
   return stream_device(s, d) && d == t_device;
 }
 
+int device_of_stream(cudaStream_t s) {
+  int d = 0;
+  return stream_device(s, d) ? d : -1;
+}
+
 }  // namespace resin::cuda_emulation
 
 using namespace resin::cuda_emulation;

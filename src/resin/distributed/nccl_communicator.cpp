@@ -53,24 +53,31 @@ struct Shared {
     if (comm) ncclCommAbort(comm);
     comm = nullptr;
   }
-  // Polls `done` while watching NCCL's asynchronous error and the deadline; aborts on either.
+  // Aborts on an asynchronous error of the communicator.
+  void check_async(const char* op) {
+    ncclResult_t async = ncclSuccess;
+    if (comm) ncclCommGetAsyncError(comm, &async);
+    if (async != ncclSuccess && async != ncclInProgress) {
+      const std::string why = std::string(ncclGetErrorString(async)) + " " + ncclGetLastError(comm);
+      abort();
+      fail(op, why);
+    }
+  }
+  // Polls `done` while watching NCCL's asynchronous error and the deadline; aborts on either. Also
+  // after `done`: an initialisation can finish in an error, and an operation whose group failed
+  // meanwhile (a peer aborted) may have finished without valid data.
   template <class Done>
   void poll(const char* op, Done done) {
     const auto deadline = Clock::now() + timeout;
     while (!done()) {
-      ncclResult_t async = ncclSuccess;
-      if (comm) ncclCommGetAsyncError(comm, &async);
-      if (async != ncclSuccess && async != ncclInProgress) {
-        const std::string why = std::string(ncclGetErrorString(async)) + " " + ncclGetLastError(comm);
-        abort();
-        fail(op, why);
-      }
+      check_async(op);
       if (Clock::now() > deadline) {
         abort();
         fail(op, "timed out after " + std::to_string(timeout.count() / 1000.0) + " s");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
+    check_async(op);
   }
   // A non-blocking communicator may answer ncclInProgress: wait until the call took effect.
   void check(ncclResult_t r, const char* op) {
@@ -268,8 +275,9 @@ CommunicatorPtr make_nccl_communicator(std::shared_ptr<Store> store, int rank, i
   config.blocking = 0;
   const ncclResult_t r = ncclCommInitRankConfig(&s->comm, size, id, rank, &config);
   if (r != ncclSuccess && r != ncclInProgress) {
-    s->comm = nullptr;
-    s->fail("ncclCommInitRank", ncclGetErrorString(r));
+    const std::string why = std::string(ncclGetErrorString(r)) + " " + ncclGetLastError(s->comm);
+    s->abort();
+    s->fail("ncclCommInitRank", why);
   }
   s->check(r, "ncclCommInitRank");
   return std::make_shared<NcclCommunicator>(std::move(s), std::move(store));
