@@ -7,12 +7,14 @@
 #ifdef RESIN_WITH_NCCL
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include "../distributed/multiprocess.h"
 #include "../support/error_of.h"
+#include "../support/fake_fashion_mnist.h"
 #include "gpu_util.h"
 #include "resin/data/loader.h"
 #include "resin/distributed/ddp.h"
@@ -22,6 +24,7 @@
 #include "resin/distributed/tcp_store.h"
 #include "resin/models/zoo.h"
 #include "resin/optim/sgd.h"
+#include "resin/train/checkpoint.h"
 
 namespace resin::test {
 namespace {
@@ -233,6 +236,67 @@ TEST(CudaNccl, TwoRanksOnOneGpuAreRefused) {
                                      {"RESIN_DIST_TIMEOUT", "10"}},
                                     1));
   for (auto& e : ex) EXPECT_EQ(e.code, 0) << describe(ex);
+}
+
+// `resin launch -n 2 -- resin train --device cuda --dist-backend nccl --sync-bn`, as on a machine with
+// two GPUs, ends with the weights of one process with the same global batch of 32 (8 steps on 256
+// fake Fashion-MNIST images). On the emulated GPU it runs the CLI built for it (resin-emulated-gpu).
+TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
+  RESIN_REQUIRE_TWO_GPUS();
+  using resin::testing::Exit;
+  const bool emulated = backend::cuda::emulated_gpu();
+  const std::string resin = std::string(RESIN_BINARY_DIR) + (emulated ? "/resin-emulated-gpu" : "/resin");
+  const std::string dir = resin::testing::fresh_dir("nccl_train");
+  const std::string data = write_fake_fashion_mnist(dir + "/fmnist", 256, 100);
+  const resin::testing::Env env = workers_env({{"OMP_NUM_THREADS", "1"}, {"RESIN_NCCL_EMULATION_DIR", dir}});
+  // `launcher`: the words before "train" (none for one process).
+  auto train = [&](const std::string& out, const std::vector<std::string>& launcher) {
+    std::vector<std::string> argv = {resin};
+    argv.insert(argv.end(), launcher.begin(), launcher.end());
+    argv.insert(argv.end(), {"train",
+                             "--model",
+                             "rescnn:n=1,width=4",
+                             "--data-dir",
+                             data,
+                             "--batch-size",
+                             "32",
+                             "--epochs",
+                             "1",
+                             "--lr",
+                             "0.02",
+                             "--no-augment",
+                             "--threads",
+                             "1",
+                             "--workers",
+                             "0",
+                             "--device",
+                             "cuda",
+                             "--sync-bn",
+                             "--progress",
+                             "lines",
+                             "--out",
+                             dir + "/" + out});
+    if (!launcher.empty()) argv.insert(argv.end(), {"--dist-backend", "nccl"});
+    return resin::testing::wait_exit(resin::testing::spawn(argv, env, dir + "/" + out + ".log"), 600);
+  };
+  const Exit one = train("one", {});
+  ASSERT_EQ(one.code, 0) << one.output;
+  const Exit two = train("two", {"launch", "-n", "2", "--", "resin"});
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_TRUE(contains(two.output, "data parallel: 2 processes (nccl), 16 images each per step"))
+      << two.output;
+  EXPECT_TRUE(contains(two.output, "synchronized BatchNorm")) << two.output;
+  // Same weights up to the order of floating-point sums (2.6e-6 on the CPU: train_cli_test.cpp).
+  const auto a = train::load_weights(dir + "/one/weights.safetensors");
+  const auto b = train::load_weights(dir + "/two/weights.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, t] : a) {
+    const auto x = t.to_vector(), y = b.at(name).to_vector();
+    for (size_t k = 0; k < x.size(); ++k) worst = std::max(worst, std::abs(x[k] - y[k]));
+  }
+  EXPECT_LT(worst, 2e-5);
+  std::filesystem::remove_all(dir);
 }
 
 // One rank, in this process: the collectives are identities, on the GPU and through the staging

@@ -64,11 +64,29 @@ if ! ls /usr/local/cuda/lib64/libcublas.so* > /dev/null 2>&1 && d=$(wheel_dir cu
   export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
 fi
 
-step "configure + build (test_gpu, gpu_bench, resin) with $JOBS jobs"
+# NCCL (the GPU communicator; its one-GPU tests): the toolkit's, else PyTorch's wheel (nvidia-nccl).
+nccl_args=()
+if [[ -e /usr/local/cuda/include/nccl.h ]] && ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1; then
+  nccl_args=(-DRESIN_WITH_NCCL=ON)
+elif d=$(wheel_dir nccl) && [[ -n "$d" && -e "$d/include/nccl.h" ]]; then
+  nccl_args=(-DRESIN_WITH_NCCL=ON -DNCCL_INCLUDE_DIR="$d/include" -DNCCL_LIBRARY="$(ls "$d"/lib/libnccl.so* | head -1)")
+  export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
+fi
+
+step "configure + build (test_gpu, gpu_bench, resin) with $JOBS jobs, NCCL: ${nccl_args[*]:-none}"
 t0=$SECONDS
-timeout 360 cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" > "$OUT/configure.log" 2>&1 &&
-  timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
-build_rc=${PIPESTATUS[0]}
+build() {
+  timeout 360 cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" "$@" > "$OUT/configure.log" 2>&1 &&
+    timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
+  return "${PIPESTATUS[0]}"
+}
+build "${nccl_args[@]}"
+build_rc=$?
+if [[ $build_rc != 0 && ${#nccl_args[@]} != 0 ]]; then
+  step "build with NCCL failed (rc $build_rc): building without it (the NCCL tests are not run)"
+  build -DRESIN_WITH_NCCL=OFF
+  build_rc=$?
+fi
 echo "build took $((SECONDS - t0)) s"
 if [[ ! -x "$BUILD/tests/gpu/test_gpu" || ! -x "$BUILD/tests/gpu/gpu_bench" ]]; then
   tail -40 "$OUT/configure.log"
