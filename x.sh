@@ -36,7 +36,7 @@ case "$cmd" in
       # GPU machines run tests/gpu/run.sh instead.
       cuda_dir="${BUILD_DIR}-cuda"
       nccl=OFF
-      if [[ -e /usr/local/cuda/include/nccl.h ]]; then nccl=ON; fi
+      if [[ -e /usr/local/cuda/include/nccl.h ]] && ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1; then nccl=ON; fi
       cmake -S . -B "$cuda_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF \
         -DRESIN_WITH_NCCL=$nccl >/dev/null
       cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench test_tensor

@@ -13,13 +13,14 @@
 // (which would hang or mix up data): ranks that disagree on a collective's kind, type, size or root
 // get an asynchronous ncclInvalidUsage. Like every emulated stream, a collective runs when it is
 // issued: the call returns once every rank has contributed, or after RESIN_NCCL_EMULATION_TIMEOUT
-// seconds (default 60) with an asynchronous error, where a GPU would keep waiting until the caller
-// gave up and aborted.
+// seconds (else RESIN_DIST_TIMEOUT's, else 60) with an asynchronous error, where a GPU would keep
+// waiting until the caller gave up and aborted.
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -74,10 +75,17 @@ ncclResult_t break_comm(ncclComm* c, ncclResult_t r, const std::string& why) {
   return ncclSuccess;
 }
 
+// RESIN_NCCL_EMULATION_TIMEOUT, else the communicator's (RESIN_DIST_TIMEOUT), else 60 s.
 double timeout_seconds() {
-  const char* v = std::getenv("RESIN_NCCL_EMULATION_TIMEOUT");
-  const double s = v ? std::atof(v) : 0;
-  return s > 0 ? s : 60;
+  for (const char* var : {"RESIN_NCCL_EMULATION_TIMEOUT", "RESIN_DIST_TIMEOUT"})
+    if (const char* v = std::getenv(var); v && std::atof(v) > 0) return std::atof(v);
+  return 60;
+}
+
+// Waiting ranks poll the directory: from 200 us up to 5 ms between looks, so that a long wait leaves
+// the cores to the rank being waited for.
+void pause(int looks) {
+  std::this_thread::sleep_for(std::chrono::microseconds(std::min(5000, 200 << std::min(looks / 16, 5))));
 }
 
 fs::path base_dir() {
@@ -130,11 +138,17 @@ bool process_alive(pid_t pid) {
   return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
 }
 
-// Why the group cannot go on (a rank aborted, or its process exited); empty while it can.
+// Why the group cannot go on (a rank aborted or destroyed its communicator, or its process exited);
+// empty while it can. A caller checks for what it waits for after this, not before: a rank may
+// deliver its part and leave in between.
 std::string peer_failure(const ncclComm* c) {
-  for (int r = 0; r < c->nranks; ++r)
-    if (r != c->rank && fs::exists(rank_file(c, "abort", r)))
+  for (int r = 0; r < c->nranks; ++r) {
+    if (r == c->rank) continue;
+    if (fs::exists(rank_file(c, "abort", r)))
       return "rank " + std::to_string(r) + " aborted its communicator";
+    if (fs::exists(rank_file(c, "bye", r)))
+      return "rank " + std::to_string(r) + " destroyed its communicator";
+  }
   for (size_t r = 0; r < c->pids.size(); ++r)
     if (static_cast<int>(r) != c->rank && !process_alive(c->pids[r]))
       return "rank " + std::to_string(r) + " (process " + std::to_string(c->pids[r]) + ") exited";
@@ -145,6 +159,7 @@ std::string peer_failure(const ncclComm* c) {
 // rank sees alike); while some are missing, reports a rank that aborted or the timeout.
 void poll_init(ncclComm* c) {
   if (c->state != ncclInProgress) return;
+  const std::string failure = peer_failure(c);
   std::vector<int> devices(static_cast<size_t>(c->nranks));
   std::vector<pid_t> pids(devices.size());
   std::string missing;
@@ -160,8 +175,8 @@ void poll_init(ncclComm* c) {
     pids[static_cast<size_t>(r)] = static_cast<pid_t>(pid);
   }
   if (!missing.empty()) {
-    if (std::string why = peer_failure(c); !why.empty())
-      break_comm(c, ncclRemoteError, why + " before the communicator was complete");
+    if (!failure.empty())
+      break_comm(c, ncclRemoteError, failure + " before the communicator was complete");
     else if (std::chrono::duration<double>(Clock::now() - c->joined_at).count() > timeout_seconds())
       break_comm(c, ncclSystemError,
                  "rank(s) " + missing + " did not join within " + std::to_string(timeout_seconds()) + " s");
@@ -281,17 +296,17 @@ ncclResult_t collective(int kind, const void* send, void* recv, size_t count, nc
 
   // Wait for every rank's contribution.
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_seconds());
-  for (int waited = 0;; ++waited) {
+  for (int looks = 0;; ++looks) {
+    const std::string failure = looks % 8 == 0 ? peer_failure(c) : std::string();
     bool all = true;
     for (int r = 0; r < c->nranks && all; ++r) all = fs::exists(rank_file(c, name, r));
     if (all) break;
-    if (waited % 64 == 0)
-      if (std::string why = peer_failure(c); !why.empty()) return break_comm(c, ncclRemoteError, why);
+    if (!failure.empty()) return break_comm(c, ncclRemoteError, failure);
     if (Clock::now() > deadline)
       return break_comm(c, ncclRemoteError,
                         "not every rank reached collective #" + std::to_string(c->collectives) + " within " +
                             std::to_string(timeout_seconds()) + " s");
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    pause(looks);
   }
   // Every rank has finished its previous collective (it wrote this one's file), so that file of mine
   // is read by nobody any more.
@@ -393,9 +408,9 @@ ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId i
   *comm = c;
   const bool blocking = !config || config->blocking != 0;
   if (blocking)
-    while (c->state == ncclInProgress) {
+    for (int looks = 0; c->state == ncclInProgress; ++looks) {
       poll_init(c);
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      pause(looks);
     }
   poll_init(c);
   return c->state;
@@ -422,24 +437,30 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
   return collective(1, sendbuff, recvbuff, count, datatype, ncclSum, root, comm, stream);
 }
 
-// Peers learn of the abort from the file (an asynchronous ncclRemoteError for them).
+// A rank leaves by writing `how`.<rank> (abort or bye; peers waiting for it get an asynchronous
+// ncclRemoteError). Once every rank has left nobody reads the directory: the rank that renames it
+// away (only one can) removes it.
+void leave(ncclComm* c, const char* how) {
+  write_atomically(rank_file(c, how, c->rank), "");
+  for (int r = 0; r < c->nranks; ++r)
+    if (!fs::exists(rank_file(c, "bye", r)) && !fs::exists(rank_file(c, "abort", r))) return;
+  const fs::path doomed =
+      c->dir.string() + ".removing." + std::to_string(::getpid()) + "." + std::to_string(c->rank);
+  std::error_code ec;
+  fs::rename(c->dir, doomed, ec);
+  if (!ec) fs::remove_all(doomed, ec);
+}
+
 ncclResult_t ncclCommAbort(ncclComm_t comm) {
   if (!comm) return ncclSuccess;
-  write_atomically(rank_file(comm, "abort", comm->rank), "");
+  leave(comm, "abort");
   delete comm;
   return ncclSuccess;
 }
 
-// The last rank to leave removes the meeting directory: by then nobody reads its files.
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (!comm) return fail(nullptr, ncclInvalidArgument, "null communicator");
-  write_atomically(rank_file(comm, "bye", comm->rank), "");
-  bool all = true;
-  for (int r = 0; r < comm->nranks && all; ++r) all = fs::exists(rank_file(comm, "bye", r));
-  if (all) {
-    std::error_code ec;
-    fs::remove_all(comm->dir, ec);
-  }
+  leave(comm, "bye");
   delete comm;
   return ncclSuccess;
 }

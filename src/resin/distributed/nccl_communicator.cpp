@@ -53,10 +53,12 @@ struct Shared {
     if (comm) ncclCommAbort(comm);
     comm = nullptr;
   }
-  // Aborts on an asynchronous error of the communicator.
+  // Aborts on an asynchronous error of the communicator. After an abort (another operation failed)
+  // nothing the group ran is to be trusted.
   void check_async(const char* op) {
+    if (!broken.empty() || !comm) fail(op, "the group failed earlier (" + broken + ")");
     ncclResult_t async = ncclSuccess;
-    if (comm) ncclCommGetAsyncError(comm, &async);
+    ncclCommGetAsyncError(comm, &async);
     if (async != ncclSuccess && async != ncclInProgress) {
       const std::string why = std::string(ncclGetErrorString(async)) + " " + ncclGetLastError(comm);
       abort();
@@ -167,12 +169,16 @@ class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(std::shared_ptr<Shared> s, std::shared_ptr<Store> store)
       : s_(std::move(s)), store_(std::move(store)) {}
+  // Destroys (which completes pending work) only a healthy communicator: one with an asynchronous
+  // error, even one nobody waited for, is aborted (ncclCommDestroy would return the error and leak).
   ~NcclCommunicator() override {
     std::lock_guard<std::mutex> lk(s_->mu);
     cudaSetDevice(s_->device);
-    if (s_->comm && s_->broken.empty()) {
-      ncclCommDestroy(s_->comm);
-      s_->comm = nullptr;
+    ncclResult_t async = ncclSuccess;
+    if (s_->comm) ncclCommGetAsyncError(s_->comm, &async);
+    if (s_->comm && s_->broken.empty() && async == ncclSuccess) {
+      const ncclResult_t r = ncclCommDestroy(s_->comm);
+      if (r == ncclSuccess || r == ncclInProgress) s_->comm = nullptr;  // in progress: it frees itself
     }
     s_->abort();
     if (s_->staging) cudaFree(s_->staging);
