@@ -60,7 +60,9 @@ int cmd_train(const std::vector<std::string>& argv) {
               "data parallel: seconds before a silent process counts as dead "
               "(default: RESIN_DIST_TIMEOUT or 60)",
               "S")
-      .option("dist-backend", "gloo", "data parallel: gloo (CPU) | nccl (builds with RESIN_WITH_NCCL)",
+      .option("dist-backend", "auto",
+              "data parallel: auto (nccl for --device cuda when built with RESIN_WITH_NCCL, else gloo) | "
+              "gloo | nccl",
               "NAME");
   if (!args.parse(argv)) return 0;
   train::TrainConfig c;

@@ -237,9 +237,10 @@ TEST(CudaNccl, TwoRanksOnOneGpuAreRefused) {
   for (auto& e : ex) EXPECT_EQ(e.code, 0) << describe(ex);
 }
 
-// `resin launch -n 2 -- resin train --device cuda --dist-backend nccl --sync-bn`, as on a machine with
-// two GPUs, ends with the weights of one process with the same global batch of 32 (8 steps on 256
-// fake Fashion-MNIST images). On the emulated GPU it runs the CLI built for it (resin-emulated-gpu).
+// `resin launch -n 2 -- resin train --device cuda --sync-bn`, as on a machine with two GPUs, chooses
+// NCCL (--dist-backend auto) and ends with the weights of one process with the same global batch of
+// 32 (8 steps on 256 fake Fashion-MNIST images). On the emulated GPU it runs the CLI built for it
+// (resin-emulated-gpu).
 TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
   RESIN_REQUIRE_TWO_GPUS();
   using resin::testing::Exit;
@@ -275,7 +276,6 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
                              "lines",
                              "--out",
                              dir + "/" + out});
-    if (!launcher.empty()) argv.insert(argv.end(), {"--dist-backend", "nccl"});
     return resin::testing::wait_exit(resin::testing::spawn(argv, env, dir + "/" + out + ".log"), 600);
   };
   const Exit one = train("one", {});

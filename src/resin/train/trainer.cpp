@@ -261,7 +261,10 @@ TrainResult run_training(const TrainConfig& c) {
   const int world = c.dist.world_size;
   RESIN_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size, " must be divisible by the number of processes (",
               world, "): it is the global batch, split evenly across them");
-  auto comm = distributed::init_process_group(c.dist);
+  distributed::DistConfig dist = c.dist;
+  if (dist.backend == "auto")  // NCCL for GPUs when this build has it; Gloo otherwise
+    dist.backend = device.type == DeviceType::cuda && distributed::nccl_available() ? "nccl" : "gloo";
+  auto comm = distributed::init_process_group(dist);
   const bool lead = comm->rank() == 0;  // the only rank that writes files and prints
 
   // ---- output directory: never overwrite a run unless resuming it

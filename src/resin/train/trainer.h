@@ -73,7 +73,8 @@ struct TrainConfig {
   std::string device = "cpu";             // cpu | cuda | cuda:N (model, batches and optimizer state live there)
   int64_t log_every = 50;                 // steps between train records in metrics.jsonl
   int progress = -1;                      // -1 auto (bar on a terminal), 0 plain lines, 1 bar
-  distributed::DistConfig dist;           // this process's place in a data-parallel job
+  distributed::DistConfig dist;           // this process's place in a data-parallel job; its backend
+                                          // may also be "auto" (nccl on a GPU when built with it, else gloo)
   bool sync_bn = false;                   // BatchNorm statistics over all ranks (SyncBatchNorm kernel)
   double bucket_mb = 25;                  // gradient all-reduce bucket size, MiB
   // Test hook: called after each backward pass (1-based step, the named parameters), before the
