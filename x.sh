@@ -39,9 +39,9 @@ case "$cmd" in
       if [[ -e /usr/local/cuda/include/nccl.h ]] && ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1; then nccl=ON; fi
       cmake -S . -B "$cuda_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF \
         -DRESIN_WITH_NCCL=$nccl >/dev/null
-      cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench test_tensor
+      cmake --build "$cuda_dir" -j "$JOBS" --target test_gpu test_gpu_emulated gpu_bench gpu_bench_emulated test_tensor
       # -j: the emulated GPU's tests are mostly single-threaded (shards of one binary).
-      (cd "$cuda_dir" && ctest --output-on-failure -j "$JOBS" -R '^(gpu|gpu_emulated.*|tensor)$')
+      (cd "$cuda_dir" && ctest --output-on-failure -j "$JOBS" -R '^(gpu|gpu_emulated.*|gpu_bench_smoke|tensor)$')
     fi
     if [[ "${RESIN_SKIP_SANITIZE:-0}" != 1 ]]; then
       # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (the slow

@@ -62,18 +62,23 @@ def emit(**kw):
     print(json.dumps({"framework": "torch " + torch.__version__, **kw}), flush=True)
 
 
-def bench_resnet50(batch, steps, mode):
+def sync(dev):
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_resnet50(batch, steps, mode, dev, size):
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = mode == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
     torch.manual_seed(0)
-    model = resnet50().cuda().to(memory_format=torch.channels_last)
+    model = resnet50().to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(batch, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (batch,), device="cuda")
+    x = torch.randn(batch, 3, size, size, device=dev).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,), device=dev)
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode == "bf16"):
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=mode == "bf16"):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
@@ -81,16 +86,18 @@ def bench_resnet50(batch, steps, mode):
 
     for _ in range(3):
         step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    sync(dev)
+    if dev == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    sync(dev)
     s = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0
     emit(bench="resnet50_train", batch=batch, dtype={"f32": "f32", "tf32": "f32 (TF32)", "bf16": "bf16 autocast"}[mode],
-         layout="channels_last", steps=steps, images_per_s=round(batch * steps / s, 1),
-         peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2))
+         layout="channels_last", image_size=size, steps=steps, images_per_s=round(batch * steps / s, 1),
+         peak_gib=round(peak, 2))
 
 
 def read_idx(path):
@@ -101,37 +108,38 @@ def read_idx(path):
     return torch.frombuffer(bytearray(data[4 + 4 * dims:]), dtype=torch.uint8).reshape(shape)
 
 
-def bench_fmnist(root, target, epochs, max_seconds):
+def bench_fmnist(root, target, epochs, max_seconds, dev, subset, batch):
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
-    load = lambda name: read_idx(os.path.join(root, name)).cuda()
+    n = subset if subset > 0 else None  # a smoke run: the first `subset` images of each split
+    load = lambda name: read_idx(os.path.join(root, name))[:n].to(dev)
     xtr, ytr = load("train-images-idx3-ubyte.gz"), load("train-labels-idx1-ubyte.gz").long()
     xte, yte = load("t10k-images-idx3-ubyte.gz"), load("t10k-labels-idx1-ubyte.gz").long()
     norm = lambda x: ((x.float() / 255.0 - 0.2860) / 0.3530).unsqueeze(1)  # Fashion-MNIST mean/std
     xtr, xte = norm(xtr), norm(xte)
     torch.manual_seed(0)
-    model = resnet20().cuda()
+    model = resnet20().to(dev)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}],
                           lr=0.1, momentum=0.9, nesterov=True)
-    batch, ipe = 128, xtr.shape[0] // 128
+    ipe = xtr.shape[0] // batch
     warmup = ipe // 5
     sched = torch.optim.lr_scheduler.SequentialLR(opt, [
         torch.optim.lr_scheduler.LinearLR(opt, 0.1, 1.0, warmup),
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * ipe - warmup)], [warmup])
-    rows = torch.arange(28, device="cuda")
+    rows = torch.arange(28, device=dev)
     t0, best, reached, epoch = time.perf_counter(), 0.0, None, 0
     while epoch < epochs and reached is None and time.perf_counter() - t0 < max_seconds:
         model.train()
-        perm = torch.randperm(xtr.shape[0], device="cuda")
+        perm = torch.randperm(xtr.shape[0], device=dev)
         for i in range(ipe):
             idx = perm[i * batch:(i + 1) * batch]
             x = F.pad(xtr[idx], (2, 2, 2, 2))  # random crop (padding 2) and horizontal flip, per sample
-            dy, dx = torch.randint(0, 5, (2, batch), device="cuda")
-            x = x[torch.arange(batch, device="cuda")[:, None, None], 0, (dy[:, None] + rows)[:, :, None],
+            dy, dx = torch.randint(0, 5, (2, batch), device=dev)
+            x = x[torch.arange(batch, device=dev)[:, None, None], 0, (dy[:, None] + rows)[:, :, None],
                   (dx[:, None] + rows)[:, None, :]].unsqueeze(1)
-            flip = torch.rand(batch, device="cuda") < 0.5
+            flip = torch.rand(batch, device=dev) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
             loss = F.cross_entropy(model(x), ytr[idx])
             opt.zero_grad(set_to_none=True)
@@ -160,11 +168,16 @@ def main():
     ap.add_argument("--target", type=float, default=95.0)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--max-seconds", type=float, default=150.0)
+    # Smoke runs (tests/gpu/bench_smoke.sh checks this script on a CPU): device, sizes, subsets.
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--subset", type=int, default=0)
+    ap.add_argument("--fmnist-batch", type=int, default=128)
     a = ap.parse_args()
     for mode in ("f32", "tf32", "bf16"):
-        bench_resnet50(a.batch, a.steps, mode)
+        bench_resnet50(a.batch, a.steps, mode, a.device, a.image_size)
     if a.fmnist_dir:
-        bench_fmnist(a.fmnist_dir, a.target, a.epochs, a.max_seconds)
+        bench_fmnist(a.fmnist_dir, a.target, a.epochs, a.max_seconds, a.device, a.subset, a.fmnist_batch)
 
 
 if __name__ == "__main__":

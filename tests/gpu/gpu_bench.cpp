@@ -27,12 +27,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-void resnet50(int64_t batch, int64_t steps, Device dev, DType compute) {
+void resnet50(int64_t batch, int64_t steps, int64_t size, Device dev, DType compute) {
   manual_seed(0);
   auto model = models::create_model("resnet50", {.in_channels = 3, .num_classes = 1000});
   model->to(dev);
   optim::Sgd opt(model->parameters(), 0.1, 1e-4, {.momentum = 0.9});
-  const Tensor x = randn({batch, 3, 224, 224}).contiguous(MemoryFormat::channels_last).to(dev);
+  const Tensor x = randn({batch, 3, size, size}).contiguous(MemoryFormat::channels_last).to(dev);
   const Tensor y = randint(0, 1000, {batch}, {.dtype = DType::i64}).to(dev);
   auto step = [&] {
     Tensor loss;
@@ -55,19 +55,27 @@ void resnet50(int64_t batch, int64_t steps, Device dev, DType compute) {
   const bool with_tf32 = tf32 && std::string(tf32) == "1";
   std::printf(
       "{\"framework\": \"resin\", \"bench\": \"resnet50_train\", \"batch\": %lld, \"dtype\": \"%s\", "
-      "\"layout\": \"channels_last\", \"steps\": %lld, \"images_per_s\": %.1f, \"peak_gib\": %.2f}\n",
+      "\"layout\": \"channels_last\", \"image_size\": %lld, \"steps\": %lld, \"images_per_s\": %.1f, "
+      "\"peak_gib\": %.2f}\n",
       static_cast<long long>(batch),
       compute != DType::f32 ? str_cat(dtype_name(compute), " autocast").c_str()
       : with_tf32           ? "f32 (TF32 convs)"
                             : "f32",
-      static_cast<long long>(steps), static_cast<double>(batch * steps) / s,
+      static_cast<long long>(size), static_cast<long long>(steps), static_cast<double>(batch * steps) / s,
       static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1 << 30));
   std::fflush(stdout);
 }
 
-void fmnist(const std::string& dir, double target, int64_t epochs, double max_seconds, Device dev) {
+// subset > 0: only the first `subset` training and test images, in batches of `batch` (a smoke run).
+void fmnist(const std::string& dir, double target, int64_t epochs, double max_seconds, int64_t subset,
+            int64_t batch, Device dev) {
   train::DataSpec d = train::load_data("fashion-mnist", dir);
-  data::DataLoader train_loader(d.train, {.batch_size = 128, .shuffle = true, .drop_last = true, .num_workers = 4},
+  if (subset > 0) {
+    d.train = data::subset_first(d.train, subset);
+    d.test = data::subset_first(d.test, subset);
+  }
+  data::DataLoader train_loader(d.train,
+                                {.batch_size = batch, .shuffle = true, .drop_last = true, .num_workers = 4},
                                 train::train_transform(d, true));
   data::DataLoader test_loader(d.test, {.batch_size = 1000, .num_workers = 4}, train::test_transform(d));
   manual_seed(0);
@@ -124,16 +132,22 @@ int main(int argc, char** argv) {
         .option("epochs", "15", "at most this many Fashion-MNIST epochs (the cosine schedule's length)", "E")
         .option("max-seconds", "150", "stop the Fashion-MNIST run after this long", "S")
         .option("dtype", "f32", "ResNet-50 compute type: f32 | bf16 | f16 (autocast)", "TYPE")
+        .option("image-size", "224", "ResNet-50 input size (smaller: a smoke run)", "S")
+        .option("subset", "0",
+                "Fashion-MNIST: only the first N training and test images (0: all; a smoke run)", "N")
+        .option("fmnist-batch", "128", "Fashion-MNIST batch size (the recipe's 128; smaller: a smoke run)",
+                "B")
         .flag("no-resnet50", "skip the ResNet-50 benchmark");
     if (!args.parse(std::vector<std::string>(argv + 1, argv + argc))) return 0;
     const Device dev = Device::cuda(0);
     cuda::check_device(dev);
     if (!args.get_flag("no-resnet50"))
-      resnet50(args.get_int("batch", 1), args.get_int("steps", 1), dev,
+      resnet50(args.get_int("batch", 1), args.get_int("steps", 1), args.get_int("image-size", 32, 1024), dev,
                train::autocast_type(args.get("dtype"), "cuda"));
     if (!args.get("fmnist-dir").empty())
       fmnist(args.get("fmnist-dir"), args.get_double("target", 0, 100), args.get_int("epochs", 1),
-             args.get_double("max-seconds", 1), dev);
+             args.get_double("max-seconds", 1), args.get_int("subset", 0), args.get_int("fmnist-batch", 1),
+             dev);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpu_bench: %s\n", e.what());
     return 1;

@@ -157,21 +157,7 @@ if [[ $mode == all || $mode == bench ]]; then
     echo "gpu_bench (bf16) failed or timed out"
   PYTHONUNBUFFERED=1 timeout 300 python3 tests/gpu/bench_torch.py --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} \
     --max-seconds "$secs" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
-  python3 - "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md" <<'PY'
-import datetime, json, re, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-smi = open(sys.argv[2]).read()
-gpu = re.search(r"NVIDIA (H100|H200|A100)[^|]*", smi)
-print(f"Measured {datetime.date.today()} on {gpu.group(0).strip() if gpu else 'an unknown GPU'}.\n")
-print("| framework | ResNet-50 training, batch 256, channels-last | images/s | peak GiB |\n|---|---|---|---|")
-for r in rows:
-    if r["bench"] == "resnet50_train":
-        print(f"| {r['framework']} | {r['dtype']} | {r['images_per_s']} | {r['peak_gib']} |")
-print("\n| framework | Fashion-MNIST, ResNet-20, target top-1 | reached | seconds | epochs | best top-1 |\n|---|---|---|---|---|---|")
-for r in rows:
-    if r["bench"] == "fmnist_time_to_target":
-        print(f"| {r['framework']} | {r['target']}% | {'yes' if r['reached'] else 'no'} | {r['seconds']} | {r['epochs']} | {r['best_top1']}% |")
-PY
+  python3 tests/gpu/bench_table.py "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md"
   cat "$OUT/bench.md"
 fi
 step "done (test rc $rc)"
