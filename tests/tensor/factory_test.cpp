@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <vector>
 
 #include "resin/resin.h"
 
@@ -77,6 +78,34 @@ TEST(TensorFactory, RandomFactoriesAreReproducible) {
   // A different seed gives different values.
   Generator h(124);
   EXPECT_NE(randn({100}, {}, &h).to_vector(), a.to_vector());
+}
+
+// Bulk normals (Generator::normals, NormalReader, behind randn and the initialisers) are the values of
+// one normal() call each, bit for bit, and leave the generator where those calls would: with and
+// without a cached spare, odd counts, across NormalReader's 65536-value chunks.
+TEST(TensorFactory, BulkNormalsEqualOneAtATime) {
+  for (const bool spare : {false, true})
+    for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{7}, int64_t{8192}, int64_t{100001}}) {
+      Generator one(11), bulk(11);
+      if (spare) {
+        one.normal();
+        bulk.normal();
+      }
+      std::vector<double> want(static_cast<size_t>(n)), got(static_cast<size_t>(n)),
+          read(static_cast<size_t>(n));
+      for (double& v : want) v = one.normal();
+      bulk.normals(got.data(), n);
+      EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(double)), 0)
+          << n << " spare " << spare;
+      EXPECT_EQ(bulk.state(), one.state()) << n << " spare " << spare;
+      Generator chunked(11);
+      if (spare) chunked.normal();
+      NormalReader z(chunked, n);
+      for (double& v : read) v = z.next();
+      EXPECT_EQ(std::memcmp(want.data(), read.data(), want.size() * sizeof(double)), 0)
+          << n << " spare " << spare;
+      EXPECT_EQ(chunked.state(), one.state()) << n << " spare " << spare;
+    }
 }
 
 TEST(TensorFactory, GeneratorStateRoundTrips) {

@@ -1,7 +1,9 @@
 #include "resin/core/rng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <vector>
 
 #include "resin/core/error.h"
 
@@ -19,6 +21,39 @@ double Generator::normal() {
   spare_normal_ = r * std::sin(2.0 * M_PI * u2);
   has_spare_normal_ = true;
   return r * std::cos(2.0 * M_PI * u2);
+}
+
+void Generator::normals(double* out, int64_t n) {
+  int64_t i = 0;
+  if (n > 0 && has_spare_normal_) out[i++] = normal();
+  constexpr int64_t kPairs = 1 << 15;
+  std::vector<uint64_t> words;
+  while (n - i >= 2) {
+    const int64_t pairs = std::min(kPairs, (n - i) / 2);
+    const std::mt19937_64 before = engine_;
+    words.resize(static_cast<size_t>(2 * pairs));
+    bool rejected = false;  // a u1 of 0 (odds 2^-53 a pair) makes normal() draw again: redo it so
+    for (uint64_t& w : words) w = next_u64();
+    for (int64_t k = 0; k < pairs; ++k) rejected |= (words[static_cast<size_t>(2 * k)] >> 11) == 0;
+    if (rejected) {
+      engine_ = before;
+      for (int64_t k = 0; k < 2 * pairs; ++k) out[i + k] = normal();
+      i += 2 * pairs;
+      continue;
+    }
+    double* o = out + i;
+#pragma omp parallel for if (pairs >= 4096)
+    for (int64_t k = 0; k < pairs; ++k) {
+      const double u1 = static_cast<double>(words[static_cast<size_t>(2 * k)] >> 11) * 0x1.0p-53;
+      const double u2 = static_cast<double>(words[static_cast<size_t>(2 * k + 1)] >> 11) * 0x1.0p-53;
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      o[2 * k] = r * std::cos(2.0 * M_PI * u2);
+      o[2 * k + 1] = r * std::sin(2.0 * M_PI * u2);
+    }
+    spare_normal_ = o[2 * pairs - 1];  // spent, as normal() leaves it (state() shows it)
+    i += 2 * pairs;
+  }
+  if (i < n) out[i] = normal();  // the odd one out: its partner stays the spare, as normal() leaves it
 }
 
 uint64_t Generator::below(uint64_t n) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace resin {
 
@@ -20,6 +21,9 @@ class Generator {
   double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
   // Standard normal by Box-Muller (caches the second value).
   double normal();
+  // out[0..n) = n calls of normal(), bit for bit, leaving the same state; the logarithms and sines
+  // run on OpenMP threads (the engine's words are still drawn in order).
+  void normals(double* out, int64_t n);
   // Uniform integer in [0, n).
   uint64_t below(uint64_t n);
 
@@ -31,6 +35,31 @@ class Generator {
   std::mt19937_64 engine_;
   bool has_spare_normal_ = false;
   double spare_normal_ = 0;
+};
+
+// `total` normals of g read one at a time — the values of `total` calls of g.normal() — drawn in
+// chunks by Generator::normals, for filling a tensor in order. Exactly `total` values are drawn.
+class NormalReader {
+ public:
+  NormalReader(Generator& g, int64_t total) : g_(g), left_(total) {}
+  double next() {
+    if (pos_ == buf_.size()) refill();
+    return buf_[pos_++];
+  }
+
+ private:
+  void refill() {
+    const int64_t m = left_ < kChunk ? (left_ > 0 ? left_ : 1) : kChunk;  // past `total`: one at a time
+    buf_.resize(static_cast<size_t>(m));
+    g_.normals(buf_.data(), m);
+    left_ -= m;
+    pos_ = 0;
+  }
+  static constexpr int64_t kChunk = 1 << 16;
+  Generator& g_;
+  int64_t left_;
+  std::vector<double> buf_;
+  size_t pos_ = 0;
 };
 
 // The process-wide default generator used when none is passed.

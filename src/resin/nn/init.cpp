@@ -48,8 +48,8 @@ void fill_drawn(Tensor& w, Draw draw) {
 
 void normal_(Tensor& w, double mean, double std, Generator* g) {
   if (skip_init) return constant_(w, 0.0);
-  Generator& gen = g ? *g : default_generator();
-  fill_drawn(w, [&] { return mean + std * gen.normal(); });
+  NormalReader z(g ? *g : default_generator(), w.numel());
+  fill_drawn(w, [&] { return mean + std * z.next(); });
 }
 
 void uniform_(Tensor& w, double lo, double hi, Generator* g) {

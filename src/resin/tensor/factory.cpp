@@ -101,8 +101,8 @@ Tensor arange(double start, double end, double step, TensorOptions o) {
 }
 
 Tensor randn(const Shape& s, TensorOptions o, Generator* g) {
-  Generator& gen = g ? *g : default_generator();
-  return fill_with(s, o, [&](int64_t) { return gen.normal(); });
+  NormalReader z(g ? *g : default_generator(), s.numel());
+  return fill_with(s, o, [&](int64_t) { return z.next(); });
 }
 
 Tensor rand(const Shape& s, TensorOptions o, Generator* g) { return uniform(s, 0.0, 1.0, o, g); }
