@@ -61,8 +61,8 @@ int cmd_train(const std::vector<std::string>& argv) {
               "(default: RESIN_DIST_TIMEOUT or 60)",
               "S")
       .option("dist-backend", "auto",
-              "data parallel: auto (nccl for --device cuda when built with RESIN_WITH_NCCL, else gloo) | "
-              "gloo | nccl",
+              "data parallel: auto (nccl for --device cuda with a GPU per process, in a build with "
+              "RESIN_WITH_NCCL; else gloo) | gloo | nccl",
               "NAME");
   if (!args.parse(argv)) return 0;
   train::TrainConfig c;
@@ -104,6 +104,8 @@ int cmd_train(const std::vector<std::string>& argv) {
   if (args.has("dist-timeout"))
     c.dist.timeout = std::chrono::milliseconds(std::llround(1000 * args.get_double("dist-timeout", 0.001, 86400)));
   c.dist.backend = args.get("dist-backend");
+  RESIN_CHECK(c.dist.backend == "auto" || c.dist.backend == "gloo" || c.dist.backend == "nccl",
+              "--dist-backend expects auto, gloo or nccl, got '", c.dist.backend, "'");
   c.sync_bn = args.get_flag("sync-bn");
   c.bucket_mb = args.get_double("bucket-mb", 0.001, 1 << 16);
   RESIN_CHECK(c.schedule == "cosine" || c.schedule == "multistep" || c.schedule == "constant",

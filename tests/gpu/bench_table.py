@@ -20,8 +20,9 @@ def main(jsonl, smi_path):
         smi = open(smi_path).read()
     except OSError:
         smi = ""
-    gpu = re.search(r"NVIDIA(?: [^\s|]+)+", smi)  # the name's words, up to nvidia-smi's column gap
-    print(f"Measured {datetime.date.today()} on {gpu.group(0).strip() if gpu else 'an unknown GPU'}.\n")
+    # The first GPU row of nvidia-smi's table: "|   0  NVIDIA H100 80GB HBM3          On  | ...".
+    gpu = re.search(r"^\|\s+\d+\s+(NVIDIA(?: [^\s|]+)+)", smi, re.MULTILINE)
+    print(f"Measured {datetime.date.today()} on {gpu.group(1) if gpu else 'an unknown GPU'}.\n")
 
     train = [r for r in rows if r["bench"] == "resnet50_train"]
     torch_speed = {(r["dtype"], r["batch"], r.get("image_size", 224)): r["images_per_s"]

@@ -3,7 +3,7 @@
 
 Prints one JSON object per line, in gpu_bench's format:
   resnet50_train: training steps (forward, backward, SGD) at the given batch on random 224x224
-    channels-last images, in f32 with TF32 off (resin's numerics), f32 with TF32 on (torch's
+    (--image-size) channels-last images, in f32 with TF32 off (resin's numerics), f32 with TF32 on (torch's
     default for convolutions) and bf16 autocast.
   fmnist_time_to_target: ResNet-20 (CIFAR-style, option A shortcuts, as resin's zoo) with the
     `resin train` recipe, evaluated after every epoch; seconds to the first test top-1 >= target.
@@ -62,8 +62,12 @@ def emit(**kw):
     print(json.dumps({"framework": "torch " + torch.__version__, **kw}), flush=True)
 
 
+def on_gpu(dev):
+    return torch.device(dev).type == "cuda"
+
+
 def sync(dev):
-    if dev == "cuda":
+    if on_gpu(dev):
         torch.cuda.synchronize()
 
 
@@ -78,7 +82,7 @@ def bench_resnet50(batch, steps, mode, dev, size):
     y = torch.randint(0, 1000, (batch,), device=dev)
 
     def step():
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=mode == "bf16"):
+        with torch.autocast(torch.device(dev).type, dtype=torch.bfloat16, enabled=mode == "bf16"):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
@@ -87,14 +91,14 @@ def bench_resnet50(batch, steps, mode, dev, size):
     for _ in range(3):
         step()
     sync(dev)
-    if dev == "cuda":
+    if on_gpu(dev):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     sync(dev)
     s = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0
+    peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu(dev) else 0.0
     emit(bench="resnet50_train", batch=batch, dtype={"f32": "f32", "tf32": "f32 (TF32)", "bf16": "bf16 autocast"}[mode],
          layout="channels_last", image_size=size, steps=steps, images_per_s=round(batch * steps / s, 1),
          peak_gib=round(peak, 2))

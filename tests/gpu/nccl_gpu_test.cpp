@@ -223,6 +223,7 @@ TEST(DistWorker, DISABLED_NcclInitFails) {
   const std::string e = error_of([] { join_nccl(); });
   EXPECT_TRUE(contains(e, "ncclCommInitRank failed on rank")) << e;
   EXPECT_TRUE(contains(e, std::getenv("RESIN_TEST_EXPECT"))) << e;
+  EXPECT_TRUE(contains(e, "--dist-backend gloo lets ranks share one")) << e;
 }
 
 // NCCL refuses two ranks on one GPU; the communicator reports it at initialisation.
@@ -239,8 +240,8 @@ TEST(CudaNccl, TwoRanksOnOneGpuAreRefused) {
 
 // `resin launch -n 2 -- resin train --device cuda --sync-bn`, as on a machine with two GPUs, chooses
 // NCCL (--dist-backend auto) and ends with the weights of one process with the same global batch of
-// 32 (8 steps on 256 fake Fashion-MNIST images). On the emulated GPU it runs the CLI built for it
-// (resin-emulated-gpu).
+// 32 (8 steps on 256 fake Fashion-MNIST images); with one GPU visible it chooses Gloo. On the emulated GPU it
+// runs the CLI built for it (resin-emulated-gpu).
 TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
   RESIN_REQUIRE_TWO_GPUS();
   using resin::testing::Exit;
@@ -248,9 +249,10 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
   const std::string resin = std::string(RESIN_BINARY_DIR) + (emulated ? "/resin-emulated-gpu" : "/resin");
   const std::string dir = resin::testing::fresh_dir("nccl_train");
   const std::string data = write_fake_fashion_mnist(dir + "/fmnist", 256, 100);
-  const resin::testing::Env env = workers_env({{"OMP_NUM_THREADS", "1"}, {"RESIN_NCCL_EMULATION_DIR", dir}});
+  const resin::testing::Env gpus = workers_env({{"OMP_NUM_THREADS", "1"}, {"RESIN_NCCL_EMULATION_DIR", dir}});
   // `launcher`: the words before "train" (none for one process).
-  auto train = [&](const std::string& out, const std::vector<std::string>& launcher) {
+  auto train = [&](const std::string& out, const std::vector<std::string>& launcher,
+                   const resin::testing::Env& env) {
     std::vector<std::string> argv = {resin};
     argv.insert(argv.end(), launcher.begin(), launcher.end());
     argv.insert(argv.end(), {"train",
@@ -278,9 +280,9 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
                              dir + "/" + out});
     return resin::testing::wait_exit(resin::testing::spawn(argv, env, dir + "/" + out + ".log"), 600);
   };
-  const Exit one = train("one", {});
+  const Exit one = train("one", {}, gpus);
   ASSERT_EQ(one.code, 0) << one.output;
-  const Exit two = train("two", {"launch", "-n", "2", "--", "resin"});
+  const Exit two = train("two", {"launch", "-n", "2", "--", "resin"}, gpus);
   ASSERT_EQ(two.code, 0) << two.output;
   EXPECT_TRUE(contains(two.output, "data parallel: 2 processes (nccl), 16 images each per step"))
       << two.output;
@@ -295,6 +297,11 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
     for (size_t k = 0; k < x.size(); ++k) worst = std::max(worst, std::abs(x[k] - y[k]));
   }
   EXPECT_LT(worst, 2e-5);
+  // Two processes on one GPU: auto takes Gloo (NCCL refuses a GPU shared by two ranks).
+  const Exit shared = train("shared", {"launch", "-n", "2", "--", "resin"},
+                            workers_env({{"OMP_NUM_THREADS", "1"}, {"CUDA_VISIBLE_DEVICES", "0"}}, 1));
+  ASSERT_EQ(shared.code, 0) << shared.output;
+  EXPECT_TRUE(contains(shared.output, "data parallel: 2 processes (gloo)")) << shared.output;
   std::filesystem::remove_all(dir);
 }
 

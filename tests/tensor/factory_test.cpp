@@ -1,6 +1,7 @@
 // Factories, random reproducibility, dtype conversions (bf16 rounding) and printing.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -84,6 +85,11 @@ TEST(TensorFactory, RandomFactoriesAreReproducible) {
 // one normal() call each, bit for bit, and leave the generator where those calls would: with and
 // without a cached spare, odd counts, across NormalReader's 65536-value chunks.
 TEST(TensorFactory, BulkNormalsEqualOneAtATime) {
+  auto bits = [](const std::vector<double>& v) {
+    std::vector<uint64_t> b;
+    for (double x : v) b.push_back(std::bit_cast<uint64_t>(x));
+    return b;
+  };
   for (const bool spare : {false, true})
     for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{7}, int64_t{8192}, int64_t{100001}}) {
       Generator one(11), bulk(11);
@@ -95,15 +101,13 @@ TEST(TensorFactory, BulkNormalsEqualOneAtATime) {
           read(static_cast<size_t>(n));
       for (double& v : want) v = one.normal();
       bulk.normals(got.data(), n);
-      EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(double)), 0)
-          << n << " spare " << spare;
+      EXPECT_EQ(bits(got), bits(want)) << n << " spare " << spare;
       EXPECT_EQ(bulk.state(), one.state()) << n << " spare " << spare;
       Generator chunked(11);
       if (spare) chunked.normal();
       NormalReader z(chunked, n);
       for (double& v : read) v = z.next();
-      EXPECT_EQ(std::memcmp(want.data(), read.data(), want.size() * sizeof(double)), 0)
-          << n << " spare " << spare;
+      EXPECT_EQ(bits(read), bits(want)) << n << " spare " << spare;
       EXPECT_EQ(chunked.state(), one.state()) << n << " spare " << spare;
     }
 }

@@ -45,6 +45,13 @@ struct Shared {
     RESIN_FAIL("distributed: ", op, " failed on rank ", rank, " of ", size, ": ", why,
                ". Another rank probably exited or stopped responding (timeout ", timeout.count() / 1000.0, " s).");
   }
+  // NCCL's error as text; its "invalid usage" is most often two ranks on one GPU.
+  std::string describe(ncclResult_t r) const {
+    std::string why = std::string(ncclGetErrorString(r)) + " " + ncclGetLastError(comm);
+    if (r == ncclInvalidUsage)
+      why += " (NCCL needs a GPU of its own for every rank; --dist-backend gloo lets ranks share one)";
+    return why;
+  }
   void check_usable(const char* op) {
     if (!broken.empty() || !comm)
       RESIN_FAIL("distributed: ", op, " not run on rank ", rank, ": the group failed earlier (", broken, ")");
@@ -60,7 +67,7 @@ struct Shared {
     ncclResult_t async = ncclSuccess;
     ncclCommGetAsyncError(comm, &async);
     if (async != ncclSuccess && async != ncclInProgress) {
-      const std::string why = std::string(ncclGetErrorString(async)) + " " + ncclGetLastError(comm);
+      const std::string why = describe(async);
       abort();
       fail(op, why);
     }
@@ -92,7 +99,7 @@ struct Shared {
       return;
     }
     if (r != ncclSuccess) {
-      const std::string why = std::string(ncclGetErrorString(r)) + " " + ncclGetLastError(comm);
+      const std::string why = describe(r);
       abort();
       fail(op, why);
     }
@@ -281,7 +288,7 @@ CommunicatorPtr make_nccl_communicator(std::shared_ptr<Store> store, int rank, i
   config.blocking = 0;
   const ncclResult_t r = ncclCommInitRankConfig(&s->comm, size, id, rank, &config);
   if (r != ncclSuccess && r != ncclInProgress) {
-    const std::string why = std::string(ncclGetErrorString(r)) + " " + ncclGetLastError(s->comm);
+    const std::string why = s->describe(r);
     s->abort();
     s->fail("ncclCommInitRank", why);
   }

@@ -104,6 +104,18 @@ std::string rank_device(const std::string& name, const distributed::DistConfig& 
   return "cuda:" + std::to_string(d.local_rank % cuda::device_count());
 }
 
+// --dist-backend auto: NCCL in a build with it when every process of this machine gets a GPU of its
+// own — plain "cuda" (the local rank's GPU, as the NCCL communicator takes it) and no more processes
+// here (LOCAL_WORLD_SIZE, else the whole job) than GPUs — since NCCL refuses two ranks on one GPU.
+// Gloo otherwise: it also serves processes sharing a GPU and an explicit cuda:N. Every rank of a job
+// on like machines decides alike.
+std::string auto_backend(const TrainConfig& c) {
+  if (c.device != "cuda" || c.dist.world_size <= 1 || !distributed::nccl_available()) return "gloo";
+  int local = c.dist.world_size;
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE"); v && std::atoi(v) > 0) local = std::atoi(v);
+  return local <= cuda::device_count() ? "nccl" : "gloo";
+}
+
 // Sums a meter over the ranks of a data-parallel job (all of them must call it at the same point).
 RunningMeter all_reduce_meter(distributed::Communicator& comm, const RunningMeter& m) {
   if (comm.size() == 1) return m;
@@ -262,8 +274,7 @@ TrainResult run_training(const TrainConfig& c) {
   RESIN_CHECK(c.batch_size % world == 0, "--batch-size ", c.batch_size, " must be divisible by the number of processes (",
               world, "): it is the global batch, split evenly across them");
   distributed::DistConfig dist = c.dist;
-  if (dist.backend == "auto")  // NCCL for GPUs when this build has it; Gloo otherwise
-    dist.backend = device.type == DeviceType::cuda && distributed::nccl_available() ? "nccl" : "gloo";
+  if (dist.backend == "auto") dist.backend = auto_backend(c);
   auto comm = distributed::init_process_group(dist);
   const bool lead = comm->rank() == 0;  // the only rank that writes files and prints
 
