@@ -40,8 +40,10 @@ struct Shared {
   void* staging = nullptr;  // device buffer for host tensors
   size_t staging_bytes = 0;
 
-  [[noreturn]] void fail(const char* op, const std::string& why) {
+  // `peers`: the failure may be another rank's (a timeout, a remote or system error), not this one's.
+  [[noreturn]] void fail(const char* op, const std::string& why, bool peers = true) {
     if (broken.empty()) broken = why;
+    if (!peers) RESIN_FAIL("distributed: ", op, " failed on rank ", rank, " of ", size, ": ", why);
     RESIN_FAIL("distributed: ", op, " failed on rank ", rank, " of ", size, ": ", why,
                ". Another rank probably exited or stopped responding (timeout ", timeout.count() / 1000.0, " s).");
   }
@@ -51,6 +53,12 @@ struct Shared {
     if (r == ncclInvalidUsage)
       why += " (NCCL needs a GPU of its own for every rank; --dist-backend gloo lets ranks share one)";
     return why;
+  }
+  // Aborts the communicator and fails with NCCL's result r.
+  [[noreturn]] void fail_with(const char* op, ncclResult_t r) {
+    const std::string why = describe(r);
+    abort();
+    fail(op, why, r == ncclRemoteError || r == ncclSystemError);
   }
   void check_usable(const char* op) {
     if (!broken.empty() || !comm)
@@ -66,11 +74,7 @@ struct Shared {
     if (!broken.empty() || !comm) fail(op, "the group failed earlier (" + broken + ")");
     ncclResult_t async = ncclSuccess;
     ncclCommGetAsyncError(comm, &async);
-    if (async != ncclSuccess && async != ncclInProgress) {
-      const std::string why = describe(async);
-      abort();
-      fail(op, why);
-    }
+    if (async != ncclSuccess && async != ncclInProgress) fail_with(op, async);
   }
   // Polls `done` while watching NCCL's asynchronous error and the deadline; aborts on either. Also
   // after `done`: an initialisation can finish in an error, and an operation whose group failed
@@ -98,11 +102,7 @@ struct Shared {
       });
       return;
     }
-    if (r != ncclSuccess) {
-      const std::string why = describe(r);
-      abort();
-      fail(op, why);
-    }
+    if (r != ncclSuccess) fail_with(op, r);
   }
   void wait_event(cudaEvent_t ev, const char* op) {
     poll(op, [&] {
@@ -287,11 +287,7 @@ CommunicatorPtr make_nccl_communicator(std::shared_ptr<Store> store, int rank, i
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
   const ncclResult_t r = ncclCommInitRankConfig(&s->comm, size, id, rank, &config);
-  if (r != ncclSuccess && r != ncclInProgress) {
-    const std::string why = s->describe(r);
-    s->abort();
-    s->fail("ncclCommInitRank", why);
-  }
+  if (r != ncclSuccess && r != ncclInProgress) s->fail_with("ncclCommInitRank", r);
   s->check(r, "ncclCommInitRank");
   return std::make_shared<NcclCommunicator>(std::move(s), std::move(store));
 }
