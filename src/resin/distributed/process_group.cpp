@@ -59,6 +59,7 @@ DistConfig dist_config_from_env() {
     c.local_rank = env(l.local_rank) ? static_cast<int>(env_int(l.local_rank, 0, 1 << 20)) : 0;
     break;
   }
+  if (const char* v = env("LOCAL_WORLD_SIZE"); v && std::atoi(v) > 0) c.local_world_size = std::atoi(v);
   if (const char* a = env("MASTER_ADDR")) c.master_addr = a;
   if (env("MASTER_PORT")) c.master_port = static_cast<int>(env_int("MASTER_PORT", 1, 65535));
   if (const char* t = env("RESIN_DIST_TIMEOUT")) {

@@ -3,6 +3,7 @@
 //   RANK         0..WORLD_SIZE-1, unique in the job
 //   WORLD_SIZE   number of processes
 //   LOCAL_RANK   index on this machine (GPU choice for NCCL)
+//   LOCAL_WORLD_SIZE  processes on this machine (optional; `resin train --dist-backend auto`)
 //   MASTER_ADDR  host of rank 0, which serves the rendezvous store (default 127.0.0.1)
 //   MASTER_PORT  its port (default 29500)
 // `resin launch` sets them; under mpirun (Open MPI: OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK) or srun
@@ -20,6 +21,7 @@ namespace resin::distributed {
 
 struct DistConfig {
   int rank = 0, world_size = 1, local_rank = 0;
+  int local_world_size = 0;  // processes on this machine (LOCAL_WORLD_SIZE); 0 when the launcher did not say
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::chrono::milliseconds timeout{60000};

@@ -111,8 +111,7 @@ std::string rank_device(const std::string& name, const distributed::DistConfig& 
 // on like machines decides alike.
 std::string auto_backend(const TrainConfig& c) {
   if (c.device != "cuda" || c.dist.world_size <= 1 || !distributed::nccl_available()) return "gloo";
-  int local = c.dist.world_size;
-  if (const char* v = std::getenv("LOCAL_WORLD_SIZE"); v && std::atoi(v) > 0) local = std::atoi(v);
+  const int local = c.dist.local_world_size > 0 ? c.dist.local_world_size : c.dist.world_size;
   return local <= cuda::device_count() ? "nccl" : "gloo";
 }
 
