@@ -56,7 +56,8 @@ CommunicatorPtr join_nccl() {
   if (const char* dir = std::getenv("RESIN_TEST_DIR")) ::setenv("RESIN_NCCL_EMULATION_DIR", dir, 1);
   distributed::DistConfig c = distributed::dist_config_from_env();
   c.backend = "nccl";
-  c.local_rank = c.rank;  // one machine: rank r uses GPU r (modulo the GPUs there are)
+  c.local_rank = c.rank;  // one machine: rank r uses GPU r (modulo the GPUs there are) ...
+  if (std::getenv("RESIN_TEST_SWAP_GPUS")) c.gpu = c.world_size - 1 - c.rank;  // ... unless told otherwise
   return distributed::init_process_group(c);
 }
 
@@ -65,7 +66,7 @@ TEST(DistWorker, DISABLED_NcclCollectives) {
   const int r = comm->rank(), w = comm->size();
   const Device gpu = comm->device();
   ASSERT_EQ(comm->backend(), "nccl");
-  ASSERT_EQ(gpu, Device::cuda(r)) << "one GPU per rank";
+  ASSERT_EQ(gpu, Device::cuda(std::getenv("RESIN_TEST_SWAP_GPUS") ? w - 1 - r : r)) << "one GPU per rank";
   Tensor f = from_vector({1.0 * (r + 1), 0.5, -2.0 * r}, {3}).to(gpu);
   Tensor d = from_vector({1e-300 * r, 1.0 / 3.0}, {2}, {.dtype = DType::f64}).to(gpu);
   Tensor i = from_data<int64_t>({int64_t{1} << 40, r}, {2}).to(gpu);
@@ -100,7 +101,8 @@ TEST(DistWorker, DISABLED_NcclCollectives) {
   EXPECT_THROW(comm->all_reduce(zeros({2}, {.dtype = DType::u8, .device = gpu})), Error);
   EXPECT_THROW(comm->all_reduce(zeros({2, 2}, {.device = gpu}).transpose(0, 1)), Error);
   EXPECT_THROW(comm->broadcast(zeros({1}, {.device = gpu}), w), Error);
-  const std::string other = error_of([&] { comm->all_reduce(zeros({2}, {.device = Device::cuda(1 - r)})); });
+  const std::string other =
+      error_of([&] { comm->all_reduce(zeros({2}, {.device = Device::cuda(1 - gpu.index)})); });
   EXPECT_TRUE(contains(other, "this rank's GPU is " + gpu.str())) << other;
   Tensor after = ones({4}, {.device = gpu});
   comm->all_reduce(after);
@@ -110,6 +112,14 @@ TEST(DistWorker, DISABLED_NcclCollectives) {
 TEST(CudaNccl, CollectivesOnTwoGpus) {
   RESIN_REQUIRE_TWO_GPUS();
   auto ex = run_workers("NcclCollectives", 2, 120, workers_env());
+  for (auto& e : ex) EXPECT_EQ(e.code, 0) << describe(ex);
+}
+
+// A rank's GPU can be chosen (DistConfig::gpu, which `resin train --device cuda:N` sets): rank 0 on
+// GPU 1 and rank 1 on GPU 0.
+TEST(CudaNccl, CollectivesOnChosenGpus) {
+  RESIN_REQUIRE_TWO_GPUS();
+  auto ex = run_workers("NcclCollectives", 2, 120, workers_env({{"RESIN_TEST_SWAP_GPUS", "1"}}));
   for (auto& e : ex) EXPECT_EQ(e.code, 0) << describe(ex);
 }
 
@@ -253,32 +263,18 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
   const resin::testing::Env gpus = workers_env({{"OMP_NUM_THREADS", "1"}, {"RESIN_NCCL_EMULATION_DIR", dir}});
   // `launcher`: the words before "train" (none for one process).
   auto train = [&](const std::string& out, const std::vector<std::string>& launcher,
-                   const resin::testing::Env& env) {
+                   const resin::testing::Env& env,
+                   const std::vector<std::string>& device = {"--device", "cuda"}) {
     std::vector<std::string> argv = {resin};
     argv.insert(argv.end(), launcher.begin(), launcher.end());
-    argv.insert(argv.end(), {"train",
-                             "--model",
-                             "rescnn:n=1,width=4",
-                             "--data-dir",
-                             data,
-                             "--batch-size",
-                             "32",
-                             "--epochs",
-                             "1",
-                             "--lr",
-                             "0.02",
-                             "--no-augment",
-                             "--threads",
-                             "1",
-                             "--workers",
-                             "0",
-                             "--device",
-                             "cuda",
-                             "--sync-bn",
-                             "--progress",
-                             "lines",
-                             "--out",
-                             dir + "/" + out});
+    argv.insert(argv.end(), {"train",      "--model",   "rescnn:n=1,width=4",
+                             "--data-dir", data,        "--batch-size",
+                             "32",         "--epochs",  "1",
+                             "--lr",       "0.02",      "--no-augment",
+                             "--threads",  "1",         "--workers",
+                             "0",          "--sync-bn", "--progress",
+                             "lines",      "--out",     dir + "/" + out});
+    argv.insert(argv.end(), device.begin(), device.end());
     return resin::testing::wait_exit(resin::testing::spawn(argv, env, dir + "/" + out + ".log"), 600);
   };
   const Exit one = train("one", {}, gpus);
@@ -303,6 +299,11 @@ TEST(CudaNccl, TrainCliTwoProcessesEqualOneProcess) {
                             workers_env({{"OMP_NUM_THREADS", "1"}, {"CUDA_VISIBLE_DEVICES", "0"}}, 1));
   ASSERT_EQ(shared.code, 0) << shared.output;
   EXPECT_TRUE(contains(shared.output, "data parallel: 2 processes (gloo)")) << shared.output;
+  // NCCL works on each rank's --device: `cuda:1` for both ranks is one GPU for two, which it refuses.
+  const Exit same = train("same", {"launch", "-n", "2", "--", "resin"}, gpus,
+                          {"--device", "cuda:1", "--dist-backend", "nccl", "--dist-timeout", "20"});
+  EXPECT_NE(same.code, 0) << same.output;
+  EXPECT_TRUE(contains(same.output, "NCCL needs a GPU of its own for every rank")) << same.output;
   std::filesystem::remove_all(dir);
 }
 

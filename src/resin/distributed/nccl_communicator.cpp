@@ -258,14 +258,16 @@ class NcclCommunicator final : public Communicator {
 }  // namespace
 
 CommunicatorPtr make_nccl_communicator(std::shared_ptr<Store> store, int rank, int size, int local_rank,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout, int gpu) {
   RESIN_CHECK(store != nullptr, "nccl: no rendezvous store");
   RESIN_CHECK(size >= 1 && rank >= 0 && rank < size, "nccl: rank ", rank, " outside [0, ", size, ")");
   int devices = 0;
   cuda_check(cudaGetDeviceCount(&devices), "cudaGetDeviceCount (is there a GPU?)");
   RESIN_CHECK(devices > 0, "nccl: no CUDA device on this machine; use the gloo backend");
   auto s = std::make_shared<Shared>();
-  s->device = local_rank % devices;
+  RESIN_CHECK(gpu < devices, "nccl: cuda:", gpu, " does not exist (", devices, " CUDA device",
+              devices == 1 ? "" : "s", ")");
+  s->device = gpu >= 0 ? gpu : local_rank % devices;
   s->rank = rank;
   s->size = size;
   s->timeout = timeout;

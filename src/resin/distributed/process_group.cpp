@@ -103,7 +103,8 @@ CommunicatorPtr init_process_group(const DistConfig& c) {
               "with CUDA and NCCL");
   auto store = std::make_shared<TcpStore>(c.master_addr, c.master_port, c.rank == 0, c.timeout);
 #ifdef RESIN_WITH_NCCL
-  if (c.backend == "nccl") return make_nccl_communicator(store, c.rank, c.world_size, c.local_rank, c.timeout);
+  if (c.backend == "nccl")
+    return make_nccl_communicator(store, c.rank, c.world_size, c.local_rank, c.timeout, c.gpu);
 #endif
 #ifdef RESIN_WITH_GLOO
   return make_gloo_communicator(store, {.rank = c.rank,

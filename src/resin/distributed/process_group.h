@@ -26,6 +26,7 @@ struct DistConfig {
   int master_port = 29500;
   std::chrono::milliseconds timeout{60000};
   std::string backend = "gloo";  // gloo (CPU) | nccl (GPU; needs a build with RESIN_WITH_NCCL)
+  int gpu = -1;                  // NCCL's GPU for this rank; -1: LOCAL_RANK modulo the GPUs there are
   std::string iface;             // GLOO_SOCKET_IFNAME
   bool distributed() const { return world_size > 1; }
 };

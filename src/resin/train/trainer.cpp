@@ -274,6 +274,7 @@ TrainResult run_training(const TrainConfig& c) {
               world, "): it is the global batch, split evenly across them");
   distributed::DistConfig dist = c.dist;
   if (dist.backend == "auto") dist.backend = auto_backend(c);
+  if (device.type == DeviceType::cuda) dist.gpu = device.index;  // NCCL works on the model's GPU
   auto comm = distributed::init_process_group(dist);
   const bool lead = comm->rank() == 0;  // the only rank that writes files and prints
 
