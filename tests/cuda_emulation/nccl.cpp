@@ -458,6 +458,15 @@ ncclResult_t ncclCommAbort(ncclComm_t comm) {
   return ncclSuccess;
 }
 
+// Operations complete when they are called here, so there is nothing left to flush.
+ncclResult_t ncclCommFinalize(ncclComm_t comm) {
+  if (!comm) return fail(nullptr, ncclInvalidArgument, "null communicator");
+  poll_init(comm);
+  return comm->state == ncclInProgress
+             ? fail(comm, ncclInvalidUsage, "ncclCommFinalize before the init completed")
+             : comm->state;
+}
+
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   if (!comm) return fail(nullptr, ncclInvalidArgument, "null communicator");
   leave(comm, "bye");

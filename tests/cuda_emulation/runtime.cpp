@@ -32,6 +32,7 @@ struct CUstream_st {
 struct CUevent_st {
   std::chrono::steady_clock::time_point when;
   bool recorded = false;
+  bool timing = true;  // not created with cudaEventDisableTiming
 };
 
 namespace resin::cuda_emulation {
@@ -44,6 +45,7 @@ struct Block {
 
 std::mutex g_mu;
 std::map<uintptr_t, Block> g_blocks;  // by start address
+std::map<void*, size_t> g_pinned;     // cudaMallocHost's blocks (host memory)
 
 // Guard zones around every block (256 bytes keep cudaMalloc's 256-byte alignment): a kernel that
 // writes past its tensor's block leaves a mark that the launcher and cudaFree look for.
@@ -350,6 +352,24 @@ cudaError_t cudaFree(void* ptr) {
   return intact ? cudaSuccess : fail(cudaErrorIllegalAddress);
 }
 
+// Page-locked host memory is host memory to the emulation; freeing anything else is an error.
+cudaError_t cudaMallocHost(void** ptr, size_t size) {
+  if (!ptr) return fail(cudaErrorInvalidValue);
+  *ptr = size == 0 ? nullptr : std::malloc(size);
+  if (size != 0 && !*ptr) return fail(cudaErrorMemoryAllocation);
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (*ptr) g_pinned[*ptr] = size;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_pinned.erase(ptr) == 0) return fail(cudaErrorInvalidValue);
+  std::free(ptr);
+  return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   if (!free || !total) return fail(cudaErrorInvalidValue);
   std::lock_guard<std::mutex> lock(g_mu);
@@ -437,6 +457,13 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) {
   return cudaSuccess;
 }
 
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (flags & ~(cudaEventBlockingSync | cudaEventDisableTiming)) return fail(cudaErrorInvalidValue);
+  const cudaError_t e = cudaEventCreate(event);
+  if (e == cudaSuccess) (*event)->timing = !(flags & cudaEventDisableTiming);
+  return e;
+}
+
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   if (!event) return fail(cudaErrorInvalidResourceHandle);
   delete event;
@@ -451,6 +478,13 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   return cudaSuccess;
 }
 
+// Work on an emulated stream is done when it is called, so the wait is a check of its arguments.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
+  int sd = 0;
+  if (!event || !stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  return flags == 0 ? cudaSuccess : fail(cudaErrorInvalidValue);
+}
+
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
@@ -463,6 +497,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   if (!ms) return fail(cudaErrorInvalidValue);
   if (!start || !end) return fail(cudaErrorInvalidResourceHandle);
   if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
+  if (!start->timing || !end->timing) return fail(cudaErrorInvalidResourceHandle);
   *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
   return cudaSuccess;
 }

@@ -30,6 +30,9 @@ Device usable_device(const std::string& name);
 int compute_capability(Device d);
 // Waits for all work queued on the device's stream (-1: every initialised device).
 void synchronize(int device = -1);
+// Makes `stream` (a cudaStream_t of `device`) wait, on the GPU, for the work queued so far on resin's
+// stream of that device; the host does not wait. For libraries with streams of their own (NCCL).
+void order_after_device_work(void* stream, int device);
 
 // The caching allocator's counters for one device (see backend/cuda/allocator.h).
 struct MemoryStats {

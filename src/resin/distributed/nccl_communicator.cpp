@@ -37,7 +37,14 @@ struct Shared {
   std::chrono::milliseconds timeout{60000};
   std::mutex mu;  // serialises enqueueing and polling
   std::string broken;
-  void* staging = nullptr;  // device buffer for host tensors
+  // Host tensors are staged through pinned host memory and a device buffer, so that their copies
+  // are asynchronous and a stalled collective ends in the timeout (a copy from or to pageable
+  // memory would block the host until the stream got there, possibly forever). One host
+  // operation at a time (host_mu) owns both buffers.
+  std::mutex host_mu;
+  void* staging = nullptr;  // device
+  void* pinned = nullptr;   // host
+  size_t pinned_bytes = 0;
   size_t staging_bytes = 0;
 
   // `peers`: the failure may be another rank's (a timeout, a remote or system error), not this one's.
@@ -121,6 +128,15 @@ struct Shared {
     }
     return staging;
   }
+  void* pinned_for(size_t bytes) {
+    if (bytes > pinned_bytes) {
+      if (pinned) cuda_check(cudaFreeHost(pinned), "cudaFreeHost");
+      pinned = nullptr;
+      cuda_check(cudaMallocHost(&pinned, bytes), "cudaMallocHost");
+      pinned_bytes = bytes;
+    }
+    return pinned;
+  }
 };
 
 class NcclWork final : public Work {
@@ -176,19 +192,24 @@ class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(std::shared_ptr<Shared> s, std::shared_ptr<Store> store)
       : s_(std::move(s)), store_(std::move(store)) {}
-  // Destroys (which completes pending work) only a healthy communicator: one with an asynchronous
-  // error, even one nobody waited for, is aborted (ncclCommDestroy would return the error and leak).
+  // A healthy communicator is finalized (its pending work flushed, within the timeout) and then
+  // destroyed; one with an asynchronous error, even one nobody waited for, or whose finalize fails
+  // is aborted (ncclCommDestroy would return the error and leak, or block).
   ~NcclCommunicator() override {
     std::lock_guard<std::mutex> lk(s_->mu);
     cudaSetDevice(s_->device);
     ncclResult_t async = ncclSuccess;
     if (s_->comm) ncclCommGetAsyncError(s_->comm, &async);
     if (s_->comm && s_->broken.empty() && async == ncclSuccess) {
-      const ncclResult_t r = ncclCommDestroy(s_->comm);
-      if (r == ncclSuccess || r == ncclInProgress) s_->comm = nullptr;  // in progress: it frees itself
+      try {
+        s_->check(ncclCommFinalize(s_->comm), "ncclCommFinalize");  // aborts on an error or the timeout
+        if (s_->comm && ncclCommDestroy(s_->comm) == ncclSuccess) s_->comm = nullptr;
+      } catch (const Error&) {
+      }
     }
     s_->abort();
     if (s_->staging) cudaFree(s_->staging);
+    if (s_->pinned) cudaFreeHost(s_->pinned);
     if (s_->stream) cudaStreamDestroy(s_->stream);
   }
 
@@ -232,22 +253,34 @@ class NcclCommunicator final : public Communicator {
     RESIN_CHECK(host || t.device() == device(), "nccl ", name, ": the tensor is on ", t.device(),
                 " but this rank's GPU is ", device());
     // A device tensor was written by work queued on resin's stream of that GPU; NCCL runs on its own
-    // stream, so that work must be complete first.
-    if (!host) resin::cuda::synchronize(s_->device);
+    // stream, which waits for that work on the GPU (the host goes on: DDP's next bucket overlaps).
+    std::unique_lock<std::mutex> host_lk(s_->host_mu, std::defer_lock);
+    if (host) host_lk.lock();
     std::shared_ptr<NcclWork> w;
+    void* pinned = nullptr;
     {
       std::lock_guard<std::mutex> lk(s_->mu);
       s_->check_usable(name);
       cuda_check(cudaSetDevice(s_->device), "cudaSetDevice");
+      if (!host) resin::cuda::order_after_device_work(s_->stream, s_->device);
       w = std::make_shared<NcclWork>(s_, name, t);
       void* buf = host ? s_->staging_for(bytes) : t.raw_data();
+      if (host) {
+        pinned = s_->pinned_for(bytes);
+        std::memcpy(pinned, t.raw_data(), bytes);
+      }
       cuda_check(cudaEventRecord(w->start(), s_->stream), "cudaEventRecord");
-      if (host) cuda_check(cudaMemcpyAsync(buf, t.raw_data(), bytes, cudaMemcpyHostToDevice, s_->stream), "copy to GPU");
+      if (host)
+        cuda_check(cudaMemcpyAsync(buf, pinned, bytes, cudaMemcpyHostToDevice, s_->stream), "copy to GPU");
       op(buf);
-      if (host) cuda_check(cudaMemcpyAsync(t.raw_data(), buf, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
+      if (host)
+        cuda_check(cudaMemcpyAsync(pinned, buf, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
       cuda_check(cudaEventRecord(w->end(), s_->stream), "cudaEventRecord");
     }
-    if (host) w->wait();
+    if (host) {
+      w->wait();  // with the timeout
+      std::memcpy(t.raw_data(), pinned, bytes);
+    }
     return w;
   }
 

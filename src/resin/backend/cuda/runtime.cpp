@@ -26,7 +26,6 @@ void check_cudnn(cudnnStatus_t s, const char* what) {
 
 namespace {
 constexpr int kMaxDevices = 64;
-thread_local int t_current = -1;  // the device this thread last made current through enter()
 }  // namespace
 
 namespace {
@@ -45,10 +44,11 @@ Context& enter(int device) {
   auto& all = g_contexts;
   auto& mu = g_contexts_mu;
   RESIN_CHECK(device >= 0 && device < kMaxDevices, "CUDA: bad device index ", device);
-  if (t_current != device) {
-    check_cuda(cudaSetDevice(device), "cudaSetDevice");
-    t_current = device;
-  }
+  // Asked of the runtime each time (a cheap host-side query), not remembered: other code (NCCL, a
+  // user's) may have made another device current on this thread since.
+  int current = -1;
+  check_cuda(cudaGetDevice(&current), "cudaGetDevice");
+  if (current != device) check_cuda(cudaSetDevice(device), "cudaSetDevice");
   std::lock_guard<std::mutex> lock(mu);
   Context*& c = all[static_cast<size_t>(device)];
   if (!c) {
@@ -124,6 +124,16 @@ void synchronize(int device) {
   }
   for (int d = 0; d < std::min(device_count(), kMaxDevices); ++d)
     if (has_context(d)) check_cuda(cudaStreamSynchronize(enter(d).stream), "cudaStreamSynchronize");
+}
+
+void order_after_device_work(void* stream, int device) {
+  const cudaStream_t ours = enter(device).stream;
+  cudaEvent_t ready = nullptr;
+  check_cuda(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "cudaEventCreate");
+  cudaError_t e = cudaEventRecord(ready, ours);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), ready, 0);
+  cudaEventDestroy(ready);  // the wait keeps what it needs
+  check_cuda(e, "cudaStreamWaitEvent");
 }
 
 MemoryStats memory_stats(int device) { return backend::cuda::allocator(device).stats(); }
