@@ -12,7 +12,8 @@
 //    (cudnnGet*_v7, cudnnFind*Ex, workspace sizes). Emulated algorithms: forward IMPLICIT_GEMM,
 //    IMPLICIT_PRECOMP_GEMM, GEMM; backward data ALGO_0, ALGO_1; backward filter ALGO_0, ALGO_1, ALGO_3.
 //    Every algorithm computes the same loops; some demand a workspace, which is checked and then filled
-//    with NaN bytes so callers that share it with live data notice. The FFT and Winograd algorithms are
+//    with NaN bytes so callers that share it with live data notice. ALGO_1 of each pass (ranked first)
+//    refuses operands not aligned to 16 bytes, as vectorised kernels do. The FFT and Winograd algorithms are
 //    reported with CUDNN_STATUS_NOT_SUPPORTED;
 //  - cudnnAddTensor (broadcast of size-1 dimensions);
 //  - batch normalization forward training / inference and backward, spatial and per-activation modes.
@@ -781,6 +782,11 @@ cudnnStatus_t prepare_compute(Pass pass, cudnnHandle_t handle, const void* alpha
   EMULATION_RETURN_IF_ERROR(prepare_convolution(x_desc, w_desc, conv_desc, y_desc, conv));
   EMULATION_RETURN_IF_ERROR(check_algorithm(pass, algo));
   EMULATION_RETURN_IF_ERROR(check_operands(pass, conv, device, x, w, y));
+  // Like cuDNN's vectorised (tensor-core) kernels, the algorithm ranked first needs 16-byte aligned
+  // operands; the heuristics do not see pointers, so a caller must be ready for the refusal.
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (algo == 1 && !(aligned(x) && aligned(w) && aligned(y)))
+    return CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER;
   return claim_workspace(pass, algo, conv, workspace, workspace_bytes, device);
 }
 

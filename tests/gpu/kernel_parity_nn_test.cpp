@@ -84,6 +84,31 @@ TEST(CudaKernelParity, ConvAlgorithmCacheHitOnRepeat) {
   EXPECT_EQ(s2.hits, s1.hits + 1);
 }
 
+// A view at an odd offset is not 16-byte aligned; the algorithm the heuristics rank first (and that
+// the aligned call cached) may refuse it (the emulated cuDNN's ALGO_1 does, like vectorised kernels):
+// the call still runs, with another algorithm. Both passes that read the misaligned view are checked.
+TEST(CudaKernelParity, ConvOnAMisalignedViewRunsAnotherAlgorithm) {
+  RESIN_REQUIRE_GPU();
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  const Shape xs{2, 3, 6, 5}, ws{4, 3, 3, 3}, ys{2, 4, 6, 5};
+  const int64_t n = xs.numel();
+  const Tensor flat0 = rnd({n + 1}), w0 = rnd(ws), gy0 = rnd(ys);
+  const Tensor flat = on_gpu(flat0), w = on_gpu(w0), gy = on_gpu(gy0);
+  for (int64_t offset : {0, 1}) {  // aligned first, so that its choice is cached
+    const std::string what = str_cat("offset ", offset);
+    const Tensor x = flat.narrow(0, offset, n).view(xs),
+                 x0 = flat0.narrow(0, offset, n).contiguous().view(xs);
+    Tensor y = gpu_out(ys, Layout::nchw), y_ref = empty(ys);
+    gpu().conv2d_forward(x, w, Tensor(), y, p);
+    ref().conv2d_forward(x0, w0, Tensor(), y_ref, p);
+    expect_near_ref(y, y_ref, what + " fwd");
+    Tensor gw = gpu_out(ws, Layout::nchw), gw_ref = empty(ws);
+    gpu().conv2d_backward_weights(x, gy, gw, Tensor(), p);
+    ref().conv2d_backward_weights(x0, gy0, gw_ref, Tensor(), p);
+    expect_near_ref(gw, gw_ref, what + " bwd_weights");
+  }
+}
+
 TEST(CudaKernelParity, BatchNorm) {
   RESIN_REQUIRE_GPU();
   const Shape shapes[] = {{2, 5, 7, 3}, {4, 17, 1, 1}, {3, 32, 6, 5}, {8, 64, 14, 14}};

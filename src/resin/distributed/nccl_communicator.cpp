@@ -119,23 +119,19 @@ struct Shared {
       return false;
     });
   }
-  void* staging_for(size_t bytes) {
-    if (bytes > staging_bytes) {
-      if (staging) cuda_check(cudaFree(staging), "cudaFree");
-      staging = nullptr;
-      cuda_check(cudaMalloc(&staging, bytes), "cudaMalloc");
-      staging_bytes = bytes;
+  void* staging_for(size_t bytes) { return grow(staging, staging_bytes, bytes, cudaMalloc, cudaFree); }
+  void* pinned_for(size_t bytes) { return grow(pinned, pinned_bytes, bytes, cudaMallocHost, cudaFreeHost); }
+  // Reallocates `buf` (holding `have` bytes) when it is smaller than `bytes`.
+  static void* grow(void*& buf, size_t& have, size_t bytes, cudaError_t (*alloc)(void**, size_t),
+                    cudaError_t (*release)(void*)) {
+    if (bytes > have) {
+      if (buf) cuda_check(release(buf), "freeing the staging buffer");
+      buf = nullptr;
+      have = 0;
+      cuda_check(alloc(&buf, bytes), "allocating the staging buffer");
+      have = bytes;
     }
-    return staging;
-  }
-  void* pinned_for(size_t bytes) {
-    if (bytes > pinned_bytes) {
-      if (pinned) cuda_check(cudaFreeHost(pinned), "cudaFreeHost");
-      pinned = nullptr;
-      cuda_check(cudaMallocHost(&pinned, bytes), "cudaMallocHost");
-      pinned_bytes = bytes;
-    }
-    return pinned;
+    return buf;
   }
 };
 

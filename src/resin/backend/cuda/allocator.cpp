@@ -42,8 +42,12 @@ void* CachingAllocator::allocate(size_t nbytes) {
     }
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      RESIN_FAIL("CUDA out of memory on cuda:", device_, ": tried to allocate ", size, " bytes with ",
-                 stats_.allocated_bytes, " bytes in use by tensors (", cudaGetErrorString(e), ")");
+      RESIN_CHECK(e != cudaErrorMemoryAllocation, "CUDA out of memory on cuda:", device_,
+                  ": tried to allocate ", size, " bytes with ", stats_.allocated_bytes,
+                  " bytes in use by tensors (", cudaGetErrorString(e), ")");
+      // Any other error is the device's state (a kernel that failed earlier leaves it in every later call).
+      RESIN_FAIL("CUDA error on cuda:", device_, " while allocating ", size,
+                 " bytes: ", cudaGetErrorString(e));
     }
     ++stats_.device_allocations;
     stats_.reserved_bytes += static_cast<int64_t>(size);

@@ -84,18 +84,18 @@ class ConvDesc {
     check_cudnn(cudnnSetConvolutionGroupCount(d_, static_cast<int>(p.groups)), "cudnnSetConvolutionGroupCount");
     // FMA math keeps f32 convolutions in f32 (no TF32 tensor cores) unless asked.
     static const bool tf32 = env_on("RESIN_CUDA_TF32");
-    check_cudnn(cudnnSetConvolutionMathType(d_, half   ? CUDNN_TENSOR_OP_MATH
-                                                : tf32 ? CUDNN_DEFAULT_MATH
-                                                       : CUDNN_FMA_MATH),
-                "cudnnSetConvolutionMathType");
+    math_ = half ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    check_cudnn(cudnnSetConvolutionMathType(d_, math_), "cudnnSetConvolutionMathType");
   }
   ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d_); }
   ConvDesc(const ConvDesc&) = delete;
   ConvDesc& operator=(const ConvDesc&) = delete;
   cudnnConvolutionDescriptor_t get() const { return d_; }
+  cudnnMathType_t asked_math() const { return math_; }  // before an algorithm's own is set
 
  private:
   cudnnConvolutionDescriptor_t d_ = nullptr;
+  cudnnMathType_t math_ = CUDNN_DEFAULT_MATH;
 };
 
 // One convolution call: x/dx, w/dw and y/dy in the call's layout, with their descriptors.
@@ -114,6 +114,8 @@ struct ConvCall {
 struct Choice {
   int algo = 0;
   size_t workspace = 0;
+  cudnnMathType_t math =
+      CUDNN_DEFAULT_MATH;  // cuDNN runs an algorithm as fast as listed only with its math type
 };
 
 std::mutex g_mu;
@@ -123,10 +125,16 @@ ConvAlgoCacheStats g_stats;
 constexpr size_t kFindWorkspace = size_t{256} << 20;  // what the benchmark mode lets an algorithm use
 constexpr size_t kMaxWorkspace = size_t{1} << 30;     // heuristics' candidates needing more are skipped
 
+// The usable candidates; an f32 convolution kept in f32 (FMA math) skips any listed with tensor-core
+// (TF32) math.
 template <class Perf>
-void keep_ok(const Perf* perf, int n, std::vector<Choice>& out) {
-  for (int i = 0; i < n; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) out.push_back({static_cast<int>(perf[i].algo), perf[i].memory});
+void keep_ok(const Perf* perf, int n, const ConvCall& c, std::vector<Choice>& out) {
+  const cudnnMathType_t asked = c.conv.asked_math();
+  for (int i = 0; i < n; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (c.dtype == DType::f32 && asked == CUDNN_FMA_MATH && perf[i].mathType != CUDNN_FMA_MATH) continue;
+    out.push_back({static_cast<int>(perf[i].algo), perf[i].memory, perf[i].mathType});
+  }
 }
 
 // Candidates, best first: cuDNN's heuristics, or timed runs when RESIN_CUDNN_BENCHMARK=1.
@@ -151,7 +159,7 @@ std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
                                                                      c.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n,
                                                                      perf),
                   "choosing a convolution forward algorithm");
-      keep_ok(perf, n, out);
+      keep_ok(perf, n, c, out);
       break;
     }
     case ConvKind::bwd_data: {
@@ -163,7 +171,7 @@ std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
                                                                           c.x.get(),
                                                                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf),
                   "choosing a convolution backward-data algorithm");
-      keep_ok(perf, n, out);
+      keep_ok(perf, n, c, out);
       break;
     }
     case ConvKind::bwd_filter: {
@@ -175,7 +183,7 @@ std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
                                   c.handle, c.x.get(), c.y.get(), c.conv.get(), c.w.get(),
                                   CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf),
                   "choosing a convolution backward-filter algorithm");
-      keep_ok(perf, n, out);
+      keep_ok(perf, n, c, out);
       break;
     }
   }
@@ -185,6 +193,8 @@ std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
 cudnnStatus_t execute(ConvKind k, const ConvCall& c, const Choice& ch, void* ws) {
   const void* one = blend_one(c.dtype);
   const void* zero = blend_zero(c.dtype);
+  const cudnnStatus_t m = cudnnSetConvolutionMathType(c.conv.get(), ch.math);
+  if (m != CUDNN_STATUS_SUCCESS) return m;
   switch (k) {
     case ConvKind::fwd:
       return cudnnConvolutionForward(c.handle, one, c.x.get(), c.xp, c.w.get(), c.wp, c.conv.get(),
@@ -209,9 +219,28 @@ std::string cache_key(ConvKind k, DType t, Layout l, const Shape& x, const Shape
                  ",", p.groups);
 }
 
+// cuDNN 9 sub-codes its statuses (3000 = NOT_SUPPORTED, 3001...); cuDNN 8's are small numbers.
+int status_category(cudnnStatus_t s) {
+#if CUDNN_MAJOR >= 9
+  return static_cast<int>(s) / 1000 * 1000;
+#else
+  return static_cast<int>(s);
+#endif
+}
+// An algorithm that refuses this call (another may accept it), as opposed to a failure of the call.
+bool refused(cudnnStatus_t s) {
+  const int category = status_category(s);
+  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
+
 // Runs the cached choice, or finds one: candidates in order until one executes (an algorithm the
-// heuristics offer may still reject the configuration; the next one is tried then).
-void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
+// heuristics offer may still reject the configuration; the next one is tried then). The cache key
+// includes the operands' 16-byte alignment (a view at an odd offset may not run the algorithm chosen
+// for aligned data); a cached choice that is refused anyway, or whose workspace does not fit now,
+// is forgotten and a new one found.
+void run(ConvKind k, const ConvCall& c, const std::string& shape_key, Device dev) {
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 ? '1' : '0'; };
+  const std::string key = str_cat(shape_key, "|", aligned(c.xp), aligned(c.wp), aligned(c.yp));
   auto with_workspace = [&](const Choice& ch) {
     Tensor ws = ch.workspace ? empty(Shape{static_cast<int64_t>(ch.workspace)}, {.dtype = DType::u8, .device = dev})
                              : Tensor();
@@ -225,8 +254,15 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
     ++(cached ? g_stats.hits : g_stats.misses);
   }
   if (cached) {
-    check_cudnn(with_workspace(*cached), "convolution");
-    return;
+    cudnnStatus_t r = CUDNN_STATUS_NOT_SUPPORTED;
+    try {
+      r = with_workspace(*cached);
+    } catch (const Error&) {  // no memory for its workspace now: find one that fits
+    }
+    if (r == CUDNN_STATUS_SUCCESS) return;
+    if (!refused(r)) check_cudnn(r, "convolution");
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_cache.erase(key);
   }
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   bool no_memory = false;
@@ -243,13 +279,7 @@ void run(ConvKind k, const ConvCall& c, const std::string& key, Device dev) {
       g_cache[key] = ch;
       return;
     }
-    // cuDNN 9 sub-codes its statuses (3000 = NOT_SUPPORTED, 3001...); cuDNN 8's are small numbers.
-#if CUDNN_MAJOR >= 9
-    const int category = static_cast<int>(last) / 1000 * 1000;
-#else
-    const int category = static_cast<int>(last);
-#endif
-    if (category != CUDNN_STATUS_NOT_SUPPORTED && category != CUDNN_STATUS_BAD_PARAM) break;
+    if (!refused(last)) break;
   }
   RESIN_CHECK(!no_memory || last != CUDNN_STATUS_NOT_SUPPORTED,
               "convolution: out of GPU memory for the workspace of every algorithm cuDNN offered");

@@ -148,6 +148,9 @@ void CudaBackend::matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   check_operands("matmul", out.device(), {&a, &b, &out});
   RESIN_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 3, "matmul: expected [B, M, K] @ [B, K, N]");
   RESIN_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), "matmul: dtype mismatch");
+  // C is written as f32 or f64 below (half types are computed from f32 operands by autocast).
+  RESIN_CHECK(out.dtype() == DType::f32 || out.dtype() == DType::f64, "matmul: no CUDA kernel for ",
+              out.dtype());
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (out.numel() == 0) return;
   if (K == 0) {

@@ -165,7 +165,8 @@ template <class T>
 __global__ void var_from_inv_std_kernel(int64_t n, const T* inv_std, double eps, T* var) {
   RESIN_GRID_LOOP(i, n) {
     const double r = inv_std[i];
-    var[i] = static_cast<T>(1.0 / (r * r) - eps);
+    // Clamped: for a (nearly) constant channel 1/r² ≈ eps, and cuDNN's rounding could leave -1e-12.
+    var[i] = static_cast<T>(fmax(1.0 / (r * r) - eps, 0.0));
   }
 }
 
