@@ -1,5 +1,7 @@
 // CudaBackend vs RefBackend: unary (+ backward), binary with broadcasting, where, reductions, copy
 // between every pair of dtypes, fill, softmax, concat and the index kernels.
+#include <limits>
+
 #include "gpu_util.h"
 
 namespace resin::test {
@@ -154,6 +156,19 @@ TEST(CudaKernelParityElementwise, CopyConvertsEveryDtypePair) {
       Tensor got = on_gpu(zeros(s, {.dtype = to}), Layout::channels_last);
       gpu().copy(on_gpu(src, Layout::strided), got);
       EXPECT_EQ(got.to_vector(), want.to_vector()) << from << " -> " << to;
+    }
+  // Out of range and NaN to the integer types: saturated, NaN to 0, as on the host (a plain cast
+  // is undefined there, and the GPU's conversion instructions saturate where x86's wrap).
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const Tensor odd =
+      from_vector({-1.5, 300.7, nan, 1e10, -1e10, inf, -inf, 1e19, -1e19, -0.9}, {10}, {.dtype = DType::f64});
+  for (DType from : {DType::f32, DType::f64, DType::bf16, DType::f16})
+    for (DType to : {DType::i64, DType::i32, DType::u8}) {
+      const Tensor src = odd.to(from);
+      Tensor got = on_gpu(zeros({10}, {.dtype = to}));
+      gpu().copy(on_gpu(src), got);
+      EXPECT_EQ(got.to(Device::cpu()).values<int64_t>(), src.to(to).values<int64_t>())
+          << from << " -> " << to;
     }
 }
 

@@ -3,17 +3,21 @@
 # gpu_bench, runs the GPU tests (kernel parity against the reference backend, gradcheck on the
 # GPU, device plumbing, CPU-vs-GPU training parity) and the benchmark against the PyTorch there,
 # then `resin train`, `resin lab` and `resin bench` with --device cuda (cli.log), and writes
-# everything to $OUT (default out/gpu): run.log, nvidia-smi.txt, test_gpu.log, test_gpu.xml, cli.log,
-# bench.jsonl, bench.md (at most 8 files, as the device tool returns).
+# everything to $OUT (default out/gpu): run.log, nvidia-smi.txt, test_gpu.log, cli.log, bench.jsonl,
+# bench.md (at most 8 files, as the device tool returns).
 #
 #   tests/gpu/fetch-deps.sh            # first, on the build machine (packages + Fashion-MNIST)
 #   tests/gpu/run.sh [all|test|bench]  # then on the GPU machine, from the repository root
-#   tests/gpu/run.sh memcheck          # (debugging) kernel parity under compute-sanitizer
+#   tests/gpu/run.sh memcheck          # (debugging) kernels under compute-sanitizer memcheck, racecheck, synccheck
 #
-# Stages have time limits so that `all` ends within ~9 minutes on 16 cores and an H100 (build ~3,
-# tests ~3, benchmark ~3); `test` and `bench` split it in two calls (the build is reused).
-# Environment: JOBS (nproc), BUILD_DIR (build-gpu), FMNIST_DIR (.gpudeps/fashion-mnist, else
-# /usr/share/datasets/fashion-mnist), FMNIST_SECONDS (75 per framework), RESIN_GPU_PARITY_STEPS (300).
+# The whole script ends by DEADLINE seconds after it starts (default 570: the device tool stops a
+# command at 600 s; call it with timeout_s 590). Every stage has its own limit, clamped to leave the
+# later stages their minimum; a stage with no time left is reported SKIPPED, never silently dropped.
+# Order: build, GPU kernel tests, the other GPU tests, the benchmark, NCCL tests, the CLI.
+# The tests run in three processes (kernels; models and training; NCCL), so that a sticky CUDA
+# error in one group (an illegal address poisons the rest of its process) cannot hide the others.
+# Environment: JOBS (nproc), BUILD_DIR (build-gpu), DEADLINE (570), FMNIST_DIR (.gpudeps/fashion-mnist,
+# else /usr/share/datasets/fashion-mnist), FMNIST_SECONDS (60 per framework), RESIN_GPU_PARITY_STEPS (300).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-all}
@@ -21,8 +25,35 @@ OUT=${OUT:-$PWD/out/gpu}
 mkdir -p "$OUT"
 JOBS=${JOBS:-$(nproc)}
 BUILD=${BUILD_DIR:-build-gpu}
+DEADLINE=${DEADLINE:-570}
 exec > >(tee -a "$OUT/run.log") 2>&1
-step() { echo "== $(date -u +%FT%TZ) $*"; }
+tee_pid=$!
+# Flush tee before the tool collects $OUT (it is not waited for otherwise).
+trap 'exec >&- 2>&-; wait "$tee_pid" 2> /dev/null' EXIT
+step() { echo "== $(date -u +%FT%TZ) [$SECONDS s] $*"; }
+# limit CAP RESERVE: a stage's time limit, CAP seconds or less, so that RESERVE seconds stay for the
+# stages after it; 0 when under 15 s would be left (the stage is skipped).
+limit() {
+  local l=$((DEADLINE - SECONDS - $2))
+  ((l > $1)) && l=$1
+  ((l < 15)) && l=0
+  echo "$l"
+}
+# within CAP RESERVE WHAT COMMAND...: runs COMMAND under limit CAP RESERVE, or says it was skipped.
+within() {
+  local t
+  t=$(limit "$1" "$2")
+  local what=$3
+  shift 3
+  if ((t == 0)); then
+    echo "SKIPPED (no time left before the ${DEADLINE}s deadline): $what"
+    return 124
+  fi
+  timeout "$t" "$@"
+  local r=$?
+  ((r == 124)) && echo "TIMED OUT after ${t}s: $what"
+  return "$r"
+}
 step "resin GPU run ($mode) in $PWD, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git') "
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed"
 head -20 "$OUT/nvidia-smi.txt"
@@ -30,7 +61,7 @@ head -20 "$OUT/nvidia-smi.txt"
 # ---- build dependencies the GPU image lacks (see fetch-deps.sh)
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DRESIN_WITH_CUDA=ON -DRESIN_BUILD_BENCH=OFF)
 if ls .gpudeps/*.deb > /dev/null 2>&1; then
-  prefix=$PWD/.gpudeps/root
+  prefix=$PWD/$BUILD-deps  # not inside .gpudeps, which must stay small enough to carry
   mkdir -p "$prefix"
   for f in .gpudeps/*.deb; do
     if command -v dpkg-deb > /dev/null; then
@@ -52,23 +83,35 @@ if ls .gpudeps/*.deb > /dev/null 2>&1; then
   cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_INCLUDE_PATH="$prefix/usr/include")
   export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 fi
-# cuDNN and cuBLAS: the toolkit's when it has them, else PyTorch's wheels (nvidia-cudnn, nvidia-cublas).
-wheel_dir() { python3 -c "import nvidia.$1 as m; print(list(m.__path__)[0])" 2>/dev/null; }
-if [[ ! -e /usr/local/cuda/include/cudnn.h ]] && d=$(wheel_dir cudnn) && [[ -n "$d" ]]; then
+# cuDNN, cuBLAS and NCCL: the toolkit's when it has them, else PyTorch's wheels. wheel_root LIB prints
+# the folder holding lib/LIB.so* and include/ in an nvidia wheel: nvidia/cudnn, nvidia/nccl, or the
+# CUDA 13 wheels' shared nvidia/cu13 (cuBLAS).
+wheel_root() {
+  python3 - "$1" << 'PY' 2> /dev/null
+import glob, os, sys
+import nvidia
+for base in nvidia.__path__:
+    for lib in sorted(glob.glob(os.path.join(base, "*", "lib", sys.argv[1] + ".so*"))):
+        print(os.path.dirname(os.path.dirname(lib)))
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+if [[ ! -e /usr/local/cuda/include/cudnn.h ]] && d=$(wheel_root libcudnn); then
   cmake_args+=(-DCUDNN_INCLUDE_DIR="$d/include" -DCUDNN_LIBRARY="$(ls "$d"/lib/libcudnn.so* | head -1)")
   export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
 fi
-if ! ls /usr/local/cuda/lib64/libcublas.so* > /dev/null 2>&1 && d=$(wheel_dir cublas) && [[ -n "$d" ]]; then
+if ! ls /usr/local/cuda/lib64/libcublas.so* > /dev/null 2>&1 && d=$(wheel_root libcublas); then
   cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$d"/lib/libcublas.so* | head -1)"
                -DCUDA_cublasLt_LIBRARY="$(ls "$d"/lib/libcublasLt.so* | head -1)")
+  [[ -e /usr/local/cuda/include/cublas_v2.h ]] ||
+    cmake_args+=(-DCMAKE_CXX_FLAGS="-I$d/include" -DCMAKE_CUDA_FLAGS="-I$d/include")
   export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
 fi
-
-# NCCL (the GPU communicator; its one-GPU tests): the toolkit's, else PyTorch's wheel (nvidia-nccl).
 nccl_args=(-DRESIN_WITH_NCCL=OFF)
 if [[ -e /usr/local/cuda/include/nccl.h ]] && ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1; then
   nccl_args=(-DRESIN_WITH_NCCL=ON)
-elif d=$(wheel_dir nccl) && [[ -n "$d" && -e "$d/include/nccl.h" ]]; then
+elif d=$(wheel_root libnccl) && [[ -e "$d/include/nccl.h" ]]; then
   nccl_args=(-DRESIN_WITH_NCCL=ON -DNCCL_INCLUDE_DIR="$d/include" -DNCCL_LIBRARY="$(ls "$d"/lib/libnccl.so* | head -1)")
   export LD_LIBRARY_PATH=$d/lib:${LD_LIBRARY_PATH:-}
 fi
@@ -76,8 +119,11 @@ fi
 step "configure + build (test_gpu, gpu_bench, resin) with $JOBS jobs, ${nccl_args[*]}"
 t0=$SECONDS
 build() {
-  timeout 360 cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" "$@" > "$OUT/configure.log" 2>&1 &&
-    timeout 360 cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
+  local t
+  t=$(limit 360 120)
+  ((t == 0)) && return 124
+  timeout "$t" cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" "$@" > "$OUT/configure.log" 2>&1 &&
+    timeout "$(limit 420 120)" cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
   return "${PIPESTATUS[0]}"
 }
 build "${nccl_args[@]}"
@@ -96,37 +142,75 @@ if [[ ! -x "$BUILD/tests/gpu/test_gpu" || ! -x "$BUILD/tests/gpu/gpu_bench" ]]; 
 fi
 rm -f "$OUT/configure.log"
 
+fm=${FMNIST_DIR:-}
+[[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
+[[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
+
+# test_group NAME CAP RESERVE FILTER: one process of test_gpu, appended to test_gpu.log.
+kernels='CudaKernelParity*:Ops/GpuGradcheck.*:GradcheckPlacement.*:CudaDevice.*'
+test_group() {
+  step "GPU tests: $1"
+  local t0=$SECONDS
+  echo "==== $1: --gtest_filter=$4" >> "$OUT/test_gpu.log"
+  OMP_WAIT_POLICY=passive within "$2" "$3" "test_gpu ($1)" "$BUILD/tests/gpu/test_gpu" --gtest_filter="$4" \
+    >> "$OUT/test_gpu.log" 2>&1
+  local r=$?
+  # The summary of this group: the log from its header on.
+  sed -n "/^==== $1:/,\$p" "$OUT/test_gpu.log" |
+    grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ resnet20|tests? ran|FAILED TEST|^SKIPPED|^TIMED OUT" | head -40
+  echo "$1 took $((SECONDS - t0)) s, rc $r"
+  ((r != 0)) && rc=1
+  return 0
+}
+
 rc=0
 if [[ $mode == all || $mode == test ]]; then
-  step "GPU tests"
-  t0=$SECONDS
-  OMP_WAIT_POLICY=passive timeout 300 "$BUILD/tests/gpu/test_gpu" --gtest_brief=1 \
-    --gtest_output="xml:$OUT/test_gpu.xml" > "$OUT/test_gpu.log" 2>&1
-  rc=$?
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ resnet20|tests? ran|FAILED TEST" "$OUT/test_gpu.log" | head -60
-  echo "tests took $((SECONDS - t0)) s, rc $rc"
+  : > "$OUT/test_gpu.log"
+  test_group kernels 150 300 "$kernels"
+  test_group models 180 200 "-$kernels:CudaNccl.*:DistWorker.*"
+fi
+
+if [[ $mode == all || $mode == bench ]]; then
+  budget=$(limit 240 60)
+  secs=${FMNIST_SECONDS:-60}
+  ((secs > (budget - 90) / 2)) && secs=$(((budget - 90) / 2))
+  fmnist=()
+  if [[ -n "$fm" ]] && ((secs >= 20)); then fmnist=(--fmnist-dir "$fm" --max-seconds "$secs"); fi
+  step "benchmark (${budget}s): resnet50 b256 channels-last training; Fashion-MNIST ResNet-20 to 95% (${fmnist[*]:-not run})"
+  : > "$OUT/bench.jsonl"
+  within 300 60 "gpu_bench f32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 "${fmnist[@]}" \
+    >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
+  RESIN_CUDA_TF32=1 within 60 60 "gpu_bench tf32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 \
+    >> "$OUT/bench.jsonl" || echo "gpu_bench (TF32) failed or timed out"
+  within 60 60 "gpu_bench bf16" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 --dtype bf16 \
+    >> "$OUT/bench.jsonl" || echo "gpu_bench (bf16) failed or timed out"
+  PYTHONUNBUFFERED=1 within 300 45 "bench_torch.py" python3 tests/gpu/bench_torch.py --batch 256 --steps 10 \
+    "${fmnist[@]}" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
+  python3 tests/gpu/bench_table.py "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md"
+  cat "$OUT/bench.md"
+fi
+
+if [[ $mode == all || $mode == test ]]; then
+  test_group nccl 60 30 'CudaNccl.*'
 
   # The command-line tools, unchanged, with --device cuda (each must print its result line).
   step "resin train / lab / bench --device cuda"
-  fm=${FMNIST_DIR:-}
-  [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
-  [[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
   cli_tmp=$(mktemp -d)
   {
     if [[ -z "$fm" ]]; then
       echo "FAILED: no Fashion-MNIST (run tests/gpu/fetch-deps.sh first): resin train and resin lab not run"
     else
-      timeout 120 "$BUILD/resin" train --device cuda --data-dir "$fm" --epochs 1 --train-subset 4096 \
+      within 120 0 "resin train" "$BUILD/resin" train --device cuda --data-dir "$fm" --epochs 1 --train-subset 4096 \
         --test-subset 1000 --progress lines --out "$cli_tmp/train" || echo "FAILED: resin train --device cuda"
-      timeout 120 "$BUILD/resin" lab e3-ensemble --quick --device cuda --data-dir "$fm" --out "$cli_tmp/lab" ||
-        echo "FAILED: resin lab --device cuda"
+      within 120 0 "resin lab" "$BUILD/resin" lab e3-ensemble --quick --device cuda --data-dir "$fm" \
+        --out "$cli_tmp/lab" || echo "FAILED: resin lab --device cuda"
     fi
-    timeout 60 "$BUILD/resin" bench --device cuda --model resnet20 --batch-size 128 --reps 5 ||
+    within 60 0 "resin bench train" "$BUILD/resin" bench --device cuda --model resnet20 --batch-size 128 --reps 5 ||
       echo "FAILED: resin bench --device cuda"
-    timeout 60 "$BUILD/resin" bench --device cuda --model resnet50 --image-size 224 --batch-size 32 --mode infer \
-      --reps 5 || echo "FAILED: resin bench --device cuda --mode infer"
+    within 60 0 "resin bench infer" "$BUILD/resin" bench --device cuda --model resnet50 --image-size 224 \
+      --batch-size 32 --mode infer --reps 5 || echo "FAILED: resin bench --device cuda --mode infer"
   } > "$OUT/cli.log" 2>&1
-  grep -E "^result|^e3-ensemble|median|FAILED|error" "$OUT/cli.log" | head -20
+  grep -E "^result|^e3-ensemble|median|FAILED|SKIPPED|TIMED OUT|error" "$OUT/cli.log" | head -20
   for want in "^result: resnet20" "^e3-ensemble: P1" "resnet20 train f32 on cuda" "resnet50 infer f32 on cuda"; do
     grep -q "$want" "$OUT/cli.log" || { echo "FAILED: no line matching '$want' in cli.log"; rc=1; }
   done
@@ -134,31 +218,20 @@ if [[ $mode == all || $mode == test ]]; then
   rm -rf "$cli_tmp"
 fi
 
-if [[ $mode == memcheck ]]; then  # for debugging a failure: kernel parity under compute-sanitizer
+if [[ $mode == memcheck ]]; then  # for debugging a failure: the kernels under compute-sanitizer
+  : > "$OUT/test_gpu.log"
   step "kernel parity under compute-sanitizer memcheck"
-  timeout 480 compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/gpu/test_gpu" --gtest_brief=1 \
-    --gtest_filter='CudaKernelParity*' > "$OUT/test_gpu.log" 2>&1
+  within 300 120 "memcheck" compute-sanitizer --tool memcheck --error-exitcode 3 "$BUILD/tests/gpu/test_gpu" \
+    --gtest_brief=1 --gtest_filter='CudaKernelParity*' >> "$OUT/test_gpu.log" 2>&1
   rc=$?
-  tail -40 "$OUT/test_gpu.log"
-fi
-
-if [[ $mode == all || $mode == bench ]]; then
-  fm=${FMNIST_DIR:-}
-  [[ -z "$fm" && -d .gpudeps/fashion-mnist ]] && fm=.gpudeps/fashion-mnist
-  [[ -z "$fm" && -d /usr/share/datasets/fashion-mnist ]] && fm=/usr/share/datasets/fashion-mnist
-  secs=${FMNIST_SECONDS:-75}
-  step "benchmark: resnet50 b256 channels-last training; Fashion-MNIST ResNet-20 to 95% (${secs}s cap each; data: ${fm:-none})"
-  : > "$OUT/bench.jsonl"
-  timeout 300 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} --max-seconds "$secs" \
-    >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
-  RESIN_CUDA_TF32=1 timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 >> "$OUT/bench.jsonl" ||
-    echo "gpu_bench (TF32) failed or timed out"
-  timeout 120 "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 --dtype bf16 >> "$OUT/bench.jsonl" ||
-    echo "gpu_bench (bf16) failed or timed out"
-  PYTHONUNBUFFERED=1 timeout 300 python3 tests/gpu/bench_torch.py --batch 256 --steps 10 ${fm:+--fmnist-dir "$fm"} \
-    --max-seconds "$secs" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
-  python3 tests/gpu/bench_table.py "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md"
-  cat "$OUT/bench.md"
+  # The kernels with shared memory, barriers and warp shuffles (reductions, softmax, norms).
+  for tool in racecheck synccheck; do
+    step "reductions, softmax and norms under compute-sanitizer $tool"
+    within 120 0 "$tool" compute-sanitizer --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu/test_gpu" \
+      --gtest_brief=1 --gtest_filter='CudaKernelParityElementwise.*:CudaKernelParity.LayerNorm*' \
+      >> "$OUT/test_gpu.log" 2>&1 || rc=$?
+  done
+  tail -60 "$OUT/test_gpu.log"
 fi
 step "done (test rc $rc)"
 exit $rc

@@ -335,6 +335,37 @@ TEST(TensorDtype, Conversions) {
   EXPECT_THROW(x.to(DType::i64), Error);
 }
 
+// Out of an integer type's range a float saturates, and NaN becomes 0 (undefined in C++; x86 and
+// GPUs disagree), from every floating type and on every backend (the GPU's in kernel parity).
+TEST(TensorDtype, FloatToIntegerSaturatesAndNanIsZero) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> v = {-1.5, 300.7, nan, 1e10, -1e10, 2.9, inf, -inf, 1e19, -1e19, 255.0, -0.9};
+  for (DType from : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
+    // f16 and bf16 round the large values first (f16 overflows to inf), which saturate all the same.
+    const Tensor x = from_vector(v, {static_cast<int64_t>(v.size())}, {.dtype = DType::f64}).to(from);
+    const double r300 = x.to_vector()[1], r2 = x.to_vector()[5];  // 300.7 and 2.9 as `from` holds them
+    const int64_t t300 = static_cast<int64_t>(r300), t2 = static_cast<int64_t>(r2);
+    EXPECT_EQ(x.to(DType::u8).values<uint8_t>(),
+              (std::vector<uint8_t>{0, 255, 0, 255, 0, static_cast<uint8_t>(t2), 255, 0, 255, 0, 255, 0}))
+        << from;
+    constexpr int32_t i32max = std::numeric_limits<int32_t>::max(),
+                      i32min = std::numeric_limits<int32_t>::min();
+    EXPECT_EQ(x.to(DType::i32).values<int32_t>(),
+              (std::vector<int32_t>{-1, static_cast<int32_t>(t300), 0, i32max, i32min,
+                                    static_cast<int32_t>(t2), i32max, i32min, i32max, i32min, 255, 0}))
+        << from;
+    constexpr int64_t i64max = std::numeric_limits<int64_t>::max(),
+                      i64min = std::numeric_limits<int64_t>::min();
+    // 1e10 as `from` holds it (bf16 rounds it; f16 has no such value: inf, which saturates).
+    const bool holds_1e10 = from != DType::f16;
+    const int64_t big = holds_1e10 ? static_cast<int64_t>(x.to_vector()[3]) : i64max;
+    const int64_t small = holds_1e10 ? static_cast<int64_t>(x.to_vector()[4]) : i64min;
+    EXPECT_EQ(x.to(DType::i64).values<int64_t>(),
+              (std::vector<int64_t>{-1, t300, 0, big, small, t2, i64max, i64min, i64max, i64min, 255, 0}))
+        << from;
+  }
+}
+
 TEST(TensorDtype, Names) {
   for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i64, DType::i32, DType::u8})
     EXPECT_EQ(dtype_from_name(dtype_name(t)), t);

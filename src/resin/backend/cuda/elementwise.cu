@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "resin/backend/cuda/device_util.cuh"
+#include "resin/core/convert.h"
 
 namespace resin::backend::cuda {
 namespace {
@@ -128,8 +129,8 @@ __global__ void where_kernel(Indexer<4> ix, const T* cond, const T* a, const T* 
   }
 }
 
-// Conversions as the reference backend's convert<D>(S): through float for bf16 and f16, static_cast
-// otherwise.
+// Conversions as the reference backend's convert<D>(S): through float for bf16 and f16, saturating
+// truncation from floating point to integers (core/convert.h), static_cast otherwise.
 template <class D, class S>
 __device__ __forceinline__ D convert(S v) {
   if constexpr (std::is_same_v<S, Bf16>) {
@@ -140,6 +141,8 @@ __device__ __forceinline__ D convert(S v) {
     return float_to_bf16(static_cast<float>(v));
   } else if constexpr (std::is_same_v<D, F16>) {
     return float_to_f16(static_cast<float>(v));
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    return float_to_integer<D>(v);
   } else {
     return static_cast<D>(v);
   }

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "resin/backend/ref/ref_backend.h"
+#include "resin/core/convert.h"
 #include "resin/tensor/iter.h"
 
 namespace resin::backend {
@@ -91,6 +92,8 @@ inline D convert(S v) {
     return convert<D>(static_cast<float>(v));
   } else if constexpr (is_half_float_v<D>) {
     return D(static_cast<float>(v));
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    return float_to_integer<D>(v);
   } else {
     return static_cast<D>(v);
   }
