@@ -46,12 +46,12 @@ within() {
   local what=$3
   shift 3
   if ((t == 0)); then
-    echo "SKIPPED (no time left before the ${DEADLINE}s deadline): $what"
+    echo "SKIPPED (no time left before the ${DEADLINE}s deadline): $what" >&2
     return 124
   fi
   timeout "$t" "$@"
   local r=$?
-  ((r == 124)) && echo "TIMED OUT after ${t}s: $what"
+  ((r == 124)) && echo "TIMED OUT after ${t}s: $what" >&2
   return "$r"
 }
 step "resin GPU run ($mode) in $PWD, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git') "
@@ -163,28 +163,33 @@ test_group() {
   return 0
 }
 
+# What the later stages need at least (seconds): the benchmark; the NCCL tests and the CLI.
+bench_need=0 tail_need=0
+[[ $mode == all || $mode == bench ]] && bench_need=150
+[[ $mode == all || $mode == test ]] && tail_need=60
 rc=0
 if [[ $mode == all || $mode == test ]]; then
   : > "$OUT/test_gpu.log"
-  test_group kernels 150 300 "$kernels"
-  test_group models 180 200 "-$kernels:CudaNccl.*:DistWorker.*"
+  test_group kernels 150 $((60 + bench_need + tail_need)) "$kernels"
+  test_group models 180 $((bench_need + tail_need)) "-$kernels:CudaNccl.*:DistWorker.*"
 fi
 
 if [[ $mode == all || $mode == bench ]]; then
-  budget=$(limit 240 60)
+  budget=$(limit 240 "$tail_need")
   secs=${FMNIST_SECONDS:-60}
   ((secs > (budget - 90) / 2)) && secs=$(((budget - 90) / 2))
   fmnist=()
-  if [[ -n "$fm" ]] && ((secs >= 20)); then fmnist=(--fmnist-dir "$fm" --max-seconds "$secs"); fi
+  fm_secs=0
+  if [[ -n "$fm" ]] && ((secs >= 20)); then fmnist=(--fmnist-dir "$fm" --max-seconds "$secs") fm_secs=$secs; fi
   step "benchmark (${budget}s): resnet50 b256 channels-last training; Fashion-MNIST ResNet-20 to 95% (${fmnist[*]:-not run})"
   : > "$OUT/bench.jsonl"
-  within 300 60 "gpu_bench f32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 "${fmnist[@]}" \
+  within $((fm_secs + 90)) "$tail_need" "gpu_bench f32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 "${fmnist[@]}" \
     >> "$OUT/bench.jsonl" || echo "gpu_bench failed or timed out"
-  RESIN_CUDA_TF32=1 within 60 60 "gpu_bench tf32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 \
+  RESIN_CUDA_TF32=1 within 45 "$tail_need" "gpu_bench tf32" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 \
     >> "$OUT/bench.jsonl" || echo "gpu_bench (TF32) failed or timed out"
-  within 60 60 "gpu_bench bf16" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 --dtype bf16 \
+  within 45 "$tail_need" "gpu_bench bf16" "$BUILD/tests/gpu/gpu_bench" --batch 256 --steps 10 --dtype bf16 \
     >> "$OUT/bench.jsonl" || echo "gpu_bench (bf16) failed or timed out"
-  PYTHONUNBUFFERED=1 within 300 45 "bench_torch.py" python3 tests/gpu/bench_torch.py --batch 256 --steps 10 \
+  PYTHONUNBUFFERED=1 within $((fm_secs + 120)) "$tail_need" "bench_torch.py" python3 tests/gpu/bench_torch.py --batch 256 --steps 10 \
     "${fmnist[@]}" >> "$OUT/bench.jsonl" || echo "bench_torch.py failed or timed out"
   python3 tests/gpu/bench_table.py "$OUT/bench.jsonl" "$OUT/nvidia-smi.txt" > "$OUT/bench.md"
   cat "$OUT/bench.md"
