@@ -284,7 +284,10 @@ TEST(CudaTwoDevices, EachDeviceComputesOnItsOwnAndCopiesBetweenThem) {
   const auto p0 = m0->named_parameters(), p1 = m1->named_parameters();
   for (size_t i = 0; i < p0.size(); ++i) {
     EXPECT_EQ(p1[i].second.grad().device(), d1) << p1[i].first;
-    EXPECT_EQ(p1[i].second.grad().to_vector(), p0[i].second.grad().to_vector()) << p1[i].first;
+    // Within f32 tolerance, not bit for bit: cuDNN may pick atomics-based (non-deterministic)
+    // backward algorithms, which sum in a different order on every run.
+    expect_near_ref(p1[i].second.grad().to(Device::cpu()), p0[i].second.grad().to(Device::cpu()),
+                    p1[i].first);
   }
   EXPECT_GT(cuda::memory_stats(1).allocated_bytes, 0);
 }
