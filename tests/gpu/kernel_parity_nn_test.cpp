@@ -109,6 +109,33 @@ TEST(CudaKernelParity, ConvOnAMisalignedViewRunsAnotherAlgorithm) {
   }
 }
 
+// A cached choice whose workspace no longer fits is dropped and another algorithm found (the
+// emulated cuDNN's ALGO_1 of backward data needs a workspace, ALGO_0 none). Emulated GPU only: it
+// fills the device's memory, and a real cuDNN may have no algorithm without a workspace.
+TEST(CudaKernelParity, ConvWithoutMemoryForTheCachedWorkspaceFindsAnother) {
+  RESIN_REQUIRE_GPU();
+  if (!backend::cuda::emulated_gpu()) GTEST_SKIP() << "fills the GPU's memory";
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1};
+  const Shape xs{1, 256, 4, 4}, ws{512, 256, 3, 3}, ys{1, 512, 4, 4};  // ALGO_1's workspace: 4.5 MiB
+  const Tensor w0 = rnd(ws), gy0 = rnd(ys);
+  const Tensor w = on_gpu(w0), gy = on_gpu(gy0);
+  Tensor gx_ref = empty(xs);
+  ref().conv2d_backward_data(gy0, w0, gx_ref, p);
+  Tensor gx = gpu_out(xs, Layout::nchw);
+  gpu().conv2d_backward_data(gy, w, gx, p);  // caches the choice
+  expect_near_ref(gx, gx_ref, "with memory");
+  Tensor gx2 = gpu_out(xs, Layout::nchw);
+  cuda::empty_cache();
+  size_t free_bytes = 0, total_bytes = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  // Leaves 1 to 3 MiB (the allocator hands out multiples of 2 MiB at this size).
+  const int64_t mib2 = int64_t{2} << 20;
+  const Tensor filler = empty({(static_cast<int64_t>(free_bytes) - (int64_t{1} << 20)) / mib2 * mib2},
+                              {.dtype = DType::u8, .device = gpu_device()});
+  gpu().conv2d_backward_data(gy, w, gx2, p);
+  expect_near_ref(gx2, gx_ref, "without memory for the cached workspace");
+}
+
 TEST(CudaKernelParity, BatchNorm) {
   RESIN_REQUIRE_GPU();
   const Shape shapes[] = {{2, 5, 7, 3}, {4, 17, 1, 1}, {3, 32, 6, 5}, {8, 64, 14, 14}};

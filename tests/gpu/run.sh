@@ -32,9 +32,10 @@ tee_pid=$!
 trap 'exec >&- 2>&-; wait "$tee_pid" 2> /dev/null' EXIT
 step() { echo "== $(date -u +%FT%TZ) [$SECONDS s] $*"; }
 # limit CAP RESERVE: a stage's time limit, CAP seconds or less, so that RESERVE seconds stay for the
-# stages after it; 0 when under 15 s would be left (the stage is skipped).
+# stages after it (and 10 for `timeout -k 10` to kill what ignores SIGTERM); 0 when under 15 s would
+# be left (the stage is skipped: `timeout 0` would mean no limit at all).
 limit() {
-  local l=$((DEADLINE - SECONDS - $2))
+  local l=$((DEADLINE - SECONDS - $2 - 10))
   ((l > $1)) && l=$1
   ((l < 15)) && l=0
   echo "$l"
@@ -49,7 +50,7 @@ within() {
     echo "SKIPPED (no time left before the ${DEADLINE}s deadline): $what" >&2
     return 124
   fi
-  timeout "$t" "$@"
+  timeout -k 10 "$t" "$@"
   local r=$?
   ((r == 124)) && echo "TIMED OUT after ${t}s: $what" >&2
   return "$r"
@@ -119,11 +120,9 @@ fi
 step "configure + build (test_gpu, gpu_bench, resin) with $JOBS jobs, ${nccl_args[*]}"
 t0=$SECONDS
 build() {
-  local t
-  t=$(limit 360 120)
-  ((t == 0)) && return 124
-  timeout "$t" cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" "$@" > "$OUT/configure.log" 2>&1 &&
-    timeout "$(limit 420 120)" cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
+  within 360 120 "configure" cmake -S . -B "$BUILD" -G Ninja "${cmake_args[@]}" "$@" > "$OUT/configure.log" 2>&1 ||
+    return $?
+  within 420 120 "build" cmake --build "$BUILD" -j "$JOBS" --target test_gpu gpu_bench resin_cli 2>&1 | tail -30
   return "${PIPESTATUS[0]}"
 }
 build "${nccl_args[@]}"

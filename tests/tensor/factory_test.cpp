@@ -366,6 +366,32 @@ TEST(TensorDtype, FloatToIntegerSaturatesAndNanIsZero) {
   }
 }
 
+// At the edges of the ranges: 2^31 and 2^63 (what the types' maxima round to) saturate; the largest
+// floats below them convert exactly; u8 saturates from 255 on and truncates below.
+TEST(TensorDtype, FloatToIntegerAtTheRangeEdges) {
+  const float below31 = std::nextafter(2147483648.0f, 0.0f),
+              below63f = std::nextafter(9223372036854775808.0f, 0.0f);
+  const double below63 = std::nextafter(9223372036854775808.0, 0.0);
+  constexpr int32_t i32max = std::numeric_limits<int32_t>::max(),
+                    i32min = std::numeric_limits<int32_t>::min();
+  constexpr int64_t i64max = std::numeric_limits<int64_t>::max(),
+                    i64min = std::numeric_limits<int64_t>::min();
+  const Tensor f = from_vector({2147483648.0, below31, -2147483648.0, -2147483904.0}, {4});
+  EXPECT_EQ(f.to(DType::i32).values<int32_t>(),
+            (std::vector<int32_t>{i32max, static_cast<int32_t>(below31), i32min, i32min}));
+  const Tensor d = from_vector({2147483647.0, 2147483647.5, -2147483648.5}, {3}, {.dtype = DType::f64});
+  EXPECT_EQ(d.to(DType::i32).values<int32_t>(), (std::vector<int32_t>{i32max, i32max, i32min}));
+  const Tensor d63 =
+      from_vector({9223372036854775808.0, below63, -9223372036854775808.0}, {3}, {.dtype = DType::f64});
+  EXPECT_EQ(d63.to(DType::i64).values<int64_t>(),
+            (std::vector<int64_t>{i64max, static_cast<int64_t>(below63), i64min}));
+  const Tensor f63 = from_vector({9223372036854775808.0, static_cast<double>(below63f)}, {2});
+  EXPECT_EQ(f63.to(DType::i64).values<int64_t>(),
+            (std::vector<int64_t>{i64max, static_cast<int64_t>(below63f)}));
+  const Tensor u = from_vector({255.5, 255.0, 254.99, -0.0, -0.99, 256.0}, {6});
+  EXPECT_EQ(u.to(DType::u8).values<uint8_t>(), (std::vector<uint8_t>{255, 255, 254, 0, 0, 255}));
+}
+
 TEST(TensorDtype, Names) {
   for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i64, DType::i32, DType::u8})
     EXPECT_EQ(dtype_from_name(dtype_name(t)), t);

@@ -33,6 +33,9 @@ void synchronize(int device = -1);
 // Makes `stream` (a cudaStream_t of `device`) wait, on the GPU, for the work queued so far on resin's
 // stream of that device; the host does not wait. For libraries with streams of their own (NCCL).
 void order_after_device_work(void* stream, int device);
+// The other way: resin's stream of `device` waits, on the GPU, for `event` (a cudaEvent_t recorded
+// on another stream of that device).
+void order_device_work_after(void* event, int device);
 
 // The caching allocator's counters for one device (see backend/cuda/allocator.h).
 struct MemoryStats {

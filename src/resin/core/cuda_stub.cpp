@@ -22,6 +22,7 @@ void check_device(Device d) {
 int compute_capability(Device) { return 0; }
 void synchronize(int) {}
 void order_after_device_work(void*, int) { no_cuda(); }
+void order_device_work_after(void*, int) { no_cuda(); }
 MemoryStats memory_stats(int) { return {}; }
 void reset_peak_memory(int) {}
 void empty_cache() {}

@@ -12,6 +12,13 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A device allocation that failed for want of memory (callers may retry with less); any other
+// failure of the device is a plain Error.
+class OutOfMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Concatenates anything streamable. GCC 12 has no std::format.
 template <class... Args>
 std::string str_cat(const Args&... args) {

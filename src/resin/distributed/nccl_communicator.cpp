@@ -3,9 +3,11 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "resin/core/cuda.h"
 
@@ -28,6 +30,40 @@ ncclDataType_t nccl_type(DType t) {
   }
 }
 
+// A buffer that grows (to at least 1 MiB, then doubling). Outgrown blocks are kept until the
+// communicator is gone: freeing one waits for the whole GPU, which a stalled collective would turn
+// into a hang that no timeout ends.
+class StagingBuffer {
+ public:
+  using Alloc = cudaError_t (*)(void**, size_t);
+  using Release = cudaError_t (*)(void*);
+  StagingBuffer(Alloc alloc, Release release) : alloc_(alloc), release_(release) {}
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  ~StagingBuffer() {
+    if (p_) release_(p_);
+    for (void* q : retired_) release_(q);
+  }
+  void* at_least(size_t bytes) {
+    if (bytes > bytes_) {
+      const size_t grown = std::max({bytes, size_t{1} << 20, 2 * bytes_});
+      void* q = nullptr;
+      cuda_check(alloc_(&q, grown), "allocating a staging buffer");
+      if (p_) retired_.push_back(p_);
+      p_ = q;
+      bytes_ = grown;
+    }
+    return p_;
+  }
+
+ private:
+  Alloc alloc_;
+  Release release_;
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+  std::vector<void*> retired_;
+};
+
 // What the communicator and its pending operations share: the NCCL communicator, its stream, and
 // the first failure (after which the group is unusable).
 struct Shared {
@@ -42,10 +78,8 @@ struct Shared {
   // memory would block the host until the stream got there, possibly forever). One host
   // operation at a time (host_mu) owns both buffers.
   std::mutex host_mu;
-  void* staging = nullptr;  // device
-  void* pinned = nullptr;   // host
-  size_t pinned_bytes = 0;
-  size_t staging_bytes = 0;
+  StagingBuffer staging{cudaMalloc, cudaFree};         // device
+  StagingBuffer pinned{cudaMallocHost, cudaFreeHost};  // host
 
   // `peers`: the failure may be another rank's (a timeout, a remote or system error), not this one's.
   [[noreturn]] void fail(const char* op, const std::string& why, bool peers = true) {
@@ -119,20 +153,8 @@ struct Shared {
       return false;
     });
   }
-  void* staging_for(size_t bytes) { return grow(staging, staging_bytes, bytes, cudaMalloc, cudaFree); }
-  void* pinned_for(size_t bytes) { return grow(pinned, pinned_bytes, bytes, cudaMallocHost, cudaFreeHost); }
-  // Reallocates `buf` (holding `have` bytes) when it is smaller than `bytes`.
-  static void* grow(void*& buf, size_t& have, size_t bytes, cudaError_t (*alloc)(void**, size_t),
-                    cudaError_t (*release)(void*)) {
-    if (bytes > have) {
-      if (buf) cuda_check(release(buf), "freeing the staging buffer");
-      buf = nullptr;
-      have = 0;
-      cuda_check(alloc(&buf, bytes), "allocating the staging buffer");
-      have = bytes;
-    }
-    return buf;
-  }
+  void* staging_for(size_t bytes) { return staging.at_least(bytes); }
+  void* pinned_for(size_t bytes) { return pinned.at_least(bytes); }
 };
 
 class NcclWork final : public Work {
@@ -141,7 +163,17 @@ class NcclWork final : public Work {
     cuda_check(cudaEventCreate(&start_), "cudaEventCreate");
     cuda_check(cudaEventCreate(&end_), "cudaEventCreate");
   }
+  // Dropped without wait(): resin's stream of that GPU waits (on the GPU) for the operation before
+  // the tensor goes, so that the caching allocator cannot hand its block to new work NCCL still
+  // reads or writes.
   ~NcclWork() override {
+    if (!done_ && keep_.defined() && keep_.device().type == DeviceType::cuda) {
+      try {
+        resin::cuda::order_device_work_after(end_, s_->device);
+      } catch (...) {  // the device failed: nothing will run on it any more
+      }
+    }
+    keep_ = Tensor();
     cudaEventDestroy(start_);
     cudaEventDestroy(end_);
   }
@@ -199,14 +231,16 @@ class NcclCommunicator final : public Communicator {
     if (s_->comm && s_->broken.empty() && async == ncclSuccess) {
       try {
         s_->check(ncclCommFinalize(s_->comm), "ncclCommFinalize");  // aborts on an error or the timeout
-        if (s_->comm && ncclCommDestroy(s_->comm) == ncclSuccess) s_->comm = nullptr;
-      } catch (const Error&) {
+        if (s_->comm) ncclCommDestroy(s_->comm);
+        s_->comm = nullptr;  // destroyed, even if it said otherwise: never to be aborted after that
+      } catch (...) {        // a destructor throws nothing
       }
     }
     s_->abort();
-    if (s_->staging) cudaFree(s_->staging);
-    if (s_->pinned) cudaFreeHost(s_->pinned);
+    // The staging buffers go with Shared (after the last Work); the stream goes now: nothing of
+    // this communicator's runs on it any more.
     if (s_->stream) cudaStreamDestroy(s_->stream);
+    s_->stream = nullptr;
   }
 
   int rank() const override { return s_->rank; }
@@ -266,12 +300,20 @@ class NcclCommunicator final : public Communicator {
         std::memcpy(pinned, t.raw_data(), bytes);
       }
       cuda_check(cudaEventRecord(w->start(), s_->stream), "cudaEventRecord");
-      if (host)
-        cuda_check(cudaMemcpyAsync(buf, pinned, bytes, cudaMemcpyHostToDevice, s_->stream), "copy to GPU");
-      op(buf);
-      if (host)
-        cuda_check(cudaMemcpyAsync(pinned, buf, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
-      cuda_check(cudaEventRecord(w->end(), s_->stream), "cudaEventRecord");
+      // From here on the stream holds this operation's first steps: a failure leaves them queued
+      // (a copy may still write the buffers), so the group cannot be used again.
+      try {
+        if (host)
+          cuda_check(cudaMemcpyAsync(buf, pinned, bytes, cudaMemcpyHostToDevice, s_->stream), "copy to GPU");
+        op(buf);
+        if (host)
+          cuda_check(cudaMemcpyAsync(pinned, buf, bytes, cudaMemcpyDeviceToHost, s_->stream), "copy to host");
+        cuda_check(cudaEventRecord(w->end(), s_->stream), "cudaEventRecord");
+      } catch (const std::exception& e) {
+        if (s_->broken.empty()) s_->broken = e.what();
+        s_->abort();
+        throw;
+      }
     }
     if (host) {
       w->wait();  // with the timeout

@@ -42,9 +42,10 @@ void* CachingAllocator::allocate(size_t nbytes) {
     }
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
-      RESIN_CHECK(e != cudaErrorMemoryAllocation, "CUDA out of memory on cuda:", device_,
-                  ": tried to allocate ", size, " bytes with ", stats_.allocated_bytes,
-                  " bytes in use by tensors (", cudaGetErrorString(e), ")");
+      if (e == cudaErrorMemoryAllocation)
+        throw OutOfMemoryError(str_cat("CUDA out of memory on cuda:", device_, ": tried to allocate ", size,
+                                       " bytes with ", stats_.allocated_bytes, " bytes in use by tensors (",
+                                       cudaGetErrorString(e), ")"));
       // Any other error is the device's state (a kernel that failed earlier leaves it in every later call).
       RESIN_FAIL("CUDA error on cuda:", device_, " while allocating ", size,
                  " bytes: ", cudaGetErrorString(e));

@@ -140,6 +140,8 @@ void keep_ok(const Perf* perf, int n, const ConvCall& c, std::vector<Choice>& ou
 // Candidates, best first: cuDNN's heuristics, or timed runs when RESIN_CUDNN_BENCHMARK=1.
 std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
   static const bool benchmark = env_on("RESIN_CUDNN_BENCHMARK");
+  // The heuristics answer for the descriptor's math type, which a refused cached choice changed.
+  check_cudnn(cudnnSetConvolutionMathType(c.conv.get(), c.conv.asked_math()), "cudnnSetConvolutionMathType");
   std::vector<Choice> out;
   int n = 0;
   Tensor ws;
@@ -257,7 +259,7 @@ void run(ConvKind k, const ConvCall& c, const std::string& shape_key, Device dev
     cudnnStatus_t r = CUDNN_STATUS_NOT_SUPPORTED;
     try {
       r = with_workspace(*cached);
-    } catch (const Error&) {  // no memory for its workspace now: find one that fits
+    } catch (const OutOfMemoryError&) {  // no memory for its workspace now: find one that fits
     }
     if (r == CUDNN_STATUS_SUCCESS) return;
     if (!refused(r)) check_cudnn(r, "convolution");
@@ -270,7 +272,7 @@ void run(ConvKind k, const ConvCall& c, const std::string& shape_key, Device dev
     if (ch.workspace > kMaxWorkspace) continue;  // e.g. FFT algorithms asking for gigabytes
     try {
       last = with_workspace(ch);
-    } catch (const Error&) {  // no memory for this one's workspace: the next may need less
+    } catch (const OutOfMemoryError&) {  // no memory for this one's workspace: the next may need less
       no_memory = true;
       continue;
     }

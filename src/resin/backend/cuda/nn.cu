@@ -166,7 +166,8 @@ __global__ void var_from_inv_std_kernel(int64_t n, const T* inv_std, double eps,
   RESIN_GRID_LOOP(i, n) {
     const double r = inv_std[i];
     // Clamped: for a (nearly) constant channel 1/r² ≈ eps, and cuDNN's rounding could leave -1e-12.
-    var[i] = static_cast<T>(fmax(1.0 / (r * r) - eps, 0.0));
+    const double v = 1.0 / (r * r) - eps;
+    var[i] = static_cast<T>(v < 0.0 ? 0.0 : v);  // NaN stays NaN (fmax would hide a diverged batch)
   }
 }
 

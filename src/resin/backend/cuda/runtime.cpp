@@ -136,6 +136,11 @@ void order_after_device_work(void* stream, int device) {
   check_cuda(e, "cudaStreamWaitEvent");
 }
 
+void order_device_work_after(void* event, int device) {
+  check_cuda(cudaStreamWaitEvent(enter(device).stream, static_cast<cudaEvent_t>(event), 0),
+             "cudaStreamWaitEvent");
+}
+
 MemoryStats memory_stats(int device) { return backend::cuda::allocator(device).stats(); }
 void reset_peak_memory(int device) { backend::cuda::allocator(device).reset_peak(); }
 void empty_cache() {
