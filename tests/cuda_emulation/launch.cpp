@@ -252,6 +252,11 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, cudaStream_t stream,
       return;
     }
   }
+  if (const std::string race = order_access(stream, pointers); !race.empty()) {
+    std::fprintf(stderr, "emulated GPU: a kernel's argument: %s\n", race.c_str());
+    record_launch_error(cudaErrorLaunchFailure);
+    return;
+  }
   if (t_running || t_direct) throw std::logic_error("emulated GPU: a kernel launched another kernel");
   gridDim = grid;
   blockDim = block;

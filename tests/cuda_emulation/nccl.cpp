@@ -287,6 +287,9 @@ ncclResult_t collective(int kind, const void* send, void* recv, size_t count, nc
     return fail(c, ncclInvalidArgument,
                 "recvbuff is not device memory of CUDA device " + std::to_string(c->device));
 
+  if (const std::string race = order_access(stream, {sends ? send : nullptr, recv}); !race.empty())
+    return fail(c, ncclInvalidUsage, "a buffer of the collective: " + race);
+
   const std::string name = "c" + std::to_string(++c->collectives);
   const Header mine{kind, static_cast<int32_t>(type), count, kind == 1 ? root : 0, 0};
   std::string payload(reinterpret_cast<const char*>(&mine), sizeof mine);

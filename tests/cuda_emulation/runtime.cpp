@@ -19,6 +19,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -28,10 +29,14 @@
 
 struct CUstream_st {
   int device;
+  uint64_t last = 0;                              // the sequence number of its latest work
+  std::map<const CUstream_st*, uint64_t> waited;  // other streams' work it was made to wait for
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point when;
   bool recorded = false;
+  const CUstream_st* stream = nullptr;  // where it was recorded, and that stream's work up to then
+  uint64_t seq = 0;
   bool timing = true;  // not created with cudaEventDisableTiming
 };
 
@@ -41,10 +46,17 @@ namespace {
 struct Block {
   size_t bytes;
   int device;
+  const CUstream_st* toucher = nullptr;  // the stream whose work used the block last (null: none, or ordered)
+  uint64_t touched = 0;                  // that work's sequence number
 };
 
 std::mutex g_mu;
 std::map<uintptr_t, Block> g_blocks;  // by start address
+// Stream order (order_access): a global sequence of work, and how far the host has waited for each
+// stream. Destroyed streams are kept (their addresses must not come back as another stream's).
+uint64_t g_seq = 0;
+std::map<const CUstream_st*, uint64_t> g_host_waited;
+std::vector<std::unique_ptr<CUstream_st>> g_streams;
 std::map<void*, size_t> g_pinned;     // cudaMallocHost's blocks (host memory)
 
 // Guard zones around every block (256 bytes keep cudaMalloc's 256-byte alignment): a kernel that
@@ -186,6 +198,11 @@ cudaError_t fail(cudaError_t e) {
   return e;
 }
 
+cudaError_t unordered(const std::string& race) {
+  std::fprintf(stderr, "emulated GPU: %s\n", race.c_str());
+  return fail(cudaErrorLaunchFailure);
+}
+
 // The stream's device; the legacy default stream (null) is the current device's.
 bool stream_device(cudaStream_t s, int& device) {
   device = s ? s->device : t_device;
@@ -255,6 +272,41 @@ bool guards_intact(const void* p, std::string* where) {
   return false;
 }
 
+std::string order_access(cudaStream_t s, const std::vector<const void*>& pointers) {
+  if (!s) return {};  // the legacy default stream waits for every stream
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto waited_for = [&](const CUstream_st* other) {
+    uint64_t w = 0;
+    if (auto it = s->waited.find(other); it != s->waited.end()) w = it->second;
+    if (auto it = g_host_waited.find(other); it != g_host_waited.end()) w = std::max(w, it->second);
+    return w;
+  };
+  std::vector<Block*> blocks;
+  for (const void* p : pointers) {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    auto it = g_blocks.upper_bound(a);
+    if (!p || it == g_blocks.begin()) continue;
+    --it;
+    if (a > it->first + it->second.bytes) continue;  // not device memory: checked elsewhere
+    Block& b = it->second;
+    if (b.toucher && b.toucher != s && b.touched > waited_for(b.toucher)) {
+      char text[160];
+      std::snprintf(text, sizeof text,
+                    "the block of %zu bytes at %p was last used by work on another stream that this stream "
+                    "does not wait for (a race on a GPU)",
+                    b.bytes, reinterpret_cast<void*>(it->first));
+      return text;
+    }
+    blocks.push_back(&b);
+  }
+  s->last = ++g_seq;
+  for (Block* b : blocks) {
+    b->toucher = s;
+    b->touched = s->last;
+  }
+  return {};
+}
+
 int current_device() { return t_device; }
 
 void record_launch_error(cudaError_t e) { t_last = e; }
@@ -317,7 +369,12 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   }
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (const auto& st : g_streams)
+    if (st->device == t_device) g_host_waited[st.get()] = st->last;
+  return cudaSuccess;
+}
 
 cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (!ptr) return fail(cudaErrorInvalidValue);
@@ -403,6 +460,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpy
       break;
   }
   if (!ok) return fail(cudaErrorInvalidValue);
+  if (const std::string race = order_access(stream, {dst, src}); !race.empty()) return unordered(race);
   std::memmove(host_view(dst), host_view(src), count);
   return cudaSuccess;
 }
@@ -419,6 +477,7 @@ cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int 
   if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
   if (device_of(dst, count) != dst_device || device_of(src, count) != src_device)
     return fail(cudaErrorInvalidValue);
+  if (const std::string race = order_access(stream, {dst, src}); !race.empty()) return unordered(race);
   std::memmove(host_view(dst), host_view(src), count);
   return cudaSuccess;
 }
@@ -428,13 +487,17 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t str
   int sd = 0;
   if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
   if (device_of(ptr, count) < 0) return fail(cudaErrorInvalidValue);
+  if (const std::string race = order_access(stream, {ptr}); !race.empty()) return unordered(race);
   std::memset(host_view(ptr), value, count);
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
   if (!stream) return fail(cudaErrorInvalidValue);
-  *stream = new CUstream_st{t_device};
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_streams.push_back(std::make_unique<CUstream_st>());
+  g_streams.back()->device = t_device;
+  *stream = g_streams.back().get();
   return cudaSuccess;
 }
 
@@ -442,13 +505,19 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWith
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   if (!stream) return fail(cudaErrorInvalidResourceHandle);
-  delete stream;
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_host_waited[stream] = stream->last;  // its work is over, as far as the emulation is concerned
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   int sd = 0;
-  return stream_device(stream, sd) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+  if (!stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
+  if (stream) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_host_waited[stream] = stream->last;
+  }
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -475,6 +544,9 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!event || !stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
   event->when = std::chrono::steady_clock::now();
   event->recorded = true;
+  std::lock_guard<std::mutex> lock(g_mu);
+  event->stream = stream;
+  event->seq = stream ? stream->last : 0;
   return cudaSuccess;
 }
 
@@ -482,16 +554,28 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
   int sd = 0;
   if (!event || !stream_device(stream, sd)) return fail(cudaErrorInvalidResourceHandle);
-  return flags == 0 ? cudaSuccess : fail(cudaErrorInvalidValue);
+  if (flags != 0) return fail(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (stream && event->stream && event->stream != stream) {
+    uint64_t& w = stream->waited[event->stream];
+    w = std::max(w, event->seq);
+  }
+  return cudaSuccess;
 }
 
-cudaError_t cudaEventQuery(cudaEvent_t event) {
-  return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
-}
-
+// Work on an emulated stream is done when it is called: an event has always completed, and the host
+// that learns so has waited for its stream up to it.
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+  if (!event) return fail(cudaErrorInvalidResourceHandle);
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (event->stream) {
+    uint64_t& w = g_host_waited[event->stream];
+    w = std::max(w, event->seq);
+  }
+  return cudaSuccess;
 }
+
+cudaError_t cudaEventQuery(cudaEvent_t event) { return cudaEventSynchronize(event); }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!ms) return fail(cudaErrorInvalidValue);

@@ -127,6 +127,7 @@ TEST(CudaKernelParity, ConvWithoutMemoryForTheCachedWorkspaceFindsAnother) {
   Tensor gx2 = gpu_out(xs, Layout::nchw);
   cuda::empty_cache();
   size_t free_bytes = 0, total_bytes = 0;
+  ASSERT_EQ(cudaSetDevice(gpu_device().index), cudaSuccess);  // cudaMemGetInfo reports the current one
   ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
   // Leaves 1 to 3 MiB (the allocator hands out multiples of 2 MiB at this size).
   const int64_t mib2 = int64_t{2} << 20;

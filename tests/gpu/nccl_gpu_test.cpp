@@ -107,6 +107,15 @@ TEST(DistWorker, DISABLED_NcclCollectives) {
   Tensor after = ones({4}, {.device = gpu});
   comm->all_reduce(after);
   EXPECT_EQ(after.to(Device::cpu()).to_vector(), std::vector<double>(4, w));
+  // A Work dropped without wait(): its tensor's block goes back to the allocator's cache at once, and
+  // the next tensor's work on it must wait for the collective (the emulated GPU checks that order).
+  {
+    Tensor dropped = ones({64}, {.device = gpu});
+    (void)comm->all_reduce_async(dropped);
+  }
+  Tensor reused = full({64}, 2.0, {.device = gpu});
+  comm->all_reduce(reused);
+  EXPECT_EQ(reused.to(Device::cpu()).to_vector(), std::vector<double>(64, 2.0 * w));
 }
 
 TEST(CudaNccl, CollectivesOnTwoGpus) {

@@ -137,7 +137,8 @@ void keep_ok(const Perf* perf, int n, const ConvCall& c, std::vector<Choice>& ou
   }
 }
 
-// Candidates, best first: cuDNN's heuristics, or timed runs when RESIN_CUDNN_BENCHMARK=1.
+// Candidates, best first: cuDNN's heuristics, or timed runs when RESIN_CUDNN_BENCHMARK=1 (and there
+// is memory for their workspace).
 std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
   static const bool benchmark = env_on("RESIN_CUDNN_BENCHMARK");
   // The heuristics answer for the descriptor's math type, which a refused cached choice changed.
@@ -146,44 +147,49 @@ std::vector<Choice> candidates(ConvKind k, const ConvCall& c, Device dev) {
   int n = 0;
   Tensor ws;
   void* wsp = nullptr;
-  if (benchmark) {
-    ws = empty(Shape{static_cast<int64_t>(kFindWorkspace)}, {.dtype = DType::u8, .device = dev});
-    wsp = ws.raw_data();
+  // Timed runs need a large workspace; without memory for it, the heuristics choose this time.
+  bool timed = benchmark;
+  if (timed) {
+    try {
+      ws = empty(Shape{static_cast<int64_t>(kFindWorkspace)}, {.dtype = DType::u8, .device = dev});
+      wsp = ws.raw_data();
+    } catch (const OutOfMemoryError&) {
+      timed = false;
+    }
   }
   switch (k) {
     case ConvKind::fwd: {
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-      check_cudnn(benchmark ? cudnnFindConvolutionForwardAlgorithmEx(c.handle, c.x.get(), c.xp, c.w.get(), c.wp,
-                                                                     c.conv.get(), c.y.get(), c.yp,
-                                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, wsp,
-                                                                     kFindWorkspace)
-                            : cudnnGetConvolutionForwardAlgorithm_v7(c.handle, c.x.get(), c.w.get(), c.conv.get(),
-                                                                     c.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n,
-                                                                     perf),
+      check_cudnn(timed ? cudnnFindConvolutionForwardAlgorithmEx(
+                              c.handle, c.x.get(), c.xp, c.w.get(), c.wp, c.conv.get(), c.y.get(), c.yp,
+                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
+                        : cudnnGetConvolutionForwardAlgorithm_v7(c.handle, c.x.get(), c.w.get(), c.conv.get(),
+                                                                 c.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                                 &n, perf),
                   "choosing a convolution forward algorithm");
       keep_ok(perf, n, c, out);
       break;
     }
     case ConvKind::bwd_data: {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-      check_cudnn(benchmark ? cudnnFindConvolutionBackwardDataAlgorithmEx(
-                                  c.handle, c.w.get(), c.wp, c.y.get(), c.yp, c.conv.get(), c.x.get(), c.xp,
-                                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
-                            : cudnnGetConvolutionBackwardDataAlgorithm_v7(c.handle, c.w.get(), c.y.get(), c.conv.get(),
-                                                                          c.x.get(),
-                                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf),
+      check_cudnn(timed ? cudnnFindConvolutionBackwardDataAlgorithmEx(
+                              c.handle, c.w.get(), c.wp, c.y.get(), c.yp, c.conv.get(), c.x.get(), c.xp,
+                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
+                        : cudnnGetConvolutionBackwardDataAlgorithm_v7(
+                              c.handle, c.w.get(), c.y.get(), c.conv.get(), c.x.get(),
+                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf),
                   "choosing a convolution backward-data algorithm");
       keep_ok(perf, n, c, out);
       break;
     }
     case ConvKind::bwd_filter: {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-      check_cudnn(benchmark ? cudnnFindConvolutionBackwardFilterAlgorithmEx(
-                                  c.handle, c.x.get(), c.xp, c.y.get(), c.yp, c.conv.get(), c.w.get(), c.wp,
-                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
-                            : cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                                  c.handle, c.x.get(), c.y.get(), c.conv.get(), c.w.get(),
-                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf),
+      check_cudnn(timed ? cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                              c.handle, c.x.get(), c.xp, c.y.get(), c.yp, c.conv.get(), c.w.get(), c.wp,
+                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, wsp, kFindWorkspace)
+                        : cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+                              c.handle, c.x.get(), c.y.get(), c.conv.get(), c.w.get(),
+                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf),
                   "choosing a convolution backward-filter algorithm");
       keep_ok(perf, n, c, out);
       break;
