@@ -282,16 +282,16 @@ class NcclCommunicator final : public Communicator {
     const bool host = t.device().type == DeviceType::cpu;
     RESIN_CHECK(host || t.device() == device(), "nccl ", name, ": the tensor is on ", t.device(),
                 " but this rank's GPU is ", device());
-    // A device tensor was written by work queued on resin's stream of that GPU; NCCL runs on its own
-    // stream, which waits for that work on the GPU (the host goes on: DDP's next bucket overlaps).
     std::unique_lock<std::mutex> host_lk(s_->host_mu, std::defer_lock);
-    if (host) host_lk.lock();
+    if (host) host_lk.lock();  // the staging buffers are this operation's until it has completed
     std::shared_ptr<NcclWork> w;
     void* pinned = nullptr;
     {
       std::lock_guard<std::mutex> lk(s_->mu);
       s_->check_usable(name);
       cuda_check(cudaSetDevice(s_->device), "cudaSetDevice");
+      // A device tensor was written by work queued on resin's stream of that GPU; NCCL's stream waits
+      // for that work on the GPU (the host goes on: DDP's next bucket overlaps backward).
       if (!host) resin::cuda::order_after_device_work(s_->stream, s_->device);
       w = std::make_shared<NcclWork>(s_, name, t);
       void* buf = host ? s_->staging_for(bytes) : t.raw_data();
