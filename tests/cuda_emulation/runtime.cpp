@@ -57,7 +57,16 @@ std::map<uintptr_t, Block> g_blocks;  // by start address
 uint64_t g_seq = 0;
 std::map<const CUstream_st*, uint64_t> g_host_waited;
 std::vector<std::unique_ptr<CUstream_st>> g_streams;
-std::map<void*, size_t> g_pinned;     // cudaMallocHost's blocks (host memory)
+std::map<void*, size_t> g_pinned;  // cudaMallocHost's blocks (host memory)
+
+// The block holding address a (its end included: a zero-length range may start there), or
+// g_blocks.end(); callers hold g_mu.
+std::map<uintptr_t, Block>::iterator block_at(uintptr_t a) {
+  auto it = g_blocks.upper_bound(a);
+  if (it == g_blocks.begin()) return g_blocks.end();
+  --it;
+  return a <= it->first + it->second.bytes ? it : g_blocks.end();
+}
 
 // Guard zones around every block (256 bytes keep cudaMalloc's 256-byte alignment): a kernel that
 // writes past its tensor's block leaves a mark that the launcher and cudaFree look for.
@@ -248,21 +257,16 @@ void* host_view(const void* p) {
 int device_of(const void* p, size_t bytes) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   std::lock_guard<std::mutex> lock(g_mu);
-  auto it = g_blocks.upper_bound(a);
-  if (it == g_blocks.begin()) return -1;
-  --it;
-  const uintptr_t begin = it->first, end = begin + it->second.bytes;
-  return a >= begin && a <= end && bytes <= end - a ? it->second.device : -1;
+  const auto it = block_at(a);
+  if (it == g_blocks.end()) return -1;
+  return bytes <= it->first + it->second.bytes - a ? it->second.device : -1;
 }
 
 bool guards_intact(const void* p, std::string* where) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   std::lock_guard<std::mutex> lock(g_mu);
-  auto it = g_blocks.upper_bound(a);
-  if (it == g_blocks.begin()) return true;
-  --it;
-  if (a > it->first + it->second.bytes) return true;
-  if (block_guards_intact(it->first, it->second)) return true;
+  const auto it = block_at(a);
+  if (it == g_blocks.end() || block_guards_intact(it->first, it->second)) return true;
   if (where) {
     char text[96];
     std::snprintf(text, sizeof text, "the block of %zu bytes at %p", it->second.bytes,
@@ -283,11 +287,8 @@ std::string order_access(cudaStream_t s, const std::vector<const void*>& pointer
   };
   std::vector<Block*> blocks;
   for (const void* p : pointers) {
-    const auto a = reinterpret_cast<uintptr_t>(p);
-    auto it = g_blocks.upper_bound(a);
-    if (!p || it == g_blocks.begin()) continue;
-    --it;
-    if (a > it->first + it->second.bytes) continue;  // not device memory: checked elsewhere
+    const auto it = p ? block_at(reinterpret_cast<uintptr_t>(p)) : g_blocks.end();
+    if (it == g_blocks.end()) continue;  // not device memory: checked elsewhere
     Block& b = it->second;
     if (b.toucher && b.toucher != s && b.touched > waited_for(b.toucher)) {
       char text[160];

@@ -5,7 +5,8 @@
 # the Debian packages resin needs (oneDNN 2.6, GoogleTest, zlib headers) and a copy of
 # Fashion-MNIST into .gpudeps/ (ignored by git, about 40 MB); carry that folder with the run:
 #   device run:  carry [".gpudeps"], command "tests/gpu/run.sh"
-# run.sh unpacks the packages into .gpudeps/root and builds against them.
+# run.sh unpacks the packages into $BUILD_DIR-deps (build-gpu-deps, outside .gpudeps) and builds
+# against them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpudeps

@@ -114,8 +114,8 @@ struct ConvCall {
 struct Choice {
   int algo = 0;
   size_t workspace = 0;
-  cudnnMathType_t math =
-      CUDNN_DEFAULT_MATH;  // cuDNN runs an algorithm as fast as listed only with its math type
+  // cuDNN runs an algorithm as fast as it listed it only with the math type it listed it with.
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
 };
 
 std::mutex g_mu;

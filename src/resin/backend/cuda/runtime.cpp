@@ -26,9 +26,6 @@ void check_cudnn(cudnnStatus_t s, const char* what) {
 
 namespace {
 constexpr int kMaxDevices = 64;
-}  // namespace
-
-namespace {
 std::array<Context*, kMaxDevices> g_contexts{};  // created on first use, never destroyed
 std::mutex g_contexts_mu;
 
